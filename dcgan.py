@@ -1,0 +1,231 @@
+"""The 64×64 face DCGAN: its settings, the two networks and one training step.
+
+After Radford, Metz and Chintala (2016), "Unsupervised Representation Learning with Deep Convolutional
+Generative Adversarial Networks", with the CelebA settings of carpedm20/DCGAN-tensorflow:
+
+    generator      z(100) → 4×4×512 → 8×8×256 → 16×16×128 → 32×32×64 → 64×64×3 (tanh)
+    discriminator  64×64×3 → 32×32×64 → 16×16×128 → 8×8×256 → 4×4×512 → 1 logit
+
+Transposed convolutions with batch norm and ReLU in the generator; strided convolutions with LeakyReLU 0.2 in
+the discriminator, batch norm on every layer but the first; weights from N(0, 0.02); the non-saturating loss;
+Adam with learning rate 2e-4 and beta_1 0.5.
+"""
+
+import dataclasses
+import json
+import math
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass
+class Config:
+    """Every setting of a training run, with its default. `gan_new.ipynb`'s parameters cell mirrors these."""
+
+    # data
+    image_path: str = "img_align_celeba"  # a folder of images or img_align_celeba.zip
+    crop_size: int = 108  # centre crop of the aligned 178×218 CelebA image, scaled for other sizes
+    partition: Optional[str] = None  # "train", "validation", "test" or None for every image
+    attributes: Sequence[str] = ()  # e.g. ["Smiling", "-Eyeglasses"]: keep faces with / without these
+    cache_dir: Optional[str] = None  # where the decoded 64×64 images are cached; None: ~/.cache/dcgan-faces
+    # networks (the fields in NETWORK_FIELDS shape the checkpoint)
+    image_size: int = 64
+    z_dim: int = 100
+    generator_width: int = 64  # channels of the generator's last hidden layer (×8, ×4, ×2, ×1)
+    discriminator_width: int = 64  # channels of the discriminator's first layer (×1, ×2, ×4, ×8)
+    kernel_size: int = 5
+    batchnorm_momentum: float = 0.9  # moving statistics used at inference; 0.9 makes them accurate early
+    precision: str = "float32"  # or "mixed_bfloat16" (CPUs with AVX-512 BF16, TPUs, Ampere GPUs), "mixed_float16"
+    # optimisation
+    steps: int = 20000  # train until this many steps in all (a resumed run continues toward it)
+    batch_size: int = 100
+    generator_learning_rate: float = 2e-4
+    discriminator_learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    seed: int = 0
+    # outputs
+    checkpoint_dir: str = "my_net"
+    sample_dir: str = "imgs"
+    sample_every: int = 100  # grids at step 1, 1 + sample_every, 1 + 2 × sample_every, ... (the seed's 1, 101, 1001)
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    fresh: bool = False  # True: archive what checkpoint_dir and sample_dir hold and start from step 0
+
+    def __post_init__(self):
+        self.attributes = list(self.attributes or [])
+        positive = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size", "steps",
+                    "batch_size", "sample_every", "checkpoint_every", "keep_checkpoints", "crop_size")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.image_size < 8 or self.image_size & (self.image_size - 1):
+            raise ValueError(f"image_size must be a power of two of at least 8 (64 for faces), got {self.image_size}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in ("generator_learning_rate", "discriminator_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be above 0, got {getattr(self, name)!r}")
+        if not 0 <= self.beta_1 < 1:
+            raise ValueError(f"beta_1 must be in [0, 1), got {self.beta_1!r}")
+        if not 0 <= self.batchnorm_momentum < 1:
+            raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+# The settings that decide the networks' variables: a checkpoint only restores into networks with the same ones.
+NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size")
+
+
+def _initializer():
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def _batch_norm(config: Config, policy, name: str):
+    return keras.layers.BatchNormalization(momentum=config.batchnorm_momentum, epsilon=1e-5, dtype=policy,
+                                           gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name)
+
+
+def number_of_upsamplings(image_size: int) -> int:
+    return int(math.log2(image_size // 4))
+
+
+def build_generator(config: Config) -> keras.Model:
+    """z → image in [-1, 1]; the output is float32 whatever the precision."""
+    policy = keras.mixed_precision.DTypePolicy(config.precision)
+    layers = number_of_upsamplings(config.image_size)
+    width = config.generator_width * 2 ** (layers - 1)
+    z = keras.Input((config.z_dim,), name="z")
+    x = keras.layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=_initializer(), dtype=policy,
+                           name="project")(z)
+    x = keras.layers.Reshape((4, 4, width), dtype=policy)(x)
+    x = _batch_norm(config, policy, "project_bn")(x)
+    x = keras.layers.ReLU(dtype=policy)(x)
+    for index in range(1, layers):
+        width //= 2
+        x = keras.layers.Conv2DTranspose(width, config.kernel_size, strides=2, padding="same", use_bias=False,
+                                         kernel_initializer=_initializer(), dtype=policy, name=f"up{index}")(x)
+        x = _batch_norm(config, policy, f"up{index}_bn")(x)
+        x = keras.layers.ReLU(dtype=policy)(x)
+    x = keras.layers.Conv2DTranspose(3, config.kernel_size, strides=2, padding="same", kernel_initializer=_initializer(),
+                                     dtype=policy, name=f"up{layers}")(x)
+    image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)
+    return keras.Model(z, image, name="generator")
+
+
+def build_discriminator(config: Config) -> keras.Model:
+    """image in [-1, 1] → one real/fake logit (float32)."""
+    policy = keras.mixed_precision.DTypePolicy(config.precision)
+    layers = number_of_upsamplings(config.image_size)
+    image = keras.Input((config.image_size, config.image_size, 3), name="image")
+    x = image
+    for index in range(layers):
+        x = keras.layers.Conv2D(config.discriminator_width * 2 ** index, config.kernel_size, strides=2, padding="same",
+                                use_bias=index == 0, kernel_initializer=_initializer(), dtype=policy,
+                                name=f"down{index + 1}")(x)
+        if index > 0:
+            x = _batch_norm(config, policy, f"down{index + 1}_bn")(x)
+        x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
+    x = keras.layers.Flatten(dtype=policy)(x)
+    logit = keras.layers.Dense(1, kernel_initializer=_initializer(), dtype="float32", name="logit")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+def discriminator_loss(real_logits, fake_logits):
+    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
+    fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
+    return tf.reduce_mean(real) + tf.reduce_mean(fake)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating loss: -log D(G(z))."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits))
+
+
+def _adam(config: Config, learning_rate: float):
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta_1)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class DCGAN(keras.Model):
+    """Both networks, their optimizers and the training step, driven by `fit()`.
+
+    `step` counts finished training steps; `grid_latents` are the 100 fixed vectors of the sample grids;
+    `noise` draws the z of each step. All three are saved in checkpoints, so a resumed run continues exactly.
+    """
+
+    def __init__(self, config: Config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.generator = build_generator(config)
+        self.discriminator = build_discriminator(config)
+        self.generator_optimizer = _adam(config, config.generator_learning_rate)
+        self.discriminator_optimizer = _adam(config, config.discriminator_learning_rate)
+        self.generator_optimizer.build(self.generator.trainable_variables)
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        grid_noise = tf.random.Generator.from_seed(config.seed + 1)
+        self.grid_latents = tf.Variable(grid_noise.normal((100, config.z_dim)), trainable=False, name="grid_latents")
+        self.noise = tf.random.Generator.from_seed(config.seed)
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
+                                   generator_optimizer=self.generator_optimizer,
+                                   discriminator_optimizer=self.discriminator_optimizer,
+                                   step=self.step, grid_latents=self.grid_latents, noise=self.noise)
+
+    def train_step(self, real_images):
+        batch_size = tf.shape(real_images)[0]
+        z = self.noise.normal((batch_size, self.config.z_dim))
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(z, training=True)
+            real_logits = self.discriminator(real_images, training=True)
+            fake_logits = self.discriminator(fake_images, training=True)
+            d_loss = discriminator_loss(real_logits, fake_logits)
+            scaled = self.discriminator_optimizer.scale_loss(d_loss)
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
+        self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
+
+        z = self.noise.normal((batch_size, self.config.z_dim))
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            g_loss = generator_loss(fake_logits)
+            scaled = self.generator_optimizer.scale_loss(g_loss)
+        gradients = tape.gradient(scaled, self.generator.trainable_variables)
+        self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
+
+        self.step.assign_add(1)
+        return {"discriminator_loss": d_loss, "generator_loss": g_loss, "step": self.step}
+
+
+@tf.function(reduce_retracing=True)
+def _generate_batch(generator, z):
+    return generator(z, training=False)
+
+
+def generate(generator: keras.Model, z, batch_size: int = 100):
+    """Images in [-1, 1] for latent vectors z, in inference mode (batch norm uses its moving statistics),
+    so each image depends on its own z only, never on what else is in the batch."""
+    z = tf.convert_to_tensor(z, tf.float32)
+    if z.shape.rank != 2 or z.shape[1] != generator.input_shape[-1]:
+        raise ValueError(f"z must have shape (n, {generator.input_shape[-1]}), got {tuple(z.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    parts = [_generate_batch(generator, z[start:start + batch_size]) for start in range(0, z.shape[0], batch_size)]
+    return tf.concat(parts, axis=0) if parts else tf.zeros((0,) + tuple(generator.output_shape[1:]))

@@ -1,0 +1,102 @@
+"""dcgan: the networks' shapes, the losses, one real training step, batch independence, settings."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import dcgan
+from conftest import TINY
+
+
+def test_default_networks_have_the_dcgan_shapes():
+    config = dcgan.Config()
+    generator = dcgan.build_generator(config)
+    shapes = [tuple(layer.output.shape[1:]) for layer in generator.layers
+              if layer.name in ("project_bn", "up1_bn", "up2_bn", "up3_bn", "image")]
+    assert shapes == [(4, 4, 512), (8, 8, 256), (16, 16, 128), (32, 32, 64), (64, 64, 3)]
+    discriminator = dcgan.build_discriminator(config)
+    shapes = [tuple(layer.output.shape[1:]) for layer in discriminator.layers if layer.name.startswith("down")
+              and not layer.name.endswith("_bn")]
+    assert shapes == [(32, 32, 64), (16, 16, 128), (8, 8, 256), (4, 4, 512)]
+    norms = [layer.name for layer in discriminator.layers if layer.name.endswith("_bn")]
+    assert norms == ["down2_bn", "down3_bn", "down4_bn"]  # batch norm on every layer but the first
+    assert discriminator.output.shape[1:] == (1,)
+    weights = generator.get_layer("up2").kernel.numpy()
+    assert abs(weights.mean()) < 0.002 and abs(weights.std() - 0.02) < 0.002  # N(0, 0.02)
+
+
+def test_images_are_in_minus_one_to_one_and_logits_are_float32():
+    config = dcgan.Config(**TINY)
+    images = dcgan.build_generator(config)(tf.random.normal((3, config.z_dim)) * 10, training=False)
+    assert images.shape == (3, 64, 64, 3) and images.dtype == tf.float32
+    assert float(tf.reduce_min(images)) >= -1 and float(tf.reduce_max(images)) <= 1
+    logits = dcgan.build_discriminator(config)(images)
+    assert logits.shape == (3, 1) and logits.dtype == tf.float32
+
+
+def test_losses_at_an_undecided_discriminator():
+    zeros = tf.zeros((4, 1))
+    assert math.isclose(float(dcgan.discriminator_loss(zeros, zeros)), 2 * math.log(2), rel_tol=1e-6)
+    assert math.isclose(float(dcgan.generator_loss(zeros)), math.log(2), rel_tol=1e-6)
+    assert float(dcgan.generator_loss(tf.fill((4, 1), 5.0))) < 0.01  # fooled discriminator: low generator loss
+
+
+def one_step(config):
+    gan = dcgan.DCGAN(config)
+    gan.compile()
+    before = [w.numpy().copy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
+    real = tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1)
+    logs = gan.train_step(real)
+    after = [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
+    return gan, logs, before, after
+
+
+def test_one_training_step_changes_both_networks_and_counts_the_step():
+    gan, logs, before, after = one_step(dcgan.Config(**TINY))
+    assert all(np.isfinite(float(logs[name])) for name in ("discriminator_loss", "generator_loss"))
+    generator_count = len(gan.generator.trainable_weights)
+    assert all(not np.array_equal(b, a) for b, a in zip(before[:generator_count], after[:generator_count]))
+    assert all(not np.array_equal(b, a) for b, a in zip(before[generator_count:], after[generator_count:]))
+    assert int(gan.step.numpy()) == 1 and int(gan.generator_optimizer.iterations.numpy()) == 1
+
+
+def test_mixed_bfloat16_trains_with_finite_losses():
+    gan, logs, _, _ = one_step(dcgan.Config(precision="mixed_bfloat16", **TINY))
+    assert gan.generator.get_layer("up1").compute_dtype == "bfloat16"
+    assert np.isfinite(float(logs["generator_loss"])) and np.isfinite(float(logs["discriminator_loss"]))
+
+
+def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():
+    config = dcgan.Config(**TINY)
+    gan = dcgan.DCGAN(config)
+    for _ in range(3):  # move the batch-norm statistics away from their initial values
+        gan.train_step(tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1))
+    z = tf.random.normal((100, config.z_dim), seed=1)
+    alone = dcgan.generate(gan.generator, z[:1])
+    in_seven = dcgan.generate(gan.generator, z[:7])
+    in_hundred = dcgan.generate(gan.generator, z)
+    np.testing.assert_allclose(alone[0], in_hundred[0], atol=1e-5)
+    np.testing.assert_allclose(in_seven, in_hundred[:7], atol=1e-5)
+    in_training_mode = gan.generator(z, training=True)  # what the seed did: batch statistics
+    assert float(tf.reduce_max(tf.abs(in_training_mode[0] - in_hundred[0]))) > 1e-3
+    assert dcgan.generate(gan.generator, z, batch_size=30).shape == (100, 64, 64, 3)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(steps=0), "steps must be a whole number of at least 1"),
+    (dict(batch_size=-5), "batch_size must be a whole number"),
+    (dict(precision="float8"), "precision must be one of float32, mixed_bfloat16, mixed_float16"),
+    (dict(image_size=48), "image_size must be a power of two"),
+    (dict(generator_learning_rate=0), "generator_learning_rate must be above 0"),
+])
+def test_bad_settings_name_the_parameter(setting, message):
+    with pytest.raises(ValueError, match=message):
+        dcgan.Config(**setting)
+
+
+def test_config_round_trips_through_json():
+    config = dcgan.Config(attributes=["Smiling"], **TINY)
+    assert dcgan.Config.from_dict(json.loads(config.to_json())) == config
