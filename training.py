@@ -1,0 +1,434 @@
+"""Train the face DCGAN: run, resume, checkpoints, sample grids and the loss log.
+
+    import training
+    training.train(image_path="img_align_celeba", steps=20000)
+
+Re-running resumes from the newest checkpoint in `checkpoint_dir` (default `my_net/`): the step count goes on,
+and the 100 grid vectors are the same, so grids from before and after a stop line up. Stop at any moment
+(Jupyter's stop button, Ctrl-C, SIGTERM): a checkpoint is written before training returns.
+"""
+
+import contextlib
+import csv
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import celeba_utils
+import dcgan
+
+CONFIG_FILE = "config.json"
+LOSS_FILE = "losses.csv"
+LOSS_COLUMNS = ("step", "discriminator_loss", "generator_loss", "images_per_second", "seconds")
+
+
+def setup_devices():
+    """Let TensorFlow grow GPU memory as needed instead of taking all of it; say which device trains."""
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process: the setting stands as it was
+            pass
+    return f"{len(gpus)} GPU(s)" if gpus else "CPU"
+
+
+def grid_file(sample_dir: str, step: int) -> str:
+    return os.path.join(sample_dir, f"examples-{step}.png")
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+def read_config(checkpoint_dir: str) -> Optional[dcgan.Config]:
+    path = os.path.join(checkpoint_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as handle:
+            return dcgan.Config.from_dict(json.load(handle))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path} is not a valid run configuration ({error}); move it away or fix it") from None
+
+
+def write_config(config: dcgan.Config):
+    with celeba_utils.atomic_write(os.path.join(config.checkpoint_dir, CONFIG_FILE), "w") as handle:
+        handle.write(config.to_json())
+
+
+def check_same_networks(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
+    differences = [f"{name} {getattr(saved, name)} (saved) vs {getattr(requested, name)} (requested)"
+                   for name in dcgan.NETWORK_FIELDS if getattr(saved, name) != getattr(requested, name)]
+    if differences:
+        raise ValueError(f"The checkpoint in {checkpoint_dir} is of other networks: {'; '.join(differences)}. "
+                         f"It is left untouched. Use the saved settings to resume, another checkpoint_dir for new "
+                         f"networks, or fresh=True to archive it and start again.")
+
+
+def checkpoint_manager(gan: dcgan.DCGAN, config: dcgan.Config) -> tf.train.CheckpointManager:
+    return tf.train.CheckpointManager(gan.checkpoint(), config.checkpoint_dir, max_to_keep=config.keep_checkpoints,
+                                      checkpoint_name="ckpt")
+
+
+def restore(gan: dcgan.DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Optional[str]:
+    """Load the newest checkpoint (or the one of a given step) into gan; return its path, None if there is none."""
+    manager = tf.train.CheckpointManager(gan.checkpoint(), checkpoint_dir, max_to_keep=None, checkpoint_name="ckpt")
+    if step is None:
+        path = manager.latest_checkpoint
+    else:
+        path = next((p for p in manager.checkpoints if p.endswith(f"ckpt-{step}")), None)
+        if path is None:
+            steps = [p.rsplit("-", 1)[1] for p in manager.checkpoints]
+            raise ValueError(f"No checkpoint of step {step} in {checkpoint_dir}; there are steps {', '.join(steps)}")
+    if path is None:
+        return None
+    gan.checkpoint().restore(path).assert_existing_objects_matched()
+    return path
+
+
+def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overrides):
+    """Rebuild the networks from checkpoint_dir/config.json and restore them: (gan, config)."""
+    config = read_config(checkpoint_dir)
+    if config is None:
+        raise FileNotFoundError(f"No {CONFIG_FILE} in {os.path.abspath(checkpoint_dir)}: train first "
+                                "(run gan_new.ipynb), or point checkpoint_dir at a training run's folder")
+    config = dataclasses.replace(config, checkpoint_dir=checkpoint_dir, **overrides)
+    gan = dcgan.DCGAN(config)
+    if restore(gan, checkpoint_dir, step) is None:
+        raise FileNotFoundError(f"No checkpoint in {os.path.abspath(checkpoint_dir)}: train first (run gan_new.ipynb)")
+    return gan, config
+
+
+def archive(folder: str) -> Optional[str]:
+    """Move what folder holds (but its placeholder) into folder/archive/<time>/, so a fresh start loses nothing."""
+    if not os.path.isdir(folder):
+        return None
+    entries = [name for name in os.listdir(folder) if name not in ("archive", ".gitkeep")]
+    if not entries:
+        return None
+    target = os.path.join(folder, "archive", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(target, exist_ok=True)
+    for name in entries:
+        shutil.move(os.path.join(folder, name), os.path.join(target, name))
+    return target
+
+
+# --------------------------------------------------------------------------------------------- stopping cleanly
+
+class _Interrupts:
+    """Stops training cleanly on SIGINT (Ctrl-C, Jupyter's stop button) and SIGTERM: the first request ends
+    training after the step under way, once its losses, grid and checkpoint are written; a second request
+    interrupts at once. While a checkpoint or grid is being written, requests wait, so no file is cut in half."""
+
+    def __init__(self):
+        self.requested = False
+        self.held = False
+        self.pending = False
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        if not self.requested:
+            self.requested = True
+            print(f"stop requested (signal {signum}): finishing this step and saving a checkpoint", flush=True)
+        elif self.held:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    @contextlib.contextmanager
+    def hold(self):
+        self.held = True
+        try:
+            yield
+        finally:
+            self.held = False
+            if self.pending:
+                self.pending = False
+                raise KeyboardInterrupt("stop requested while saving")
+
+
+class StopOnRequest(keras.callbacks.Callback):
+    """Ends fit() after a step once a stop was requested; it runs after the other callbacks of that step."""
+
+    def __init__(self, interrupts: _Interrupts):
+        super().__init__()
+        self.interrupts = interrupts
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.interrupts.requested:
+            self.model.stop_training = True
+
+
+# --------------------------------------------------------------------------------------------- callbacks
+
+class LossLog(keras.callbacks.Callback):
+    """Losses and speed per step to checkpoint_dir/losses.csv and TensorBoard; stops on a non-finite loss."""
+
+    def __init__(self, config: dcgan.Config, start_step: int):
+        super().__init__()
+        self.config = config
+        self.path = os.path.join(config.checkpoint_dir, LOSS_FILE)
+        self.diverged_at = None
+        rows = read_losses(config.checkpoint_dir, up_to_step=start_step) if start_step else []
+        with celeba_utils.atomic_write(self.path, "w") as handle:  # drop rows of steps the checkpoint does not hold
+            writer = csv.writer(handle)
+            writer.writerow(LOSS_COLUMNS)
+            writer.writerows([[row[column] for column in LOSS_COLUMNS] for row in rows])
+        self.offset = rows[-1]["seconds"] if rows else 0.0
+        self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
+
+    def on_train_begin(self, logs=None):
+        self.handle = open(self.path, "a", newline="")
+        self.writer = csv.writer(self.handle)
+        self.start = self.last = time.perf_counter()
+        self.last_step = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(logs["step"])
+        d_loss, g_loss = float(logs["discriminator_loss"]), float(logs["generator_loss"])
+        now = time.perf_counter()
+        steps = step - self.last_step if self.last_step is not None else 1
+        self.speed = steps * self.config.batch_size / max(now - self.last, 1e-9)
+        self.last, self.last_step = now, step
+        self.writer.writerow([step, f"{d_loss:.6g}", f"{g_loss:.6g}", f"{self.speed:.4g}",
+                              f"{self.offset + now - self.start:.3f}"])
+        self.handle.flush()
+        with self.summary.as_default(step=step):
+            tf.summary.scalar("discriminator_loss", d_loss)
+            tf.summary.scalar("generator_loss", g_loss)
+            tf.summary.scalar("images_per_second", self.speed)
+        if not (np.isfinite(d_loss) and np.isfinite(g_loss)):
+            self.diverged_at = step
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.handle.close()
+        self.summary.flush()
+
+
+class SampleGrids(keras.callbacks.Callback):
+    """The 10×10 grid of the 100 fixed vectors as sample_dir/examples-{step}.png at step 1 and every
+    sample_every steps after it, shown in the notebook as it is written."""
+
+    def __init__(self, config: dcgan.Config, interrupts: _Interrupts, show: bool):
+        super().__init__()
+        self.config = config
+        self.interrupts = interrupts
+        self.display = None
+        self.show = show
+        self.last_written = None
+
+    def write(self, step: int) -> str:
+        images = dcgan.generate(self.model.generator, self.model.grid_latents)
+        path = grid_file(self.config.sample_dir, step)
+        with self.interrupts.hold():
+            celeba_utils.save_png(celeba_utils.image_grid(images, 10, 10), path)
+        self.last_written = step
+        if self.show:
+            self._show(path)
+        return path
+
+    def _show(self, path: str):
+        try:
+            from IPython import get_ipython
+            from IPython.display import Image, display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        if self.display is None:
+            self.display = display(Image(filename=path), display_id=True)
+        else:
+            self.display.update(Image(filename=path))
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(logs["step"])
+        if (step - 1) % self.config.sample_every == 0:
+            self.write(step)
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """A checkpoint every checkpoint_every steps (the last few kept by tf.train.CheckpointManager)."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, config: dcgan.Config, interrupts: _Interrupts):
+        super().__init__()
+        self.manager = manager
+        self.config = config
+        self.interrupts = interrupts
+
+    def save(self, step: int) -> str:
+        with self.interrupts.hold():
+            return self.manager.save(checkpoint_number=step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(logs["step"])
+        if step % self.config.checkpoint_every == 0 and np.isfinite(float(logs["generator_loss"])) \
+                and np.isfinite(float(logs["discriminator_loss"])):
+            self.save(step)
+
+
+class Progress(keras.callbacks.Callback):
+    """A progress bar with step, losses and images/s."""
+
+    def __init__(self, config: dcgan.Config, start_step: int, losses: LossLog, show: bool):
+        super().__init__()
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=config.steps, initial=start_step, unit="step", disable=not show, mininterval=0.5)
+        self.losses = losses
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.set_postfix(d_loss=f"{float(logs['discriminator_loss']):.3f}",
+                             g_loss=f"{float(logs['generator_loss']):.3f}", img_s=f"{self.losses.speed:.1f}",
+                             refresh=False)
+        self.bar.update(int(logs["step"]) - self.bar.n)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+@dataclasses.dataclass
+class Run:
+    config: dcgan.Config
+    start_step: int
+    step: int
+    stopped: bool  # True when the user stopped it before `steps`
+    checkpoint: Optional[str]
+    grid: Optional[str]
+
+
+def load_training_faces(config: dcgan.Config, progress: bool = True) -> celeba_utils.Faces:
+    faces = celeba_utils.load_faces(config.image_path, config.image_size, config.crop_size, config.cache_dir,
+                                    progress)
+    if config.partition is not None or config.attributes:
+        faces = celeba_utils.select(faces, config.image_path, config.partition, config.attributes)
+    return faces
+
+
+def train(config: Optional[dcgan.Config] = None, show: bool = True, faces: Optional[celeba_utils.Faces] = None,
+          **settings) -> Run:
+    """Train toward config.steps, resuming from checkpoint_dir; settings override config's fields by name."""
+    config = dataclasses.replace(config or dcgan.Config(), **settings)
+    device = setup_devices()
+    saved = read_config(config.checkpoint_dir)
+    has_checkpoint = tf.train.latest_checkpoint(config.checkpoint_dir) is not None
+    if config.fresh:
+        for folder in (config.checkpoint_dir, config.sample_dir):
+            moved = archive(folder)
+            if moved and show:
+                print(f"fresh start: moved the earlier run to {moved}")
+        saved, has_checkpoint = None, False
+    if saved is not None and has_checkpoint:
+        check_same_networks(saved, config, config.checkpoint_dir)
+    if faces is None:
+        faces = load_training_faces(config, progress=show)
+    dataset_size = len(faces.images)
+
+    gan = dcgan.DCGAN(config)
+    restored = restore(gan, config.checkpoint_dir) if has_checkpoint else None
+    start_step = int(gan.step.numpy())
+    os.makedirs(config.sample_dir, exist_ok=True)
+    write_config(config)
+    if show:
+        where = f"resuming from {restored} at step {start_step}" if restored else "starting at step 0"
+        print(f"{dataset_size} faces from {config.image_path}; training on {device}, {where}, toward step "
+              f"{config.steps}")
+    if start_step >= config.steps:
+        return Run(config, start_step, start_step, False, restored, None)
+
+    dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step)
+    gan.compile(jit_compile=False)
+    manager = checkpoint_manager(gan, config)
+    with _Interrupts() as interrupts:
+        losses = LossLog(config, start_step)
+        grids = SampleGrids(config, interrupts, show)
+        checkpoints = Checkpoints(manager, config, interrupts)
+        callbacks = [losses, grids, checkpoints, Progress(config, start_step, losses, show),
+                     StopOnRequest(interrupts)]
+        try:
+            gan.fit(dataset, epochs=1, steps_per_epoch=config.steps - start_step, verbose=0, callbacks=callbacks,
+                    shuffle=False)
+        except KeyboardInterrupt:  # a second stop request, or a stop before training began
+            interrupts.requested = True
+            for callback in callbacks:  # fit() does not end its callbacks when interrupted
+                with contextlib.suppress(Exception):
+                    callback.on_train_end()
+        stopped = interrupts.requested
+        step = int(gan.step.numpy())
+        if losses.diverged_at is not None:
+            raise FloatingPointError(
+                f"Training diverged: a loss was not finite at step {losses.diverged_at}. Nothing was saved after "
+                f"it; the last good checkpoint is {manager.latest_checkpoint}. Lower the learning rates or check "
+                f"the data, then run again to resume from that checkpoint.")
+        path = manager.latest_checkpoint
+        if step > start_step and not (path and path.endswith(f"ckpt-{step}")):
+            path = checkpoints.save(step)
+        grid = grid_file(config.sample_dir, step)
+        if step > start_step and grids.last_written != step:
+            grid = grids.write(step)
+    if show:
+        print(f"{'stopped' if stopped else 'finished'} at step {step}; checkpoint {path}; grid {grid}")
+    return Run(config, start_step, step, stopped, path, grid)
+
+
+# --------------------------------------------------------------------------------------------- looking at a run
+
+def read_losses(checkpoint_dir: str, up_to_step: Optional[int] = None):
+    """The rows of losses.csv as dicts of numbers, a half-written last line passed over."""
+    path = os.path.join(checkpoint_dir, LOSS_FILE)
+    rows = []
+    if not os.path.isfile(path):
+        return rows
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                values = {column: float(row[column]) for column in LOSS_COLUMNS}
+            except (TypeError, ValueError, KeyError):
+                continue
+            values["step"] = int(values["step"])
+            if up_to_step is None or values["step"] <= up_to_step:
+                rows.append(values)
+    return rows
+
+
+def plot_losses(checkpoint_dir: str = "my_net", smoothing: int = 50):
+    """Both losses against the step (thin: raw, thick: running mean over `smoothing` steps)."""
+    import matplotlib.pyplot as plt
+
+    rows = read_losses(checkpoint_dir)
+    figure, axes = plt.subplots(figsize=(9, 4))
+    if not rows:
+        axes.set_title(f"no losses logged yet in {checkpoint_dir}")
+        return figure
+    steps = np.array([row["step"] for row in rows])
+    for column, color in (("discriminator_loss", "tab:blue"), ("generator_loss", "tab:orange")):
+        values = np.array([row[column] for row in rows])
+        axes.plot(steps, values, color=color, alpha=0.3, linewidth=0.8)
+        window = max(1, min(smoothing, len(values)))
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        axes.plot(steps[window - 1:], smooth, color=color, label=column.replace("_", " "))
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return figure
