@@ -1,0 +1,133 @@
+"""Benchmark: how fast faces are decoded, served and trained on this machine. Prints figures; changes nothing.
+
+    python bench.py --image-path ../shared/celeba/img_align_celeba
+    python bench.py --precision mixed_bfloat16 --jit-compile
+
+Each speed is the median of several timed intervals after warm-up. Runs unchanged on a GPU.
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import celeba_utils  # noqa: E402
+import dcgan  # noqa: E402
+import training  # noqa: E402
+
+
+def median_rate(run_once, items_per_call: int, calls: int, repeats: int, warmup: int = 1) -> float:
+    """items per second: the median over `repeats` intervals of `calls` calls each, after `warmup` calls."""
+    for _ in range(warmup):
+        run_once()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            run_once()
+        rates.append(items_per_call * calls / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def forward_flops(model) -> int:
+    """Multiply-adds × 2 of a network's dense, convolution and transposed-convolution layers for one image."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.Dense) or type(layer).__name__ == "Dense":
+            total += 2 * int(np.prod(layer.kernel.shape))
+        elif type(layer).__name__ == "Conv2D":
+            height, width, channels = layer.output.shape[1:]
+            total += 2 * height * width * int(np.prod(layer.kernel.shape))
+        elif type(layer).__name__ == "Conv2DTranspose":
+            height, width, _ = layer.input.shape[1:]
+            total += 2 * height * width * int(np.prod(layer.kernel.shape))
+    return total
+
+
+def training_flops_per_image(gan) -> int:
+    """One alternating step per image: the D step runs G forward and D forward and backward on a real and a fake
+    image; the G step runs G and D forward, D backward to its input and G backward. Backward ≈ 2 × forward."""
+    generator, discriminator = forward_flops(gan.generator), forward_flops(gan.discriminator)
+    d_step = generator + 2 * discriminator + 2 * 2 * discriminator
+    g_step = generator + discriminator + discriminator + 2 * generator
+    return d_step + g_step
+
+
+def matmul_gflops(size: int = 4096, dtype=tf.float32) -> float:
+    a = tf.random.normal((size, size), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    product = tf.function(lambda x: tf.linalg.matmul(x, x))
+    rate = median_rate(lambda: product(a).numpy(), 2 * size ** 3, calls=3, repeats=3)
+    return rate / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-path", default=os.path.join("..", "shared", "celeba", "img_align_celeba"))
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--precision", default="float32", choices=dcgan.PRECISIONS)
+    parser.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
+    parser.add_argument("--generator-width", type=int, default=64)
+    parser.add_argument("--discriminator-width", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=4, help="training steps per timed interval")
+    parser.add_argument("--repeats", type=int, default=3, help="timed intervals per figure")
+    parser.add_argument("--skip-decode", action="store_true", help="skip the first-pass decode figure")
+    arguments = parser.parse_args()
+
+    device = training.setup_devices()
+    gpus = tf.config.list_physical_devices("GPU")
+    print(f"device: {device}; {os.cpu_count()} CPU cores; TensorFlow {tf.__version__}")
+    config = dcgan.Config(image_path=arguments.image_path, batch_size=arguments.batch_size,
+                          precision=arguments.precision, generator_width=arguments.generator_width,
+                          discriminator_width=arguments.discriminator_width)
+
+    with tempfile.TemporaryDirectory() as cache_dir:
+        if not arguments.skip_decode:
+            start = time.perf_counter()
+            faces = celeba_utils.load_faces(config.image_path, cache_dir=cache_dir, progress=False)
+            seconds = time.perf_counter() - start
+            print(f"decode, first pass: {len(faces.images) / seconds:8.0f} images/s "
+                  f"({len(faces.images)} images in {seconds:.1f} s, {os.cpu_count()} threads)")
+        start = time.perf_counter()
+        faces = celeba_utils.load_faces(config.image_path, cache_dir=cache_dir, progress=False)
+        print(f"cached load:        {len(faces.images) / (time.perf_counter() - start):8.0f} images/s")
+
+    iterator = iter(celeba_utils.make_dataset(faces.images, config.batch_size, seed=0))
+    rate = median_rate(lambda: next(iterator), config.batch_size, calls=50, repeats=5)
+    print(f"cached pipeline:    {rate:8.0f} images/s (batches of {config.batch_size})")
+
+    gan = dcgan.DCGAN(config)
+    gan.compile(jit_compile=arguments.jit_compile)
+    step = tf.function(gan.train_step, jit_compile=arguments.jit_compile)
+    resident = tf.random.uniform((config.batch_size, config.image_size, config.image_size, 3), -1, 1)
+
+    def step_only():
+        float(step(resident)["generator_loss"])
+
+    def end_to_end():
+        float(step(next(iterator))["generator_loss"])
+
+    step_rate = median_rate(step_only, config.batch_size, calls=arguments.steps, repeats=arguments.repeats)
+    pipeline_rate = median_rate(end_to_end, config.batch_size, calls=arguments.steps, repeats=arguments.repeats)
+    flops = training_flops_per_image(gan)
+    achieved = step_rate * flops / 1e9
+    matmul = matmul_gflops(dtype=tf.bfloat16 if arguments.precision == "mixed_bfloat16" and not gpus else tf.float32)
+    print(f"training, step only: {step_rate:7.1f} images/s ({config.precision}, batch {config.batch_size}, "
+          f"XLA {'on' if arguments.jit_compile else 'off'}); {flops / 1e9:.2f} GFLOP per image -> "
+          f"{achieved:.0f} GFLOP/s")
+    print(f"training, end to end: {pipeline_rate:6.1f} images/s ({100 * pipeline_rate / step_rate:.0f}% of step only)")
+    print(f"matrix product 4096²: {matmul:6.0f} GFLOP/s -> the step runs at {100 * achieved / matmul:.0f}% of it")
+
+    z = tf.random.normal((1000, config.z_dim))
+    rate = median_rate(lambda: dcgan.generate(gan.generator, z, batch_size=100).numpy(), 1000, calls=1, repeats=3)
+    print(f"generation:         {rate:8.0f} faces/s (batches of 100)")
+
+
+if __name__ == "__main__":
+    main()
