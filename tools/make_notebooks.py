@@ -58,9 +58,63 @@ GAN_NEW = [
     new_code_cell("training.plot_losses(config.checkpoint_dir)\nplt.show()"),
 ]
 
+INTERPOLATE = [
+    new_markdown_cell(
+        "# Morph one generated face into another\n\n"
+        "Restores the network trained by `gan_new.ipynb` from `checkpoint_dir` (rebuilt from its `config.json`) "
+        "and writes a GIF walking the latent path between faces of the training grid `imgs/examples-*.png`.\n\n"
+        "Waypoints: `[row, column]` of that 10×10 grid, `\"column C\"` or `\"row R\"` (the whole line), an integer "
+        "seed, or `\"random\"`. Headless: `papermill interpolate.ipynb out.ipynb -y \"waypoints: [[0, 3], [9, 3]]\"`."),
+    new_code_cell(
+        "# parameters\n"
+        "checkpoint_dir = \"my_net\"\n"
+        "checkpoint_step = None  # None: the newest checkpoint; or a step that has one\n"
+        "waypoints = [[0, 0], [9, 0]]  # face A and face B: top and bottom of the grid's first column\n"
+        "closed = False  # True: return to the first waypoint, for a seamless loop\n"
+        "frames = 10\n"
+        "kind = \"slerp\"  # or \"linear\"\n"
+        "fps = 10\n"
+        "mode = \"independent\"  # or \"pad\": the seed's way, padding to the training batch with random vectors\n"
+        "batch_size = 100  # the batch that \"pad\" fills (the seed trained with 100)\n"
+        "upscale = 2  # nearest-neighbour enlargement of the frames for viewing\n"
+        "gif_path = \"testimgs/test.gif\"\n"
+        "strip_path = \"testimgs/examples.png\"\n"
+        "compare_modes = True  # show the same path in both modes, one above the other\n"
+        "seed = 0  # for \"random\" waypoints and pad mode's random vectors",
+        metadata={"tags": ["parameters"]}),
+    new_code_cell(
+        "import matplotlib.pyplot as plt\n"
+        "import numpy as np\n"
+        "from IPython.display import Image, display\n\n"
+        "import celeba_utils\n"
+        "import latent\n"
+        "import training\n\n"
+        "gan, config = training.load_gan(checkpoint_dir, checkpoint_step)\n"
+        "print(f\"restored {checkpoint_dir} at step {int(gan.step.numpy())}\")"),
+    new_code_cell(
+        "images = latent.interpolate(gan, waypoints, frames, kind, closed, fps, mode, upscale, gif_path, strip_path,\n"
+        "                            batch_size, seed)\n"
+        "print(f\"{len(images)} frames of {images.shape[1]}×{images.shape[2]}: {gif_path} and {strip_path}\")\n"
+        "display(Image(filename=gif_path))\n"
+        "display(Image(filename=strip_path))"),
+    new_markdown_cell(
+        "The same path in both generation modes: top, each face from its own vector (batch norm's moving "
+        "statistics); bottom, the seed's way (padded to a batch of 100 and run with that batch's statistics)."),
+    new_code_cell(
+        "if compare_modes:\n"
+        "    z = latent.latent_path(latent.waypoint_vectors(waypoints, gan.grid_latents.numpy(), seed), frames, kind,\n"
+        "                           closed)\n"
+        "    both = [latent.generate_frames(gan.generator, z, each, batch_size, seed) for each in latent.MODES]\n"
+        "    plt.figure(figsize=(min(frames, 10) * 1.2, 2.8))\n"
+        "    plt.imshow(celeba_utils.image_grid(np.concatenate(both), rows=2, columns=frames))\n"
+        "    plt.yticks([32, 96], list(latent.MODES))\n"
+        "    plt.xticks([])\n"
+        "    plt.show()"),
+]
+
 
 def main():
-    for name, cells in (("gan_new.ipynb", GAN_NEW),):
+    for name, cells in (("gan_new.ipynb", GAN_NEW), ("interpolate.ipynb", INTERPOLATE)):
         notebook = new_notebook(cells=cells, metadata={
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"}})

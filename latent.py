@@ -1,0 +1,196 @@
+"""Walks through the latent space: waypoints, slerp, generating frames, and writing GIFs and face files.
+
+    gan, config = training.load_gan("my_net")
+    z = latent.latent_path(latent.waypoint_vectors([[0, 3], [9, 3]], gan.grid_latents), frames=30)
+    frames = latent.generate_frames(gan.generator, z)
+    latent.write_gif(frames, "testimgs/test.gif", fps=10)
+
+Waypoints are cells [row, column] of the training grid (the 100 fixed vectors of imgs/examples-*.png),
+"column C" or "row R" (that line of the grid, top to bottom or left to right), integer seeds, or "random".
+"""
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+import celeba_utils
+import dcgan
+
+KINDS = ("slerp", "linear")
+MODES = ("independent", "pad")
+GRID_ROWS = GRID_COLUMNS = 10
+
+
+# --------------------------------------------------------------------------------------------- vectors
+
+def seed_vector(seed: int, z_dim: int) -> np.ndarray:
+    """The latent vector of an integer seed: the same seed gives the same face in every run and tool."""
+    return np.random.default_rng(seed).standard_normal(z_dim).astype(np.float32)
+
+
+def waypoint_vectors(waypoints: Sequence, grid_latents, seed: int = 0) -> np.ndarray:
+    """Resolve waypoints (see the module's doc) to an array of latent vectors, one row each."""
+    grid_latents = np.asarray(grid_latents)
+    z_dim = grid_latents.shape[1]
+    random = np.random.default_rng(seed)
+    vectors = []
+    for waypoint in waypoints:
+        if isinstance(waypoint, str) and waypoint.split()[0] in ("column", "row") and len(waypoint.split()) == 2:
+            line, number = waypoint.split()[0], int(waypoint.split()[1])
+            _check_cell(0 if line == "column" else number, number if line == "column" else 0, waypoint)
+            cells = [(row, number) for row in range(GRID_ROWS)] if line == "column" else \
+                [(number, column) for column in range(GRID_COLUMNS)]
+            vectors.extend(grid_latents[row * GRID_COLUMNS + column] for row, column in cells)
+        elif waypoint == "random":
+            vectors.append(random.standard_normal(z_dim).astype(np.float32))
+        elif isinstance(waypoint, (int, np.integer)) and not isinstance(waypoint, bool):
+            vectors.append(seed_vector(int(waypoint), z_dim))
+        elif isinstance(waypoint, (list, tuple)) and len(waypoint) == 2:
+            row, column = (int(value) for value in waypoint)
+            _check_cell(row, column, waypoint)
+            vectors.append(grid_latents[row * GRID_COLUMNS + column])
+        else:
+            raise ValueError(f"waypoints: {waypoint!r} is not a waypoint; use [row, column] of the 10×10 grid, "
+                             "'column C', 'row R', an integer seed or 'random'")
+    if len(vectors) < 2:
+        raise ValueError(f"waypoints: a path needs at least 2 points, got {len(vectors)} from {list(waypoints)!r}")
+    return np.stack(vectors).astype(np.float32)
+
+
+def _check_cell(row: int, column: int, waypoint):
+    if not (0 <= row < GRID_ROWS and 0 <= column < GRID_COLUMNS):
+        raise ValueError(f"waypoints: {waypoint!r} is outside the {GRID_ROWS}×{GRID_COLUMNS} grid "
+                         f"(rows and columns 0–{GRID_ROWS - 1})")
+
+
+# --------------------------------------------------------------------------------------------- paths
+
+def slerp(a, b, t):
+    """Spherical interpolation from a (t=0) to b (t=1) along the great circle, scaling the norm linearly; the
+    path for Gaussian z (ganhacks #3, White 2016). t may be an array: one row per value."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    t = np.asarray(t, np.float64)[..., None]
+    norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
+    unit_a, unit_b = a / norm_a, b / norm_b
+    omega = np.arccos(np.clip(np.dot(unit_a, unit_b), -1.0, 1.0))
+    if omega < 1e-6:  # the same direction: a straight line is the great circle
+        return linear(a, b, t[..., 0])
+    direction = (np.sin((1 - t) * omega) * unit_a + np.sin(t * omega) * unit_b) / np.sin(omega)
+    return (direction * ((1 - t) * norm_a + t * norm_b)).astype(np.float32)
+
+
+def linear(a, b, t):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    t = np.asarray(t, np.float64)[..., None]
+    return ((1 - t) * a + t * b).astype(np.float32)
+
+
+def latent_path(waypoints: np.ndarray, frames: int, kind: str = "slerp", closed: bool = False) -> np.ndarray:
+    """`frames` vectors through the waypoints, evenly spread over the segments; the first frame is the first
+    waypoint, the last the last one (a closed path returns toward the first without repeating it)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 2:
+        raise ValueError(f"frames must be a whole number of at least 2, got {frames!r}")
+    waypoints = np.asarray(waypoints, np.float32)
+    if closed:
+        waypoints = np.concatenate([waypoints, waypoints[:1]])
+    segments = len(waypoints) - 1
+    positions = np.linspace(0, segments, frames, endpoint=not closed)
+    interpolate = slerp if kind == "slerp" else linear
+    path = []
+    for position in positions:
+        segment = min(int(position), segments - 1)
+        path.append(interpolate(waypoints[segment], waypoints[segment + 1], position - segment))
+    return np.stack(path).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- generation
+
+def pad_batch(z: np.ndarray, batch_size: int, seed: int = 0) -> np.ndarray:
+    """z followed by random vectors up to batch_size: the seed project's way of drawing fewer faces than a batch."""
+    z = np.asarray(z, np.float32)
+    if len(z) > batch_size:
+        raise ValueError(f"pad_batch: {len(z)} vectors do not fit in a batch of {batch_size}")
+    padding = np.random.default_rng(seed).standard_normal((batch_size - len(z), z.shape[1])).astype(np.float32)
+    return np.concatenate([z, padding])
+
+
+def generate_frames(generator, z, mode: str = "independent", batch_size: int = 100, seed: int = 0) -> np.ndarray:
+    """uint8 images for latent vectors z.
+
+    "independent" (default): batch norm uses its moving statistics, so each face depends on its own z only.
+    "pad": the seed project's behaviour: each chunk of z is padded with random vectors to batch_size (90 random
+    vectors for 10 frames in a batch of 100) and run with batch statistics; the first outputs are kept. The
+    networks' moving statistics are left as they were."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    z = np.asarray(z, np.float32)
+    if mode == "independent":
+        return celeba_utils.to_uint8(dcgan.generate(generator, z, batch_size))
+    saved = [variable.numpy() for variable in generator.non_trainable_variables]
+    images = []
+    try:
+        for start in range(0, len(z), batch_size):
+            chunk = z[start:start + batch_size]
+            batch = pad_batch(chunk, batch_size, seed + start)
+            images.append(generator(tf.constant(batch), training=True)[:len(chunk)].numpy())
+    finally:
+        for variable, value in zip(generator.non_trainable_variables, saved):
+            variable.assign(value)
+    return celeba_utils.to_uint8(np.concatenate(images))
+
+
+def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement for viewing (factor 1: unchanged)."""
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"upscale must be a whole number of at least 1, got {factor!r}")
+    return frames.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else frames
+
+
+# --------------------------------------------------------------------------------------------- files
+
+def write_gif(frames: np.ndarray, path: str, fps: float = 10) -> str:
+    """An endlessly looping GIF of uint8 frames, written atomically."""
+    import imageio.v3 as iio
+
+    if not fps > 0:
+        raise ValueError(f"fps must be above 0, got {fps!r}")
+    with celeba_utils.atomic_write(path) as handle:
+        iio.imwrite(handle, list(frames), extension=".gif", plugin="pillow", duration=round(1000 / fps), loop=0)
+    return path
+
+
+def write_strip(frames: np.ndarray, path: str, columns: int = 10) -> str:
+    """The frames in one picture, `columns` to a row, in order."""
+    celeba_utils.save_png(celeba_utils.image_grid(frames, columns=min(columns, len(frames))), path)
+    return path
+
+
+def interpolate(gan, waypoints: Sequence = ([0, 0], [9, 0]), frames: int = 10, kind: str = "slerp",
+                closed: bool = False, fps: float = 10, mode: str = "independent", upscale_factor: int = 1,
+                gif_path: str = "testimgs/test.gif", strip_path: Optional[str] = "testimgs/examples.png",
+                batch_size: int = 100, seed: int = 0):
+    """Render a path through the waypoints as a GIF (and the frames as one strip): returns the uint8 frames."""
+    z = latent_path(waypoint_vectors(waypoints, gan.grid_latents.numpy(), seed), frames, kind, closed)
+    images = upscale(generate_frames(gan.generator, z, mode, batch_size, seed), upscale_factor)
+    write_gif(images, gif_path, fps)
+    if strip_path:
+        write_strip(images, strip_path)
+    return images
+
+
+def generate_faces(generator, seeds: Sequence[int], out_dir: Optional[str] = None, grid_path: Optional[str] = None,
+                   batch_size: int = 100) -> np.ndarray:
+    """Faces for integer seeds, in batches of any size: one PNG per seed in out_dir (seed0042.png) and/or one grid."""
+    z_dim = generator.input_shape[-1]
+    z = np.stack([seed_vector(int(seed), z_dim) for seed in seeds]) if len(seeds) else np.zeros((0, z_dim))
+    images = generate_frames(generator, z, "independent", batch_size)
+    if out_dir:
+        for seed, image in zip(seeds, images):
+            celeba_utils.save_png(image, os.path.join(out_dir, f"seed{int(seed):04d}.png"))
+    if grid_path:
+        celeba_utils.save_png(celeba_utils.image_grid(images), grid_path)
+    return images

@@ -1,0 +1,144 @@
+"""latent: waypoints, slerp and linear paths, the two generation modes, GIFs, and interpolate.ipynb headless."""
+
+import numpy as np
+import papermill
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import dcgan
+import latent
+import training
+from conftest import ROOT, TINY
+
+
+# ----------------------------------------------------------------------------- paths
+
+def test_slerp_keeps_endpoints_exact_and_a_gaussian_norm_while_linear_is_linear():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(100), rng.standard_normal(100)
+    path = latent.slerp(a, b, np.linspace(0, 1, 11))
+    np.testing.assert_allclose(path[0], a, atol=1e-5)
+    np.testing.assert_allclose(path[-1], b, atol=1e-5)
+    norms = np.linalg.norm(path, axis=1)
+    assert norms.min() > 0.95 * min(np.linalg.norm(a), np.linalg.norm(b))  # stays on the Gaussian shell
+    midpoint = latent.linear(a, b, 0.5)
+    assert np.linalg.norm(midpoint) < 0.8 * norms[5]  # a straight line cuts through the low-density middle
+    np.testing.assert_allclose(latent.linear(a, b, [0.25]), [a + 0.25 * (b - a)], atol=1e-5)
+    np.testing.assert_allclose(latent.slerp(a, 2 * a, [0.5]), [1.5 * a], atol=1e-5)  # same direction: a line
+
+
+def test_latent_path_spreads_frames_over_the_segments():
+    waypoints = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
+    path = latent.latent_path(waypoints, 9)
+    assert path.shape == (9, 8)
+    np.testing.assert_allclose(path[[0, 4, 8]], waypoints, atol=1e-5)  # waypoints at frames 0, 4 and 8
+    loop = latent.latent_path(waypoints, 6, closed=True)
+    np.testing.assert_allclose(loop[[0, 2, 4]], waypoints, atol=1e-5)  # 3 segments of 2 frames, no repeat
+    assert not np.allclose(loop[-1], loop[0])
+    np.testing.assert_allclose(latent.latent_path(waypoints[:2], 3, kind="linear")[1],
+                               waypoints[:2].mean(axis=0), atol=1e-5)
+
+
+def test_waypoints_resolve_to_grid_cells_lines_seeds_and_random():
+    grid = np.arange(100 * 4, dtype=np.float32).reshape(100, 4)
+    vectors = latent.waypoint_vectors([[2, 3], "column 3", 42, "random"], grid, seed=5)
+    assert vectors.shape == (1 + 10 + 1 + 1, 4)
+    np.testing.assert_array_equal(vectors[0], grid[23])
+    np.testing.assert_array_equal(vectors[1:11], grid[3::10])
+    np.testing.assert_array_equal(vectors[11], latent.seed_vector(42, 4))
+    np.testing.assert_array_equal(latent.waypoint_vectors(["row 9"], grid), grid[90:])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: latent.waypoint_vectors([[0, 0], [10, 3]], np.zeros((100, 4))), r"waypoints: \[10, 3\] is outside"),
+    (lambda: latent.waypoint_vectors(["column 12", [0, 0]], np.zeros((100, 4))), "outside the 10×10 grid"),
+    (lambda: latent.waypoint_vectors([[0, 0]], np.zeros((100, 4))), "at least 2 points"),
+    (lambda: latent.waypoint_vectors(["face A", [0, 0]], np.zeros((100, 4))), "'face A' is not a waypoint"),
+    (lambda: latent.latent_path(np.zeros((2, 4)), 1), "frames must be a whole number of at least 2"),
+    (lambda: latent.latent_path(np.zeros((2, 4)), 5, kind="cubic"), "kind must be one of slerp, linear"),
+    (lambda: latent.generate_frames(None, np.zeros((2, 4)), mode="eval"), "mode must be one of independent, pad"),
+    (lambda: latent.upscale(np.zeros((1, 2, 2, 3)), 0), "upscale must be a whole number"),
+])
+def test_bad_parameters_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# ----------------------------------------------------------------------------- generation
+
+@pytest.fixture(scope="module")
+def trained_gan():
+    config = dcgan.Config(**TINY)
+    gan = dcgan.DCGAN(config)
+    for _ in range(3):
+        gan.train_step(tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1))
+    return gan
+
+
+def test_independent_frames_do_not_depend_on_the_batch(trained_gan):
+    z = np.random.default_rng(2).standard_normal((100, 16)).astype(np.float32)
+    alone = latent.generate_frames(trained_gan.generator, z[:1])
+    in_seven = latent.generate_frames(trained_gan.generator, z[:7], batch_size=7)
+    in_hundred = latent.generate_frames(trained_gan.generator, z)
+    assert np.abs(alone[0].astype(int) - in_hundred[0]).max() <= 1  # to float tolerance, after rounding to uint8
+    assert np.abs(in_seven.astype(int) - in_hundred[:7]).max() <= 1
+
+
+def test_pad_mode_pads_to_the_batch_with_random_vectors_and_keeps_moving_statistics(trained_gan):
+    generator = trained_gan.generator
+    z = np.random.default_rng(3).standard_normal((10, 16)).astype(np.float32)
+    padded = latent.pad_batch(z, 100, seed=0)
+    assert padded.shape == (100, 16) and np.array_equal(padded[:10], z)
+    statistics = [v.numpy().copy() for v in generator.non_trainable_variables]
+    frames = latent.generate_frames(generator, z, mode="pad", batch_size=100, seed=0)
+    assert all(np.array_equal(v.numpy(), s) for v, s in zip(generator.non_trainable_variables, statistics))
+    expected = latent.celeba_utils.to_uint8(generator(tf.constant(padded), training=True)[:10])
+    np.testing.assert_array_equal(frames, expected)  # the seed's recipe: 90 random vectors beside the 10
+    other_padding = latent.generate_frames(generator, z, mode="pad", batch_size=100, seed=1)
+    assert not np.array_equal(frames, other_padding)  # the batch's other members change the faces
+
+
+def test_generate_faces_writes_one_png_per_seed_and_a_grid(trained_gan, tmp_path):
+    images = latent.generate_faces(trained_gan.generator, [1, 2, 1], out_dir=str(tmp_path / "faces"),
+                                   grid_path=str(tmp_path / "grid.png"), batch_size=2)
+    assert images.shape == (3, 64, 64, 3) and np.array_equal(images[0], images[2])
+    assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["seed0001.png", "seed0002.png"]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "faces" / "seed0002.png")), images[1])
+    assert Image.open(tmp_path / "grid.png").size == (128, 128)
+
+
+def test_write_gif_loops_at_the_given_speed_and_leaves_no_temporary_file(tmp_path):
+    frames = np.stack([np.full((8, 8, 3), value, np.uint8) for value in (0, 128, 255)])
+    latent.write_gif(frames, str(tmp_path / "a.gif"), fps=20)
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames == 3 and gif.info["loop"] == 0 and gif.info["duration"] == 50
+    assert [p.name for p in tmp_path.iterdir()] == ["a.gif"]
+
+
+# ----------------------------------------------------------------------------- the notebook
+
+def test_interpolate_notebook_renders_the_path_between_two_grid_faces(tmp_path, celeba, cache_dir):
+    training.train(dcgan.Config(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=3,
+                                checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"), **TINY),
+                   show=False)
+    gif, strip = tmp_path / "testimgs" / "test.gif", tmp_path / "testimgs" / "examples.png"
+    papermill.execute_notebook(
+        str(ROOT / "interpolate.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(ROOT), progress_bar=False,
+        parameters=dict(checkpoint_dir=str(tmp_path / "my_net"), waypoints=[[0, 3], [9, 3]], frames=6, upscale=2,
+                        gif_path=str(gif), strip_path=str(strip)))
+    gan, _ = training.load_gan(str(tmp_path / "my_net"))
+    endpoints = gan.grid_latents.numpy()[[3, 93]]
+    expected = latent.upscale(latent.generate_frames(gan.generator, endpoints), 2)
+
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 6 and animation.size == (128, 128) and animation.info["loop"] == 0
+    import imageio.v3 as iio
+    frames = iio.imread(gif, index=None)[..., :3].astype(int)
+    for frame, image in zip(frames[[0, -1]], expected):  # a GIF has 256 colours: near, not bit-exact
+        assert np.abs(frame - image).mean() < 4
+    assert np.abs(frames[0] - expected[1]).mean() > 4 * np.abs(frames[0] - expected[0]).mean()
+
+    tiles = np.asarray(Image.open(strip)).reshape(1, 128, 6, 128, 3).swapaxes(1, 2).reshape(6, 128, 128, 3)
+    np.testing.assert_array_equal(tiles[[0, -1]], expected)  # examples.png is lossless: exact frames
+    assert np.abs(tiles.astype(int) - frames).mean() < 4  # and the same frames as the GIF
