@@ -94,9 +94,12 @@ def _folder_files(folder: str) -> List[str]:
             if entry.name.startswith("."):
                 continue
             path = os.path.join(relative, entry.name)
-            if entry.is_dir(follow_symlinks=False):
-                pending.append(path)
-            elif not entry.is_dir():
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                elif not entry.is_dir():  # files, links to files, and broken or looping links (skipped later)
+                    found.append(path)
+            except OSError:  # a link that loops onto itself
                 found.append(path)
     return sorted(found)
 
