@@ -12,13 +12,18 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import fcntl
+import glob
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import threading
 import time
-from typing import Optional
+import warnings
+from typing import List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -29,6 +34,7 @@ import dcgan
 
 CONFIG_FILE = "config.json"
 LOSS_FILE = "losses.csv"
+LOCK_FILE = ".lock"
 LOSS_COLUMNS = ("step", "discriminator_loss", "generator_loss", "images_per_second", "seconds")
 
 
@@ -79,20 +85,42 @@ def checkpoint_manager(gan: dcgan.DCGAN, config: dcgan.Config) -> tf.train.Check
                                       checkpoint_name="ckpt")
 
 
+def list_checkpoints(checkpoint_dir: str) -> List[Tuple[int, str]]:
+    """(step, path prefix) of every checkpoint in the folder, oldest first, found by their index files (so a
+    lost or stale `checkpoint` state file hides none)."""
+    found = []
+    for index in glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index")):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
+        if match:
+            found.append((int(match.group(1)), index[:-len(".index")]))
+    return sorted(found)
+
+
 def restore(gan: dcgan.DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Optional[str]:
-    """Load the newest checkpoint (or the one of a given step) into gan; return its path, None if there is none."""
-    manager = tf.train.CheckpointManager(gan.checkpoint(), checkpoint_dir, max_to_keep=None, checkpoint_name="ckpt")
-    if step is None:
-        path = manager.latest_checkpoint
-    else:
-        path = next((p for p in manager.checkpoints if p.endswith(f"ckpt-{step}")), None)
-        if path is None:
-            steps = [p.rsplit("-", 1)[1] for p in manager.checkpoints]
-            raise ValueError(f"No checkpoint of step {step} in {checkpoint_dir}; there are steps {', '.join(steps)}")
-    if path is None:
-        return None
-    gan.checkpoint().restore(path).assert_existing_objects_matched()
-    return path
+    """Load the newest readable checkpoint (or the one of a given step) into gan; return its path, None if there
+    is none. A damaged checkpoint (truncated, half-written) is reported, and the next older one is used."""
+    candidates = list_checkpoints(checkpoint_dir)
+    if step is not None:
+        if step not in dict(candidates):
+            steps = ", ".join(str(each) for each, _ in candidates) or "none"
+            raise ValueError(f"No checkpoint of step {step} in {checkpoint_dir}; the steps there: {steps}")
+        candidates = [(step, dict(candidates)[step])]
+    for _, path in reversed(candidates):
+        try:
+            gan.checkpoint().restore(path).assert_existing_objects_matched()
+            return path
+        except Exception as error:  # TensorFlow raises OpError, IndexError, ValueError … for damaged files
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            warnings.warn(f"The checkpoint {path} is damaged ({reason}); trying an older one.")
+    if candidates:
+        raise ValueError(f"No checkpoint in {checkpoint_dir} could be read (all {len(candidates)} are damaged). "
+                         "They are left as they are; move them away, or train with another checkpoint_dir.")
+    return None
+
+
+def weights_are_finite(gan: dcgan.DCGAN) -> bool:
+    return all(bool(tf.reduce_all(tf.math.is_finite(variable))) for variable in gan.generator.weights +
+               gan.discriminator.weights)
 
 
 def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overrides):
@@ -112,7 +140,7 @@ def archive(folder: str) -> Optional[str]:
     """Move what folder holds (but its placeholder) into folder/archive/<time>/, so a fresh start loses nothing."""
     if not os.path.isdir(folder):
         return None
-    entries = [name for name in os.listdir(folder) if name not in ("archive", ".gitkeep")]
+    entries = [name for name in os.listdir(folder) if name not in ("archive", ".gitkeep", LOCK_FILE)]
     if not entries:
         return None
     target = os.path.join(folder, "archive", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -120,6 +148,65 @@ def archive(folder: str) -> Optional[str]:
     for name in entries:
         shutil.move(os.path.join(folder, name), os.path.join(target, name))
     return target
+
+
+# --------------------------------------------------------------------------------------------- one run per folder
+
+class RunLock:
+    """One training run per checkpoint folder. The lock is an flock on checkpoint_dir/.lock, which the system
+    releases when its process ends in any way (kill -9 included), so a dead run never leaves it stuck."""
+
+    def __init__(self, checkpoint_dir: str):
+        self.path = os.path.join(checkpoint_dir, LOCK_FILE)
+
+    def __enter__(self):
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            owner = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise RuntimeError(f"{os.path.dirname(self.path)} is in use by another training run ({owner}). Wait "
+                               "for it or stop it, or train into another checkpoint_dir.") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                          f"{datetime.datetime.now().isoformat(timespec='seconds')}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.truncate(0)
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def prepare_folder(folder: str, setting: str):
+    """Make the folder, check that it can be written, and remove what an earlier run that was killed left half
+    written (temporary grid and log files, TensorFlow's checkpoint temporaries)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with celeba_utils.atomic_write(os.path.join(folder, ".write-test")) as handle:
+            handle.write(b"ok")
+        os.remove(os.path.join(folder, ".write-test"))
+    except OSError as error:
+        raise OSError(f"{setting} {folder} cannot be written ({error.strerror or error}): choose a writable "
+                      f"folder for {setting}") from None
+    for leftover in glob.glob(os.path.join(glob.escape(folder), ".*.tmp")) + \
+            glob.glob(os.path.join(glob.escape(folder), "ckpt-*_temp")):
+        shutil.rmtree(leftover, ignore_errors=True) if os.path.isdir(leftover) else os.remove(leftover)
+
+
+@contextlib.contextmanager
+def _reporting_write_errors(what: str, folder: str):
+    """Turn a failed write (disk full, folder gone read-only) into one clear error; earlier files stay intact."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0][:200]
+        raise OSError(f"Could not write {what} in {folder}: {reason}. What was saved before is intact; free "
+                      "space or fix the folder's permissions, then run again to resume.") from None
 
 
 # --------------------------------------------------------------------------------------------- stopping cleanly
@@ -240,7 +327,8 @@ class SampleGrids(keras.callbacks.Callback):
     def write(self, step: int) -> str:
         images = dcgan.generate(self.model.generator, self.model.grid_latents)
         path = grid_file(self.config.sample_dir, step)
-        with self.interrupts.hold():
+        with self.interrupts.hold(), _reporting_write_errors(f"the sample grid {os.path.basename(path)}",
+                                                             self.config.sample_dir):
             celeba_utils.save_png(celeba_utils.image_grid(images, 10, 10), path)
         self.last_written = step
         if self.show:
@@ -274,9 +362,16 @@ class Checkpoints(keras.callbacks.Callback):
         self.manager = manager
         self.config = config
         self.interrupts = interrupts
+        self.diverged_at = None
 
-    def save(self, step: int) -> str:
-        with self.interrupts.hold():
+    def save(self, step: int) -> Optional[str]:
+        """Save unless a weight is not finite (a diverged network never replaces a good checkpoint)."""
+        if not weights_are_finite(self.model):
+            self.model.stop_training = True
+            self.diverged_at = step
+            return None
+        with self.interrupts.hold(), _reporting_write_errors(f"the checkpoint of step {step}",
+                                                             self.config.checkpoint_dir):
             return self.manager.save(checkpoint_number=step)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -326,12 +421,21 @@ def load_training_faces(config: dcgan.Config, progress: bool = True) -> celeba_u
 
 
 def train(config: Optional[dcgan.Config] = None, show: bool = True, faces: Optional[celeba_utils.Faces] = None,
-          **settings) -> Run:
-    """Train toward config.steps, resuming from checkpoint_dir; settings override config's fields by name."""
-    config = dataclasses.replace(config or dcgan.Config(), **settings)
+          callbacks: Sequence[keras.callbacks.Callback] = (), **settings) -> Run:
+    """Train toward config.steps, resuming from checkpoint_dir; settings override config's fields by name.
+    `faces` skips loading the data (the notebook loads it once to show it); `callbacks` run after each step."""
+    config = dataclasses.replace(config or dcgan.Config(), **settings)  # bad settings: ValueError, before any work
     device = setup_devices()
+    prepare_folder(config.checkpoint_dir, "checkpoint_dir")
+    with RunLock(config.checkpoint_dir):
+        prepare_folder(config.sample_dir, "sample_dir")
+        return _train_locked(config, show, faces, callbacks, device)
+
+
+def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils.Faces],
+                  extra_callbacks: Sequence[keras.callbacks.Callback], device: str) -> Run:
     saved = read_config(config.checkpoint_dir)
-    has_checkpoint = tf.train.latest_checkpoint(config.checkpoint_dir) is not None
+    has_checkpoint = bool(list_checkpoints(config.checkpoint_dir))
     if config.fresh:
         for folder in (config.checkpoint_dir, config.sample_dir):
             moved = archive(folder)
@@ -342,28 +446,30 @@ def train(config: Optional[dcgan.Config] = None, show: bool = True, faces: Optio
         check_same_networks(saved, config, config.checkpoint_dir)
     if faces is None:
         faces = load_training_faces(config, progress=show)
-    dataset_size = len(faces.images)
+    dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed)
 
     gan = dcgan.DCGAN(config)
     restored = restore(gan, config.checkpoint_dir) if has_checkpoint else None
+    if restored is None:  # true moving statistics from the start: grids in inference mode are right at step 1
+        dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
     start_step = int(gan.step.numpy())
-    os.makedirs(config.sample_dir, exist_ok=True)
     write_config(config)
     if show:
         where = f"resuming from {restored} at step {start_step}" if restored else "starting at step 0"
-        print(f"{dataset_size} faces from {config.image_path}; training on {device}, {where}, toward step "
+        print(f"{len(faces.images)} faces from {config.image_path}; training on {device}, {where}, toward step "
               f"{config.steps}")
     if start_step >= config.steps:
         return Run(config, start_step, start_step, False, restored, None)
 
-    dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step)
+    if start_step:  # a new data order after a resume, reproducible from the seed and the step
+        dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step)
     gan.compile(jit_compile=False)
     manager = checkpoint_manager(gan, config)
     with _Interrupts() as interrupts:
         losses = LossLog(config, start_step)
         grids = SampleGrids(config, interrupts, show)
         checkpoints = Checkpoints(manager, config, interrupts)
-        callbacks = [losses, grids, checkpoints, Progress(config, start_step, losses, show),
+        callbacks = [losses, grids, checkpoints, Progress(config, start_step, losses, show), *extra_callbacks,
                      StopOnRequest(interrupts)]
         try:
             gan.fit(dataset, epochs=1, steps_per_epoch=config.steps - start_step, verbose=0, callbacks=callbacks,
@@ -375,14 +481,18 @@ def train(config: Optional[dcgan.Config] = None, show: bool = True, faces: Optio
                     callback.on_train_end()
         stopped = interrupts.requested
         step = int(gan.step.numpy())
-        if losses.diverged_at is not None:
+        path = None
+        if step > start_step and losses.diverged_at is None:
+            path = manager.latest_checkpoint
+            if not (path and path.endswith(f"ckpt-{step}")):
+                path = checkpoints.save(step)
+        diverged_at = losses.diverged_at or checkpoints.diverged_at
+        if diverged_at is not None:
+            last_good = list_checkpoints(config.checkpoint_dir)
             raise FloatingPointError(
-                f"Training diverged: a loss was not finite at step {losses.diverged_at}. Nothing was saved after "
-                f"it; the last good checkpoint is {manager.latest_checkpoint}. Lower the learning rates or check "
-                f"the data, then run again to resume from that checkpoint.")
-        path = manager.latest_checkpoint
-        if step > start_step and not (path and path.endswith(f"ckpt-{step}")):
-            path = checkpoints.save(step)
+                f"Training diverged: a loss or weight was not finite at step {diverged_at}. Nothing was saved from "
+                f"it; the last good checkpoint is {last_good[-1][1] if last_good else 'none'}. Lower the learning "
+                "rates or check the data, then run again to resume from that checkpoint.")
         grid = grid_file(config.sample_dir, step)
         if step > start_step and grids.last_written != step:
             grid = grids.write(step)
