@@ -243,3 +243,40 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
             handle.write(b"half")
             raise RuntimeError("stopped mid-write")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["grid.png"]
+
+
+# ----------------------------------------------------------------------------- hostile inputs
+
+def test_huge_images_symlink_loops_unreadable_files_and_bad_zip_members_never_stop_loading(tmp_path, monkeypatch):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    random_picture(seed=1).save(folder / "good.jpg")
+    Image.new("RGB", (10000, 10000), (200, 30, 30)).save(folder / "huge.png")  # 100 megapixels
+    os.symlink("loop", folder / "loop")  # a link to itself
+    os.symlink(".", folder / "here")  # a link to its own folder: not followed
+    random_picture(seed=2).save(folder / "locked.jpg")
+    real_open = celeba_utils._Source.open
+
+    def open_refusing_locked(self, name):  # root reads any file, so a permission error is simulated
+        if name == "locked.jpg":
+            raise PermissionError(13, "Permission denied", name)
+        return real_open(self, name)
+
+    monkeypatch.setattr(celeba_utils._Source, "open", open_refusing_locked)
+    with pytest.warns(UserWarning, match=r"Skipped 2 file\(s\)"):
+        faces = celeba_utils.load_faces(str(folder), cache_dir=str(tmp_path / "cache"), progress=False)
+    assert sorted(faces.skipped) == ["locked.jpg", "loop"]
+    assert list(faces.names) == ["good.jpg", "huge.png"]
+    assert (faces.images[1] == (200, 30, 30)).all()
+
+    archive_path = tmp_path / "faces.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr("faces/good.jpg", jpeg_bytes(random_picture(seed=3)))
+        archive.writestr("faces/bad.jpg", jpeg_bytes(random_picture(seed=4)))
+    data = bytearray(archive_path.read_bytes())
+    start = data.index(b"faces/bad.jpg") + len(b"faces/bad.jpg") + 200  # inside bad.jpg's compressed bytes
+    data[start:start + 50] = bytes(50)
+    archive_path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"Skipped 1 file\(s\).*faces/bad.jpg"):
+        from_zip = celeba_utils.load_faces(str(archive_path), cache_dir=str(tmp_path / "cache"), progress=False)
+    assert list(from_zip.names) == ["faces/good.jpg"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import papermill
 import pytest
@@ -133,3 +134,161 @@ def test_the_notebook_trains_headless_and_resumes(tmp_path, celeba, cache_dir):
     assert [row["step"] for row in training.read_losses(str(tmp_path / "my_net"))] == [1, 2, 3, 4]
     assert (tmp_path / "imgs" / "examples-1.png").read_bytes() == first_grid
     assert "image/png" in output  # the real-faces grid, the sample grid and the loss plot were shown
+
+
+# ----------------------------------------------------------------------------- faults
+
+def start_training(tmp_path, celeba, cache_dir, log, **settings):
+    """Headless training of tiny networks in a subprocess, as a user's `papermill` or script run would be."""
+    values = dict(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=10 ** 6,
+                  checkpoint_every=10 ** 6, sample_every=10 ** 6, **TINY)
+    values.update(settings)
+    script = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import training; training.train(**{values!r})"
+    return subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_until_logged_past(process, checkpoint_dir, step, timeout=120):
+    """Wait until the log holds a step past `step` (so the process has really trained since it started)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows = training.read_losses(checkpoint_dir)
+        if rows and rows[-1]["step"] > step:
+            return
+        assert process.poll() is None, "training ended before its steps"
+        time.sleep(0.05)
+    raise AssertionError("training did not reach its steps in time")
+
+
+def test_a_second_run_on_the_same_folder_is_refused_until_the_first_dies(tmp_path, celeba, cache_dir):
+    with open(tmp_path / "log.txt", "w") as log:
+        process = start_training(tmp_path, celeba, cache_dir, log)
+        wait_until_logged_past(process, str(tmp_path / "my_net"), 0)
+        config = tiny_config(tmp_path, celeba, cache_dir, steps=2, checkpoint_dir=str(tmp_path / "my_net"))
+        with pytest.raises(RuntimeError, match=rf"my_net is in use by another training run \(pid {process.pid} on "):
+            training.train(config, show=False)
+        process.kill()  # SIGKILL: no clean-up runs, yet the lock goes with the process
+        process.wait()
+    run = training.train(config, show=False)  # the dead run saved no checkpoint: this one starts at 0
+    assert (run.start_step, run.step) == (0, 2)
+
+
+def test_training_survives_kill_9_at_random_moments(tmp_path, celeba, cache_dir):
+    """SIGKILL at random moments, some inside checkpoint or grid writes (a checkpoint every 2 steps of ~50 ms):
+    every restart resumes from the newest complete checkpoint, the step never goes backwards, at most one
+    checkpoint interval is lost, and the last checkpoint restores and draws finite faces."""
+    checkpoint_dir = str(tmp_path / "my_net")
+    random = np.random.default_rng(7)
+    previous_checkpoint = logged = 0
+    started = time.time()
+    for attempt in range(10):
+        with open(tmp_path / f"log{attempt}.txt", "w") as log:
+            process = start_training(tmp_path, celeba, cache_dir, log, checkpoint_every=2, sample_every=1)
+            wait_until_logged_past(process, checkpoint_dir, logged)
+            time.sleep(random.uniform(0, 1.0))
+            process.kill()
+            process.wait()
+        output = (tmp_path / f"log{attempt}.txt").read_text()
+        if attempt:
+            assert f"at step {previous_checkpoint}, toward" in output  # resumed from the newest checkpoint
+        steps = [row["step"] for row in training.read_losses(checkpoint_dir)]
+        assert steps == list(range(1, len(steps) + 1))  # the log went on right after the restored step
+        logged = steps[-1]
+        gan = dcgan.DCGAN(dcgan.Config(**TINY))
+        restored = training.restore(gan, checkpoint_dir)
+        checkpoint_step = int(gan.step.numpy())
+        assert restored.endswith(f"ckpt-{checkpoint_step}") if restored else checkpoint_step == 0
+        assert checkpoint_step >= previous_checkpoint  # never backwards
+        assert logged - checkpoint_step <= 2  # at most one checkpoint interval lost
+        previous_checkpoint = checkpoint_step
+    assert time.time() - started < 180
+    run = training.train(tiny_config(tmp_path, celeba, cache_dir, steps=previous_checkpoint + 1), show=False)
+    assert run.start_step == previous_checkpoint
+    leftovers = [name for folder in ("my_net", "imgs") for name in os.listdir(tmp_path / folder)
+                 if name.endswith(".tmp") or name.endswith("_temp")]
+    assert leftovers == []  # half-written files of killed runs are cleared, never read
+    gan, _ = training.load_gan(checkpoint_dir)
+    assert np.isfinite(dcgan.generate(gan.generator, gan.grid_latents[:4]).numpy()).all()
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Writes NaN into the discriminator at a given step, as a diverging run would."""
+
+    def __init__(self, at_step):
+        super().__init__()
+        self.at_step = at_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(logs["step"]) == self.at_step:
+            kernel = self.model.discriminator.get_layer("logit").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, celeba, cache_dir):
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=20, checkpoint_every=2, keep_checkpoints=10)
+    with pytest.raises(FloatingPointError, match=r"not finite at step (5|6).*last good checkpoint is .*ckpt-4"):
+        training.train(config, show=False, callbacks=[PoisonWeights(at_step=5)])
+    assert [step for step, _ in training.list_checkpoints(config.checkpoint_dir)] == [2, 4]
+    gan, _ = training.load_gan(config.checkpoint_dir)
+    assert training.weights_are_finite(gan) and int(gan.step.numpy()) == 4
+    resumed = training.train(config, show=False, steps=6)  # the user can go on from the good checkpoint
+    assert (resumed.start_step, resumed.step) == (4, 6)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_an_older_one(tmp_path, celeba, cache_dir):
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=4, checkpoint_every=2)
+    training.train(config, show=False)
+    data = tmp_path / "my_net" / "ckpt-4.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:100])  # truncated, as by a full disk
+    with pytest.warns(UserWarning, match=r"ckpt-4 is damaged"):
+        run = training.train(config, show=False, steps=5)
+    assert (run.start_step, run.step) == (2, 5)
+    os.remove(tmp_path / "my_net" / "checkpoint")  # the state file lost: checkpoints are found by their index
+    (tmp_path / "my_net" / "ckpt-5.index").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="ckpt-5 is damaged"):
+        gan, _ = training.load_gan(config.checkpoint_dir)
+    assert int(gan.step.numpy()) in (2, 4)  # ckpt-4 was rewritten at step 4 of the resumed run
+    for name in os.listdir(tmp_path / "my_net"):
+        if name.startswith("ckpt-") and name.endswith(".index"):
+            (tmp_path / "my_net" / name).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"No checkpoint in .*my_net could be read"), pytest.warns(UserWarning):
+        training.load_gan(config.checkpoint_dir)
+
+
+def test_unwritable_folders_and_failed_writes_give_one_clear_error(tmp_path, celeba, cache_dir, monkeypatch):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(OSError, match=r"checkpoint_dir .*a_file/my_net cannot be written.*writable folder"):
+        training.train(tiny_config(tmp_path, celeba, cache_dir, checkpoint_dir=str(tmp_path / "a_file" / "my_net")),
+                       show=False)
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=4, checkpoint_every=2)
+    training.train(config, show=False, steps=2)
+    saved = (tmp_path / "my_net" / "ckpt-2.index").read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(training.tf.train.CheckpointManager, "save", disk_full)
+    with pytest.raises(OSError, match=r"Could not write the checkpoint of step 4 in .*my_net: No space left on "
+                                      r"device\. What was saved before is intact"):
+        training.train(config, show=False)
+    monkeypatch.undo()
+    assert (tmp_path / "my_net" / "ckpt-2.index").read_bytes() == saved
+    gan, _ = training.load_gan(config.checkpoint_dir)
+    assert int(gan.step.numpy()) == 2
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(steps=-1), "steps must be a whole number of at least 1"),
+    (dict(batch_size=0), "batch_size must be a whole number of at least 1"),
+    (dict(batch_size=6000), r"batch_size \(6000\) is larger than the number of faces \(5100\)"),
+    (dict(precision="half"), "precision must be one of"),
+])
+def test_bad_settings_are_refused_before_training(tmp_path, celeba, cache_dir, setting, message):
+    with pytest.raises(ValueError, match=message):
+        training.train(tiny_config(tmp_path, celeba, cache_dir), show=False, **setting)
+    assert not training.list_checkpoints(str(tmp_path / "my_net"))
+
+
+def test_a_data_path_that_is_a_plain_file_is_refused(tmp_path, celeba, cache_dir):
+    (tmp_path / "faces.txt").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"image_path .*faces.txt is a file but not a zip"):
+        training.train(tiny_config(tmp_path, celeba, cache_dir, image_path=str(tmp_path / "faces.txt")), show=False)
