@@ -20,6 +20,8 @@ from typing import Optional, Sequence
 import keras
 import tensorflow as tf
 
+from metrics import METRICS
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -55,9 +57,15 @@ class Config:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     fresh: bool = False  # True: archive what checkpoint_dir and sample_dir hold and start from step 0
+    # quality while training (metrics.py): 0 turns it off
+    metrics_every: int = 0
+    metric_samples: int = 2048  # generated faces scored against as many training faces
+    metrics: Sequence[str] = ("swd",)  # any of "swd", "fid", "kid" (FID and KID need requirements-metrics.txt)
+    best_metric: str = "swd"  # the network scoring lowest on it is kept in checkpoint_dir/best-<metric>/
 
     def __post_init__(self):
         self.attributes = list(self.attributes or [])
+        self.metrics = list(self.metrics or [])
         positive = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size", "steps",
                     "batch_size", "sample_every", "checkpoint_every", "keep_checkpoints", "crop_size")
         for name in positive:
@@ -73,6 +81,17 @@ class Config:
                 raise ValueError(f"{name} must be above 0, got {getattr(self, name)!r}")
         if not 0 <= self.beta_1 < 1:
             raise ValueError(f"beta_1 must be in [0, 1), got {self.beta_1!r}")
+        if isinstance(self.metrics_every, bool) or not isinstance(self.metrics_every, int) or self.metrics_every < 0:
+            raise ValueError(f"metrics_every must be a whole number, 0 for off, got {self.metrics_every!r}")
+        if isinstance(self.metric_samples, bool) or not isinstance(self.metric_samples, int) or \
+                self.metric_samples < 2:
+            raise ValueError(f"metric_samples must be a whole number of at least 2, got {self.metric_samples!r}")
+        unknown = [name for name in self.metrics if name not in METRICS]
+        if unknown or not self.metrics:
+            raise ValueError(f"metrics must be a non-empty list of {', '.join(METRICS)}, got {self.metrics!r}")
+        if self.best_metric not in self.metrics:
+            raise ValueError(f"best_metric must be one of the metrics computed ({', '.join(self.metrics)}), "
+                             f"got {self.best_metric!r}")
         if not 0 <= self.batchnorm_momentum < 1:
             raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum!r}")
 

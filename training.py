@@ -31,11 +31,15 @@ import tensorflow as tf
 
 import celeba_utils
 import dcgan
+import metrics
 
 CONFIG_FILE = "config.json"
 LOSS_FILE = "losses.csv"
 LOCK_FILE = ".lock"
 LOSS_COLUMNS = ("step", "discriminator_loss", "generator_loss", "images_per_second", "seconds")
+METRICS_FILE = "metrics.csv"
+METRIC_COLUMNS = ("step", "generated", "real", "swd64", "swd32", "swd16", "swd", "fid", "kid")
+BEST_FILE = "best.json"
 
 
 def setup_devices():
@@ -267,25 +271,46 @@ class StopOnRequest(keras.callbacks.Callback):
 
 # --------------------------------------------------------------------------------------------- callbacks
 
+class StepLog:
+    """A CSV with one row per step, flushed row by row. On resume, rows past the restored step (steps a crash
+    lost) are dropped first, so the log always matches the network."""
+
+    def __init__(self, path: str, columns: Sequence[str], start_step: int):
+        self.columns = columns
+        self.kept = read_rows(path, columns, up_to_step=start_step) if start_step else []
+        with celeba_utils.atomic_write(path, "w") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows([[_cell(row[column]) for column in columns] for row in self.kept])
+        self.handle = open(path, "a", newline="")
+        self.writer = csv.writer(self.handle)
+
+    def append(self, values: dict):
+        self.writer.writerow([_cell(values.get(column)) for column in self.columns])
+        self.handle.flush()
+
+    def close(self):
+        self.handle.close()
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(int(value)) if isinstance(value, (int, np.integer)) else f"{float(value):.6g}"
+
+
 class LossLog(keras.callbacks.Callback):
     """Losses and speed per step to checkpoint_dir/losses.csv and TensorBoard; stops on a non-finite loss."""
 
     def __init__(self, config: dcgan.Config, start_step: int):
         super().__init__()
         self.config = config
-        self.path = os.path.join(config.checkpoint_dir, LOSS_FILE)
         self.diverged_at = None
-        rows = read_losses(config.checkpoint_dir, up_to_step=start_step) if start_step else []
-        with celeba_utils.atomic_write(self.path, "w") as handle:  # drop rows of steps the checkpoint does not hold
-            writer = csv.writer(handle)
-            writer.writerow(LOSS_COLUMNS)
-            writer.writerows([[row[column] for column in LOSS_COLUMNS] for row in rows])
-        self.offset = rows[-1]["seconds"] if rows else 0.0
+        self.log = StepLog(os.path.join(config.checkpoint_dir, LOSS_FILE), LOSS_COLUMNS, start_step)
+        self.offset = self.log.kept[-1]["seconds"] if self.log.kept else 0.0
         self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
 
     def on_train_begin(self, logs=None):
-        self.handle = open(self.path, "a", newline="")
-        self.writer = csv.writer(self.handle)
         self.start = self.last = time.perf_counter()
         self.last_step = None
 
@@ -296,9 +321,8 @@ class LossLog(keras.callbacks.Callback):
         steps = step - self.last_step if self.last_step is not None else 1
         self.speed = steps * self.config.batch_size / max(now - self.last, 1e-9)
         self.last, self.last_step = now, step
-        self.writer.writerow([step, f"{d_loss:.6g}", f"{g_loss:.6g}", f"{self.speed:.4g}",
-                              f"{self.offset + now - self.start:.3f}"])
-        self.handle.flush()
+        self.log.append({"step": step, "discriminator_loss": d_loss, "generator_loss": g_loss,
+                         "images_per_second": self.speed, "seconds": self.offset + now - self.start})
         with self.summary.as_default(step=step):
             tf.summary.scalar("discriminator_loss", d_loss)
             tf.summary.scalar("generator_loss", g_loss)
@@ -308,7 +332,79 @@ class LossLog(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        self.handle.close()
+        self.log.close()
+        self.summary.flush()
+
+
+class BestCheckpoint:
+    """The network with the lowest value of a metric so far, in checkpoint_dir/best-<metric>/ with its
+    config.json and best.json (metric, value, step): load it with load_gan("my_net/best-swd")."""
+
+    def __init__(self, gan: dcgan.DCGAN, config: dcgan.Config, metric: str):
+        self.folder = os.path.join(config.checkpoint_dir, f"best-{metric}")
+        self.config = dataclasses.replace(config, checkpoint_dir=self.folder)
+        self.metric = metric
+        self.manager = tf.train.CheckpointManager(gan.checkpoint(), self.folder, max_to_keep=1,
+                                                  checkpoint_name="ckpt")
+        record = read_best(self.folder)
+        self.value = record["value"] if record else float("inf")
+
+    def offer(self, step: int, value: float) -> bool:
+        """Keep the network of this step if value is the best yet; say whether it was."""
+        if not value < self.value:
+            return False
+        with _reporting_write_errors(f"the best checkpoint of step {step}", self.folder):
+            path = self.manager.save(checkpoint_number=step)
+            write_config(self.config)
+            with celeba_utils.atomic_write(os.path.join(self.folder, BEST_FILE), "w") as handle:
+                json.dump({"metric": self.metric, "value": value, "step": step, "checkpoint": path}, handle)
+        self.value = value
+        return True
+
+
+def read_best(folder: str) -> Optional[dict]:
+    path = os.path.join(folder, BEST_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+class MetricsTracker(keras.callbacks.Callback):
+    """Every metrics_every steps: the chosen metrics of metric_samples faces (from fixed vectors) against as
+    many training faces, to checkpoint_dir/metrics.csv and TensorBoard, and the best network kept."""
+
+    def __init__(self, config: dcgan.Config, real_images: np.ndarray, start_step: int, best: BestCheckpoint,
+                 interrupts: _Interrupts):
+        super().__init__()
+        self.config = config
+        self.real = metrics.real_sample(real_images, config.metric_samples, config.seed)
+        self.latents = tf.random.Generator.from_seed(config.seed + 2).normal((config.metric_samples, config.z_dim))
+        self.log = StepLog(os.path.join(config.checkpoint_dir, METRICS_FILE), METRIC_COLUMNS, start_step)
+        self.best = best
+        self.interrupts = interrupts
+        self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
+
+    def measure(self, step: int) -> dict:
+        generated = celeba_utils.to_uint8(dcgan.generate(self.model.generator, self.latents))
+        values = metrics.evaluate(generated, self.real, self.config.metrics, self.config.cache_dir, self.config.seed)
+        values["step"] = step
+        self.log.append(values)
+        with self.summary.as_default(step=step):
+            for name in METRIC_COLUMNS[3:]:
+                if name in values:
+                    tf.summary.scalar(f"metrics/{name}", values[name])
+        with self.interrupts.hold():
+            self.best.offer(step, values[self.config.best_metric])
+        return values
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(logs["step"])
+        if step % self.config.metrics_every == 0 and weights_are_finite(self.model):
+            self.measure(step)
+
+    def on_train_end(self, logs=None):
+        self.log.close()
         self.summary.flush()
 
 
@@ -469,8 +565,11 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
         losses = LossLog(config, start_step)
         grids = SampleGrids(config, interrupts, show)
         checkpoints = Checkpoints(manager, config, interrupts)
-        callbacks = [losses, grids, checkpoints, Progress(config, start_step, losses, show), *extra_callbacks,
-                     StopOnRequest(interrupts)]
+        callbacks = [losses, grids, checkpoints, Progress(config, start_step, losses, show)]
+        if config.metrics_every:
+            best = BestCheckpoint(gan, config, config.best_metric)
+            callbacks.append(MetricsTracker(config, faces.images, start_step, best, interrupts))
+        callbacks += [*extra_callbacks, StopOnRequest(interrupts)]
         try:
             gan.fit(dataset, epochs=1, steps_per_epoch=config.steps - start_step, verbose=0, callbacks=callbacks,
                     shuffle=False)
@@ -503,42 +602,63 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
 
 # --------------------------------------------------------------------------------------------- looking at a run
 
-def read_losses(checkpoint_dir: str, up_to_step: Optional[int] = None):
-    """The rows of losses.csv as dicts of numbers, a half-written last line passed over."""
-    path = os.path.join(checkpoint_dir, LOSS_FILE)
+def read_rows(path: str, columns: Sequence[str], up_to_step: Optional[int] = None) -> List[dict]:
+    """The rows of a step log as dicts of numbers (empty cells: NaN), a half-written last line passed over."""
     rows = []
     if not os.path.isfile(path):
         return rows
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
             try:
-                values = {column: float(row[column]) for column in LOSS_COLUMNS}
+                values = {column: float(row[column]) if row[column] != "" else float("nan") for column in columns}
+                values["step"] = int(values["step"])
             except (TypeError, ValueError, KeyError):
                 continue
-            values["step"] = int(values["step"])
             if up_to_step is None or values["step"] <= up_to_step:
                 rows.append(values)
     return rows
 
 
+def read_losses(checkpoint_dir: str, up_to_step: Optional[int] = None) -> List[dict]:
+    return read_rows(os.path.join(checkpoint_dir, LOSS_FILE), LOSS_COLUMNS, up_to_step)
+
+
+def read_metrics(checkpoint_dir: str, up_to_step: Optional[int] = None) -> List[dict]:
+    return read_rows(os.path.join(checkpoint_dir, METRICS_FILE), METRIC_COLUMNS, up_to_step)
+
+
 def plot_losses(checkpoint_dir: str = "my_net", smoothing: int = 50):
-    """Both losses against the step (thin: raw, thick: running mean over `smoothing` steps)."""
+    """Both losses against the step (thin: raw, thick: running mean over `smoothing` steps) and, when the run
+    measured them, its quality metrics beside them."""
     import matplotlib.pyplot as plt
 
-    rows = read_losses(checkpoint_dir)
-    figure, axes = plt.subplots(figsize=(9, 4))
+    rows, scores = read_losses(checkpoint_dir), read_metrics(checkpoint_dir)
+    figure, axes = plt.subplots(1, 2 if scores else 1, figsize=(14 if scores else 9, 4), squeeze=False)
+    losses_axes = axes[0, 0]
     if not rows:
-        axes.set_title(f"no losses logged yet in {checkpoint_dir}")
-        return figure
-    steps = np.array([row["step"] for row in rows])
-    for column, color in (("discriminator_loss", "tab:blue"), ("generator_loss", "tab:orange")):
-        values = np.array([row[column] for row in rows])
-        axes.plot(steps, values, color=color, alpha=0.3, linewidth=0.8)
-        window = max(1, min(smoothing, len(values)))
-        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-        axes.plot(steps[window - 1:], smooth, color=color, label=column.replace("_", " "))
-    axes.set_xlabel("step")
-    axes.set_ylabel("loss")
-    axes.legend()
-    axes.grid(alpha=0.3)
+        losses_axes.set_title(f"no losses logged yet in {checkpoint_dir}")
+    else:
+        steps = np.array([row["step"] for row in rows])
+        for column, color in (("discriminator_loss", "tab:blue"), ("generator_loss", "tab:orange")):
+            values = np.array([row[column] for row in rows])
+            losses_axes.plot(steps, values, color=color, alpha=0.3, linewidth=0.8)
+            window = max(1, min(smoothing, len(values)))
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            losses_axes.plot(steps[window - 1:], smooth, color=color, label=column.replace("_", " "))
+        losses_axes.set_xlabel("step")
+        losses_axes.set_ylabel("loss")
+        losses_axes.legend()
+        losses_axes.grid(alpha=0.3)
+    if scores:
+        metrics_axes = axes[0, 1]
+        steps = [row["step"] for row in scores]
+        for name in ("swd", "fid", "kid"):
+            values = np.array([row[name] for row in scores])
+            if np.isfinite(values).any():
+                metrics_axes.plot(steps, values, marker="o", label=name.upper())
+        metrics_axes.set_xlabel("step")
+        metrics_axes.set_ylabel("lower is better")
+        metrics_axes.set_title(f"{int(scores[-1]['generated'])} generated vs {int(scores[-1]['real'])} real faces")
+        metrics_axes.legend()
+        metrics_axes.grid(alpha=0.3)
     return figure

@@ -36,7 +36,11 @@ GAN_NEW = [
         "checkpoint_dir = \"my_net\"\n"
         "sample_dir = \"imgs\"\n"
         "seed = 0\n"
-        "fresh = False  # True: archive the run in checkpoint_dir and sample_dir, start from step 0",
+        "fresh = False  # True: archive the run in checkpoint_dir and sample_dir, start from step 0\n"
+        "metrics_every = 0  # score the faces every this many steps (0: off); see metrics.py\n"
+        "metric_samples = 2048  # generated faces scored against as many training faces\n"
+        "metrics = [\"swd\"]  # any of \"swd\", \"fid\", \"kid\" (FID/KID: pip install -r requirements-metrics.txt)\n"
+        "best_metric = \"swd\"  # the network scoring lowest is kept in checkpoint_dir/best-<metric>/",
         metadata={"tags": ["parameters"]}),
     new_code_cell(
         "import matplotlib.pyplot as plt\n\n"
@@ -55,6 +59,7 @@ GAN_NEW = [
         "plt.show()"),
     new_markdown_cell("Train (the newest sample grid is shown below the progress bar as it is written):"),
     new_code_cell("run = training.train(config, faces=faces)"),
+    new_markdown_cell("Losses, and the quality metrics when `metrics_every` is on (lower is better):"),
     new_code_cell("training.plot_losses(config.checkpoint_dir)\nplt.show()"),
 ]
 
