@@ -120,6 +120,8 @@ INTERPOLATE = [
 
 def main():
     for name, cells in (("gan_new.ipynb", GAN_NEW), ("interpolate.ipynb", INTERPOLATE)):
+        for number, cell in enumerate(cells):  # stable ids: regenerating changes only what was edited
+            cell["id"] = f"cell-{number}"
         notebook = new_notebook(cells=cells, metadata={
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"}})
