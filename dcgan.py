@@ -23,6 +23,7 @@ import tensorflow as tf
 from metrics import METRICS
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 @dataclasses.dataclass
@@ -43,6 +44,10 @@ class Config:
     kernel_size: int = 5
     batchnorm_momentum: float = 0.9  # moving statistics used at inference; 0.9 makes them accurate early
     precision: str = "float32"  # or "mixed_bfloat16" (CPUs with AVX-512 BF16, TPUs, Ampere GPUs), "mixed_float16"
+    # devices
+    strategy: str = "default"  # one device; "mirrored": every GPU of this machine; "multi_worker": several machines
+    jit_compile: Optional[bool] = None  # XLA; None: on for GPUs, off on CPUs (where it was measured slower)
+    steps_per_execution: int = 1  # training steps per call into TensorFlow (more: less Python overhead on GPUs)
     # optimisation
     steps: int = 20000  # train until this many steps in all (a resumed run continues toward it)
     batch_size: int = 100
@@ -67,13 +72,18 @@ class Config:
         self.attributes = list(self.attributes or [])
         self.metrics = list(self.metrics or [])
         positive = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size", "steps",
-                    "batch_size", "sample_every", "checkpoint_every", "keep_checkpoints", "crop_size")
+                    "batch_size", "sample_every", "checkpoint_every", "keep_checkpoints", "crop_size",
+                    "steps_per_execution")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
         if self.image_size < 8 or self.image_size & (self.image_size - 1):
             raise ValueError(f"image_size must be a power of two of at least 8 (64 for faces), got {self.image_size}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.jit_compile not in (None, True, False):
+            raise ValueError(f"jit_compile must be None (automatic), True or False, got {self.jit_compile!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("generator_learning_rate", "discriminator_learning_rate"):
@@ -200,6 +210,7 @@ class DCGAN(keras.Model):
         grid_noise = tf.random.Generator.from_seed(config.seed + 1)
         self.grid_latents = tf.Variable(grid_noise.normal((100, config.z_dim)), trainable=False, name="grid_latents")
         self.noise = tf.random.Generator.from_seed(config.seed)
+        self.built = True  # both networks are built; fit() must not build the GAN by calling it on images
 
     def call(self, z, training=False):
         return self.generator(z, training=training)
@@ -211,6 +222,9 @@ class DCGAN(keras.Model):
                                    step=self.step, grid_latents=self.grid_latents, noise=self.noise)
 
     def train_step(self, real_images):
+        # Under tf.distribute each replica sees its share of the batch; Keras sums the replicas' gradients, so
+        # each replica's mean loss is divided by their number to give the gradient of the global mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch_size = tf.shape(real_images)[0]
         z = self.noise.normal((batch_size, self.config.z_dim))
         with tf.GradientTape() as tape:
@@ -218,7 +232,7 @@ class DCGAN(keras.Model):
             real_logits = self.discriminator(real_images, training=True)
             fake_logits = self.discriminator(fake_images, training=True)
             d_loss = discriminator_loss(real_logits, fake_logits)
-            scaled = self.discriminator_optimizer.scale_loss(d_loss)
+            scaled = self.discriminator_optimizer.scale_loss(d_loss / replicas)
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
 
@@ -226,7 +240,7 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(z, training=True), training=True)
             g_loss = generator_loss(fake_logits)
-            scaled = self.generator_optimizer.scale_loss(g_loss)
+            scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
         gradients = tape.gradient(scaled, self.generator.trainable_variables)
         self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
 
