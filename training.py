@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 import warnings
@@ -40,6 +41,25 @@ LOSS_COLUMNS = ("step", "discriminator_loss", "generator_loss", "images_per_seco
 METRICS_FILE = "metrics.csv"
 METRIC_COLUMNS = ("step", "generated", "real", "swd64", "swd32", "swd16", "swd", "fid", "kid")
 BEST_FILE = "best.json"
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy of a `strategy` setting ("default": the current one device)."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":  # the cluster comes from the TF_CONFIG environment variable
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files (grids, logs, the real checkpoints)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0
+                                    and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def setup_devices():
@@ -271,6 +291,12 @@ class StopOnRequest(keras.callbacks.Callback):
 
 # --------------------------------------------------------------------------------------------- callbacks
 
+def reached(previous: int, step: int, every: int, offset: int = 0) -> bool:
+    """Whether a step s with (s − offset) a multiple of `every` lies in (previous, step]: with several steps per
+    call (steps_per_execution), a grid or checkpoint falls due at the first call end past its step."""
+    return (step - offset) // every > (previous - offset) // every
+
+
 class StepLog:
     """A CSV with one row per step, flushed row by row. On resume, rows past the restored step (steps a crash
     lost) are dropped first, so the log always matches the network."""
@@ -381,6 +407,7 @@ class MetricsTracker(keras.callbacks.Callback):
         self.real = metrics.real_sample(real_images, config.metric_samples, config.seed)
         self.latents = tf.random.Generator.from_seed(config.seed + 2).normal((config.metric_samples, config.z_dim))
         self.log = StepLog(os.path.join(config.checkpoint_dir, METRICS_FILE), METRIC_COLUMNS, start_step)
+        self.previous = start_step
         self.best = best
         self.interrupts = interrupts
         self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
@@ -399,8 +426,8 @@ class MetricsTracker(keras.callbacks.Callback):
         return values
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(logs["step"])
-        if step % self.config.metrics_every == 0 and weights_are_finite(self.model):
+        step, previous, self.previous = int(logs["step"]), self.previous, int(logs["step"])
+        if reached(previous, step, self.config.metrics_every) and weights_are_finite(self.model):
             self.measure(step)
 
     def on_train_end(self, logs=None):
@@ -412,9 +439,10 @@ class SampleGrids(keras.callbacks.Callback):
     """The 10×10 grid of the 100 fixed vectors as sample_dir/examples-{step}.png at step 1 and every
     sample_every steps after it, shown in the notebook as it is written."""
 
-    def __init__(self, config: dcgan.Config, interrupts: _Interrupts, show: bool):
+    def __init__(self, config: dcgan.Config, start_step: int, interrupts: _Interrupts, show: bool):
         super().__init__()
         self.config = config
+        self.previous = start_step
         self.interrupts = interrupts
         self.display = None
         self.show = show
@@ -446,17 +474,20 @@ class SampleGrids(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(logs["step"])
-        if (step - 1) % self.config.sample_every == 0:
+        if reached(self.previous, step, self.config.sample_every, offset=1):
             self.write(step)
+        self.previous = step
 
 
 class Checkpoints(keras.callbacks.Callback):
     """A checkpoint every checkpoint_every steps (the last few kept by tf.train.CheckpointManager)."""
 
-    def __init__(self, manager: tf.train.CheckpointManager, config: dcgan.Config, interrupts: _Interrupts):
+    def __init__(self, manager: tf.train.CheckpointManager, config: dcgan.Config, start_step: int,
+                 interrupts: _Interrupts):
         super().__init__()
         self.manager = manager
         self.config = config
+        self.previous = start_step
         self.interrupts = interrupts
         self.diverged_at = None
 
@@ -471,8 +502,8 @@ class Checkpoints(keras.callbacks.Callback):
             return self.manager.save(checkpoint_number=step)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(logs["step"])
-        if step % self.config.checkpoint_every == 0 and np.isfinite(float(logs["generator_loss"])) \
+        step, previous, self.previous = int(logs["step"]), self.previous, int(logs["step"])
+        if reached(previous, step, self.config.checkpoint_every) and np.isfinite(float(logs["generator_loss"])) \
                 and np.isfinite(float(logs["discriminator_loss"])):
             self.save(step)
 
@@ -522,16 +553,28 @@ def train(config: Optional[dcgan.Config] = None, show: bool = True, faces: Optio
     `faces` skips loading the data (the notebook loads it once to show it); `callbacks` run after each step."""
     config = dataclasses.replace(config or dcgan.Config(), **settings)  # bad settings: ValueError, before any work
     device = setup_devices()
+    strategy = make_strategy(config.strategy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"batch_size ({config.batch_size}) must divide evenly among the "
+                         f"{strategy.num_replicas_in_sync} devices of strategy {config.strategy!r}")
+    if strategy.num_replicas_in_sync > 1:
+        device = f"{strategy.num_replicas_in_sync} devices ({config.strategy})"
+    restore_dir = config.checkpoint_dir
+    if not is_chief(strategy):  # other workers write into a scratch folder: the chief's files are the run's
+        scratch = tempfile.mkdtemp(prefix="dcgan-worker-")
+        config = dataclasses.replace(config, checkpoint_dir=os.path.join(scratch, "my_net"),
+                                     sample_dir=os.path.join(scratch, "imgs"))
     prepare_folder(config.checkpoint_dir, "checkpoint_dir")
     with RunLock(config.checkpoint_dir):
         prepare_folder(config.sample_dir, "sample_dir")
-        return _train_locked(config, show, faces, callbacks, device)
+        return _train_locked(config, show, faces, callbacks, device, strategy, restore_dir)
 
 
 def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils.Faces],
-                  extra_callbacks: Sequence[keras.callbacks.Callback], device: str) -> Run:
-    saved = read_config(config.checkpoint_dir)
-    has_checkpoint = bool(list_checkpoints(config.checkpoint_dir))
+                  extra_callbacks: Sequence[keras.callbacks.Callback], device: str,
+                  strategy: tf.distribute.Strategy, restore_dir: str) -> Run:
+    saved = read_config(restore_dir)
+    has_checkpoint = bool(list_checkpoints(restore_dir))
     if config.fresh:
         for folder in (config.checkpoint_dir, config.sample_dir):
             moved = archive(folder)
@@ -544,10 +587,11 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
         faces = load_training_faces(config, progress=show)
     dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed)
 
-    gan = dcgan.DCGAN(config)
-    restored = restore(gan, config.checkpoint_dir) if has_checkpoint else None
-    if restored is None:  # true moving statistics from the start: grids in inference mode are right at step 1
-        dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
+    with strategy.scope():
+        gan = dcgan.DCGAN(config)
+        restored = restore(gan, restore_dir) if has_checkpoint else None
+        if restored is None:  # true moving statistics from the start: grids in inference mode are right at step 1
+            dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
     start_step = int(gan.step.numpy())
     write_config(config)
     if show:
@@ -559,12 +603,14 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
 
     if start_step:  # a new data order after a resume, reproducible from the seed and the step
         dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step)
-    gan.compile(jit_compile=False)
+    jit_compile = config.jit_compile if config.jit_compile is not None else bool(tf.config.list_logical_devices("GPU"))
+    with strategy.scope():
+        gan.compile(jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
     manager = checkpoint_manager(gan, config)
     with _Interrupts() as interrupts:
         losses = LossLog(config, start_step)
-        grids = SampleGrids(config, interrupts, show)
-        checkpoints = Checkpoints(manager, config, interrupts)
+        grids = SampleGrids(config, start_step, interrupts, show)
+        checkpoints = Checkpoints(manager, config, start_step, interrupts)
         callbacks = [losses, grids, checkpoints, Progress(config, start_step, losses, show)]
         if config.metrics_every:
             best = BestCheckpoint(gan, config, config.best_metric)
