@@ -64,10 +64,19 @@ def test_one_training_step_changes_both_networks_and_counts_the_step():
     assert int(gan.step.numpy()) == 1 and int(gan.generator_optimizer.iterations.numpy()) == 1
 
 
-def test_mixed_bfloat16_trains_with_finite_losses():
-    gan, logs, _, _ = one_step(dcgan.Config(precision="mixed_bfloat16", **TINY))
-    assert gan.generator.get_layer("up1").compute_dtype == "bfloat16"
+@pytest.mark.parametrize("precision, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
+def test_mixed_precision_trains_with_finite_losses_and_float32_outputs(precision, compute):
+    gan, logs, before, after = one_step(dcgan.Config(precision=precision, **TINY))
+    for _ in range(20):  # float16's dynamic loss scale starts at 2^15: the first steps may overflow and be skipped
+        if any(not np.array_equal(b, a) for b, a in zip(before, after)):
+            break
+        logs = gan.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
+        after = [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
+    assert gan.generator.get_layer("up1").compute_dtype == compute
+    assert gan.generator.get_layer("up1").kernel.dtype == "float32"  # weights stay float32
+    assert gan.discriminator.get_layer("logit").compute_dtype == "float32"  # and the logits and losses
     assert np.isfinite(float(logs["generator_loss"])) and np.isfinite(float(logs["discriminator_loss"]))
+    assert sum(not np.array_equal(b, a) for b, a in zip(before, after)) > len(before) // 2
 
 
 def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():

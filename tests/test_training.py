@@ -292,3 +292,70 @@ def test_a_data_path_that_is_a_plain_file_is_refused(tmp_path, celeba, cache_dir
     (tmp_path / "faces.txt").write_text("not a folder")
     with pytest.raises(ValueError, match=r"image_path .*faces.txt is a file but not a zip"):
         training.train(tiny_config(tmp_path, celeba, cache_dir, image_path=str(tmp_path / "faces.txt")), show=False)
+
+
+# ----------------------------------------------------------------------------- devices
+
+DISTRIBUTED_RUN = """
+import json, sys
+sys.path.insert(0, {root!r})
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np, training
+
+report = {{}}
+
+class CompareReplicas(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        variables = self.model.generator.trainable_variables + self.model.discriminator.trainable_variables
+        copies = [variable.value.values for variable in variables]
+        report["replicas"] = len(copies[0])
+        report["identical"] = all(all(np.array_equal(c[0].numpy(), other.numpy()) for other in c[1:]) for c in copies)
+        report["generator_sum"] = float(sum(np.sum(c[0].numpy()) for c in copies[:len(self.model.generator.trainable_variables)]))
+
+run = training.train(show=False, callbacks=[CompareReplicas()], **{settings!r})
+report["losses"] = [[row["discriminator_loss"], row["generator_loss"]] for row in training.read_losses({checkpoint_dir!r})]
+report["step"] = run.step
+print("REPORT" + json.dumps(report))
+"""
+
+
+def test_mirrored_strategy_on_two_cpu_devices_trains_checkpoints_once_and_resumes_on_one(tmp_path, celeba,
+                                                                                         cache_dir):
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=3, checkpoint_every=3, strategy="mirrored")
+    settings = {name: getattr(config, name) for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
+                                                         "sample_every", "checkpoint_dir", "sample_dir", "strategy",
+                                                         *TINY)}
+    script = DISTRIBUTED_RUN.format(root=str(ROOT), settings=settings, checkpoint_dir=config.checkpoint_dir)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.split("REPORT", 1)[1])
+    assert report["replicas"] == 2 and report["identical"]  # both devices hold the same weights after each step
+    assert report["step"] == 3 and len(report["losses"]) == 3 and np.isfinite(report["losses"]).all()
+    assert [step for step, _ in training.list_checkpoints(config.checkpoint_dir)] == [3]  # written once
+    assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-1.png", "examples-3.png"]
+
+    gan, _ = training.load_gan(config.checkpoint_dir)  # a checkpoint of 2 devices restores on 1
+    restored_sum = float(sum(np.sum(v.numpy()) for v in gan.generator.trainable_variables))
+    assert restored_sum == pytest.approx(report["generator_sum"], rel=1e-6)
+    resumed = training.train(config, show=False, steps=4, strategy="default")
+    assert (resumed.start_step, resumed.step) == (3, 4)
+
+
+def test_several_steps_per_call_still_write_grids_checkpoints_and_every_log_row(tmp_path, celeba, cache_dir):
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=6, steps_per_execution=3, sample_every=2,
+                         checkpoint_every=4)
+    run = training.train(config, show=False)
+    assert run.step == 6
+    assert [step for step, _ in training.list_checkpoints(config.checkpoint_dir)] == [6]  # step 4 falls in 4..6
+    assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-3.png", "examples-6.png"]  # steps 1, 3, 5 fell due
+    assert [row["step"] for row in training.read_losses(config.checkpoint_dir)] == [3, 6]  # one row per call
+
+
+def test_reached_finds_a_due_step_inside_a_call():
+    assert training.reached(0, 1, 100, offset=1) and not training.reached(1, 100, 100, offset=1)
+    assert training.reached(100, 101, 100, offset=1) and training.reached(95, 105, 100, offset=1)
+    assert training.reached(3, 6, 4) and not training.reached(4, 7, 4)
+    with pytest.raises(ValueError, match="strategy must be one of default, mirrored, multi_worker"):
+        dcgan.Config(strategy="tpu")
