@@ -582,10 +582,9 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
                 print(f"fresh start: moved the earlier run to {moved}")
         saved, has_checkpoint = None, False
     if saved is not None and has_checkpoint:
-        check_same_networks(saved, config, config.checkpoint_dir)
+        check_same_networks(saved, config, restore_dir)
     if faces is None:
         faces = load_training_faces(config, progress=show)
-    dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed)
 
     with strategy.scope():
         gan = dcgan.DCGAN(config)
@@ -593,6 +592,8 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
         if restored is None:  # true moving statistics from the start: grids in inference mode are right at step 1
             dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
     start_step = int(gan.step.numpy())
+    # the data order continues anew after a resume, reproducible from the seed and the step
+    dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step)
     write_config(config)
     if show:
         where = f"resuming from {restored} at step {start_step}" if restored else "starting at step 0"
@@ -601,8 +602,6 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
     if start_step >= config.steps:
         return Run(config, start_step, start_step, False, restored, None)
 
-    if start_step:  # a new data order after a resume, reproducible from the seed and the step
-        dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step)
     jit_compile = config.jit_compile if config.jit_compile is not None else bool(tf.config.list_logical_devices("GPU"))
     with strategy.scope():
         gan.compile(jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
