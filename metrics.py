@@ -268,6 +268,25 @@ def evaluate(generated, real, metrics: Sequence[str] = ("swd",), cache_dir: Opti
     return result
 
 
+def score_checkpoint(checkpoint_dir: str, real, samples: int = 2048, metrics: Sequence[str] = ("swd",),
+                     step: Optional[int] = None, cache_dir: Optional[str] = None, seed: int = 0) -> Dict[str, float]:
+    """The metrics of `samples` faces (seeds seed, seed + 1, …) of a training run's network against as many of
+    the real faces."""
+    import latent
+    import training
+
+    gan, _ = training.load_gan(checkpoint_dir, step)
+    generated = latent.generate_faces(gan.generator, range(seed, seed + samples))
+    return evaluate(generated, real_sample(as_uint8(real), samples, seed), metrics, cache_dir, seed)
+
+
+def report(result: Dict[str, float]) -> str:
+    """One line per metric, each with the sample counts."""
+    counts = f"({result['generated']} generated vs {result['real']} real faces)"
+    return "\n".join(f"{name:6s} {value:10.4f}   {counts}" for name, value in result.items()
+                     if name not in ("generated", "real"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -284,19 +303,15 @@ def main():
     import celeba_utils
 
     faces = celeba_utils.load_faces(arguments.data, cache_dir=arguments.cache_dir)
+    chosen = arguments.metrics.split(",")
     if arguments.checkpoint:
-        import latent
-        import training
-
-        gan, _ = training.load_gan(arguments.checkpoint, arguments.step)
-        generated = latent.generate_faces(gan.generator, range(arguments.seed, arguments.seed + arguments.samples))
+        result = score_checkpoint(arguments.checkpoint, faces.images, arguments.samples, chosen, arguments.step,
+                                  arguments.cache_dir, arguments.seed)
     else:
         generated = celeba_utils.load_faces(arguments.images, cache_dir=arguments.cache_dir).images[:arguments.samples]
-    real = real_sample(faces.images, arguments.samples, arguments.seed)
-    result = evaluate(generated, real, arguments.metrics.split(","), arguments.cache_dir, arguments.seed)
-    for name, value in result.items():
-        if name not in ("generated", "real"):
-            print(f"{name:6s} {value:10.4f}   ({result['generated']} generated vs {result['real']} real faces)")
+        result = evaluate(generated, real_sample(faces.images, arguments.samples, arguments.seed), chosen,
+                          arguments.cache_dir, arguments.seed)
+    print(report(result))
 
 
 if __name__ == "__main__":

@@ -195,3 +195,22 @@ def test_evaluate_reports_every_metric_with_its_sample_counts(faces, tmp_path):
     assert set(result) >= {"swd", "swd64", "fid", "kid"} and result["fid"] > 0
     with pytest.raises(ValueError, match="metrics must be among swd, fid, kid"):
         metrics.evaluate(faces[:4], faces[:4], ["inception_score"])
+
+
+def test_the_command_line_scores_a_checkpoint_with_one_line_per_metric(tmp_path, celeba, cache_dir):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    training.train(dcgan.Config(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=1,
+                                checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"), **TINY),
+                   show=False)
+    result = subprocess.run([sys.executable, str(ROOT / "metrics.py"), "--checkpoint", str(tmp_path / "my_net"),
+                             "--data", str(celeba / "img_align_celeba"), "--samples", "16", "--metrics", "swd",
+                             "--cache-dir", cache_dir], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["swd64", "swd32", "swd16", "swd"]
+    assert all(line.endswith("(16 generated vs 16 real faces)") for line in lines)
+    assert float(lines[-1].split()[1]) > 0

@@ -119,7 +119,7 @@ def test_sigterm_saves_a_checkpoint_of_the_step_reached(tmp_path, celeba, cache_
 def test_the_notebook_trains_headless_and_resumes(tmp_path, celeba, cache_dir):
     parameters = dict(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=2, sample_every=100,
                       checkpoint_every=100, checkpoint_dir=str(tmp_path / "my_net"),
-                      sample_dir=str(tmp_path / "imgs"), **TINY)
+                      sample_dir=str(tmp_path / "imgs"), evaluation_samples=16, **TINY)
     papermill.execute_notebook(str(ROOT / "gan_new.ipynb"), str(tmp_path / "out1.ipynb"), parameters=parameters,
                                cwd=str(ROOT), progress_bar=False)
     assert_grid_of_64px_faces(tmp_path / "imgs" / "examples-1.png")
@@ -134,6 +134,7 @@ def test_the_notebook_trains_headless_and_resumes(tmp_path, celeba, cache_dir):
     assert [row["step"] for row in training.read_losses(str(tmp_path / "my_net"))] == [1, 2, 3, 4]
     assert (tmp_path / "imgs" / "examples-1.png").read_bytes() == first_grid
     assert "image/png" in output  # the real-faces grid, the sample grid and the loss plot were shown
+    assert "(16 generated vs 16 real faces)" in output and "swd64" in output  # the final evaluation cell
 
 
 # ----------------------------------------------------------------------------- faults

@@ -43,7 +43,8 @@ GAN_NEW = [
         "metrics_every = 0  # score the faces every this many steps (0: off); see metrics.py\n"
         "metric_samples = 2048  # generated faces scored against as many training faces\n"
         "metrics = [\"swd\"]  # any of \"swd\", \"fid\", \"kid\" (FID/KID: pip install -r requirements-metrics.txt)\n"
-        "best_metric = \"swd\"  # the network scoring lowest is kept in checkpoint_dir/best-<metric>/",
+        "best_metric = \"swd\"  # the network scoring lowest is kept in checkpoint_dir/best-<metric>/\n"
+        "evaluation_samples = 1000  # score the final network on this many faces with `metrics` (0: skip)",
         metadata={"tags": ["parameters"]}),
     new_code_cell(
         "import matplotlib.pyplot as plt\n\n"
@@ -64,6 +65,14 @@ GAN_NEW = [
     new_code_cell("run = training.train(config, faces=faces)"),
     new_markdown_cell("Losses, and the quality metrics when `metrics_every` is on (lower is better):"),
     new_code_cell("training.plot_losses(config.checkpoint_dir)\nplt.show()"),
+    new_markdown_cell("The final network's scores (lower is better; `python metrics.py --checkpoint my_net ...` "
+                      "scores any run headless):"),
+    new_code_cell(
+        "if evaluation_samples:\n"
+        "    import metrics as quality\n"
+        "    scores = quality.score_checkpoint(config.checkpoint_dir, faces.images, evaluation_samples, config.metrics,\n"
+        "                                      cache_dir=config.cache_dir, seed=config.seed)\n"
+        "    print(quality.report(scores))"),
 ]
 
 INTERPOLATE = [
