@@ -7,6 +7,7 @@ Each speed is the median of several timed intervals after warm-up. Runs unchange
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -95,6 +96,23 @@ def bench_metrics(images: np.ndarray):
     print(f"KID from features (100 subsets):    {time.perf_counter() - start:6.1f} s")
 
 
+def bench_interpolation(config: dcgan.Config):
+    """Seconds to restore a default-size network from its folder and write a 60-frame GIF (and its strip)."""
+    import latent
+
+    with tempfile.TemporaryDirectory() as folder:
+        run = dataclasses.replace(config, checkpoint_dir=os.path.join(folder, "my_net"))
+        gan = dcgan.DCGAN(run)
+        training.prepare_folder(run.checkpoint_dir, "checkpoint_dir")
+        training.write_config(run)
+        training.checkpoint_manager(gan, run).save(checkpoint_number=0)
+        start = time.perf_counter()
+        restored, _ = training.load_gan(run.checkpoint_dir)
+        latent.interpolate(restored, [[0, 0], [9, 0]], frames=60, upscale_factor=2,
+                           gif_path=os.path.join(folder, "test.gif"), strip_path=os.path.join(folder, "examples.png"))
+        print(f"restore + 60-frame GIF (128×128) and strip: {time.perf_counter() - start:5.1f} s")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-path", default=os.path.join("..", "shared", "celeba", "img_align_celeba"))
@@ -107,6 +125,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="timed intervals per figure")
     parser.add_argument("--skip-decode", action="store_true", help="skip the first-pass decode figure")
     parser.add_argument("--metrics", action="store_true", help="time the quality metrics instead of training")
+    parser.add_argument("--interpolation", action="store_true", help="time restoring a network and a 60-frame GIF")
     arguments = parser.parse_args()
 
     device = training.setup_devices()
@@ -130,6 +149,9 @@ def main():
 
     if arguments.metrics:
         bench_metrics(faces.images)
+        return
+    if arguments.interpolation:
+        bench_interpolation(config)
         return
     iterator = iter(celeba_utils.make_dataset(faces.images, config.batch_size, seed=0))
     rate = median_rate(lambda: next(iterator), config.batch_size, calls=50, repeats=5)
