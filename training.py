@@ -297,6 +297,23 @@ def reached(previous: int, step: int, every: int, offset: int = 0) -> bool:
     return (step - offset) // every > (previous - offset) // every
 
 
+class Periodic(keras.callbacks.Callback):
+    """Calls `due(step, logs)` after each call into TensorFlow that reached a step s with (s − offset) a
+    multiple of `every`."""
+
+    def __init__(self, every: int, start_step: int, offset: int = 0):
+        super().__init__()
+        self.every, self.offset, self.previous = every, offset, start_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step, previous, self.previous = int(logs["step"]), self.previous, int(logs["step"])
+        if reached(previous, step, self.every, self.offset):
+            self.due(step, logs)
+
+    def due(self, step: int, logs: dict):
+        raise NotImplementedError
+
+
 class StepLog:
     """A CSV with one row per step, flushed row by row. On resume, rows past the restored step (steps a crash
     lost) are dropped first, so the log always matches the network."""
@@ -396,18 +413,17 @@ def read_best(folder: str) -> Optional[dict]:
         return json.load(handle)
 
 
-class MetricsTracker(keras.callbacks.Callback):
+class MetricsTracker(Periodic):
     """Every metrics_every steps: the chosen metrics of metric_samples faces (from fixed vectors) against as
     many training faces, to checkpoint_dir/metrics.csv and TensorBoard, and the best network kept."""
 
     def __init__(self, config: dcgan.Config, real_images: np.ndarray, start_step: int, best: BestCheckpoint,
                  interrupts: _Interrupts):
-        super().__init__()
+        super().__init__(config.metrics_every, start_step)
         self.config = config
         self.real = metrics.real_sample(real_images, config.metric_samples, config.seed)
         self.latents = tf.random.Generator.from_seed(config.seed + 2).normal((config.metric_samples, config.z_dim))
         self.log = StepLog(os.path.join(config.checkpoint_dir, METRICS_FILE), METRIC_COLUMNS, start_step)
-        self.previous = start_step
         self.best = best
         self.interrupts = interrupts
         self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
@@ -425,9 +441,8 @@ class MetricsTracker(keras.callbacks.Callback):
             self.best.offer(step, values[self.config.best_metric])
         return values
 
-    def on_train_batch_end(self, batch, logs=None):
-        step, previous, self.previous = int(logs["step"]), self.previous, int(logs["step"])
-        if reached(previous, step, self.config.metrics_every) and weights_are_finite(self.model):
+    def due(self, step: int, logs: dict):
+        if weights_are_finite(self.model):
             self.measure(step)
 
     def on_train_end(self, logs=None):
@@ -435,14 +450,13 @@ class MetricsTracker(keras.callbacks.Callback):
         self.summary.flush()
 
 
-class SampleGrids(keras.callbacks.Callback):
+class SampleGrids(Periodic):
     """The 10×10 grid of the 100 fixed vectors as sample_dir/examples-{step}.png at step 1 and every
     sample_every steps after it, shown in the notebook as it is written."""
 
     def __init__(self, config: dcgan.Config, start_step: int, interrupts: _Interrupts, show: bool):
-        super().__init__()
+        super().__init__(config.sample_every, start_step, offset=1)
         self.config = config
-        self.previous = start_step
         self.interrupts = interrupts
         self.display = None
         self.show = show
@@ -472,22 +486,18 @@ class SampleGrids(keras.callbacks.Callback):
         else:
             self.display.update(Image(filename=path))
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(logs["step"])
-        if reached(self.previous, step, self.config.sample_every, offset=1):
-            self.write(step)
-        self.previous = step
+    def due(self, step: int, logs: dict):
+        self.write(step)
 
 
-class Checkpoints(keras.callbacks.Callback):
+class Checkpoints(Periodic):
     """A checkpoint every checkpoint_every steps (the last few kept by tf.train.CheckpointManager)."""
 
     def __init__(self, manager: tf.train.CheckpointManager, config: dcgan.Config, start_step: int,
                  interrupts: _Interrupts):
-        super().__init__()
+        super().__init__(config.checkpoint_every, start_step)
         self.manager = manager
         self.config = config
-        self.previous = start_step
         self.interrupts = interrupts
         self.diverged_at = None
 
@@ -501,10 +511,8 @@ class Checkpoints(keras.callbacks.Callback):
                                                              self.config.checkpoint_dir):
             return self.manager.save(checkpoint_number=step)
 
-    def on_train_batch_end(self, batch, logs=None):
-        step, previous, self.previous = int(logs["step"]), self.previous, int(logs["step"])
-        if reached(previous, step, self.config.checkpoint_every) and np.isfinite(float(logs["generator_loss"])) \
-                and np.isfinite(float(logs["discriminator_loss"])):
+    def due(self, step: int, logs: dict):
+        if np.isfinite(float(logs["generator_loss"])) and np.isfinite(float(logs["discriminator_loss"])):
             self.save(step)
 
 
