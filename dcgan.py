@@ -43,6 +43,7 @@ class Config:
     discriminator_width: int = 64  # channels of the discriminator's first layer (×1, ×2, ×4, ×8)
     kernel_size: int = 5
     batchnorm_momentum: float = 0.9  # moving statistics used at inference; 0.9 makes them accurate early
+    ema_decay: float = 0.999  # faces are drawn by an exponential moving average of the generator; 0: off
     precision: str = "float32"  # or "mixed_bfloat16" (CPUs with AVX-512 BF16, TPUs, Ampere GPUs), "mixed_float16"
     # devices
     strategy: str = "default"  # one device; "mirrored": every GPU of this machine; "multi_worker": several machines
@@ -102,8 +103,14 @@ class Config:
         if self.best_metric not in self.metrics:
             raise ValueError(f"best_metric must be one of the metrics computed ({', '.join(self.metrics)}), "
                              f"got {self.best_metric!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {self.ema_decay!r}")
         if not 0 <= self.batchnorm_momentum < 1:
             raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum!r}")
+
+    @property
+    def uses_ema(self) -> bool:
+        return self.ema_decay > 0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -115,7 +122,7 @@ class Config:
 
 
 # The settings that decide the networks' variables: a checkpoint only restores into networks with the same ones.
-NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size")
+NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size", "uses_ema")
 
 
 def _initializer():
@@ -195,6 +202,8 @@ class DCGAN(keras.Model):
 
     `step` counts finished training steps; `grid_latents` are the 100 fixed vectors of the sample grids;
     `noise` draws the z of each step. All three are saved in checkpoints, so a resumed run continues exactly.
+    With ema_decay > 0, `ema_generator` holds an exponential moving average of the generator's weights
+    (Yazıcı et al. 2019; Progressive GAN, StyleGAN): `sampling_generator` is the one that draws faces.
     """
 
     def __init__(self, config: Config, **kwargs):
@@ -210,16 +219,41 @@ class DCGAN(keras.Model):
         grid_noise = tf.random.Generator.from_seed(config.seed + 1)
         self.grid_latents = tf.Variable(grid_noise.normal((100, config.z_dim)), trainable=False, name="grid_latents")
         self.noise = tf.random.Generator.from_seed(config.seed)
+        self.ema_generator = None
+        if config.uses_ema:
+            self.ema_generator = build_generator(config)
+            self.ema_generator.set_weights(self.generator.get_weights())
         self.built = True  # both networks are built; fit() must not build the GAN by calling it on images
 
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator that draws faces: the moving average when there is one, else the trained one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
     def call(self, z, training=False):
-        return self.generator(z, training=training)
+        return self.sampling_generator(z, training=training)
 
     def checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
-                                   generator_optimizer=self.generator_optimizer,
-                                   discriminator_optimizer=self.discriminator_optimizer,
-                                   step=self.step, grid_latents=self.grid_latents, noise=self.noise)
+        parts = dict(generator=self.generator, discriminator=self.discriminator,
+                     generator_optimizer=self.generator_optimizer,
+                     discriminator_optimizer=self.discriminator_optimizer,
+                     step=self.step, grid_latents=self.grid_latents, noise=self.noise)
+        if self.ema_generator is not None:
+            parts["ema_generator"] = self.ema_generator
+        return tf.train.Checkpoint(**parts)
+
+    def ema_decay_at(self, step):
+        """The decay of the update after `step` steps: ramped up early as tf.train.ExponentialMovingAverage does,
+        min(ema_decay, (1 + step) / (10 + step)), so the average does not lag behind the first steps."""
+        step = tf.cast(step, tf.float32)
+        return tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+
+    def update_ema(self):
+        decay = self.ema_decay_at(self.step)
+        for average, weight in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
+            average.assign(decay * average + (1.0 - decay) * weight)
+        for average, weight in zip(self.ema_generator.non_trainable_weights, self.generator.non_trainable_weights):
+            average.assign(weight)  # batch-norm statistics follow the trained generator's
 
     def train_step(self, real_images):
         # Under tf.distribute each replica sees its share of the batch; Keras sums the replicas' gradients, so
@@ -244,6 +278,8 @@ class DCGAN(keras.Model):
         gradients = tape.gradient(scaled, self.generator.trainable_variables)
         self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
 
+        if self.ema_generator is not None:
+            self.update_ema()
         self.step.assign_add(1)
         return {"discriminator_loss": d_loss, "generator_loss": g_loss, "step": self.step}
 
