@@ -2,7 +2,7 @@
 
     gan, config = training.load_gan("my_net")
     z = latent.latent_path(latent.waypoint_vectors([[0, 3], [9, 3]], gan.grid_latents), frames=30)
-    frames = latent.generate_frames(gan.generator, z)
+    frames = latent.generate_frames(gan.sampling_generator, z)
     latent.write_gif(frames, "testimgs/test.gif", fps=10)
 
 Waypoints are cells [row, column] of the training grid (the 100 fixed vectors of imgs/examples-*.png),
@@ -172,10 +172,12 @@ def write_strip(frames: np.ndarray, path: str, columns: int = 10) -> str:
 def interpolate(gan, waypoints: Sequence = ([0, 0], [9, 0]), frames: int = 10, kind: str = "slerp",
                 closed: bool = False, fps: float = 10, mode: str = "independent", upscale_factor: int = 1,
                 gif_path: str = "testimgs/test.gif", strip_path: Optional[str] = "testimgs/examples.png",
-                batch_size: int = 100, seed: int = 0):
-    """Render a path through the waypoints as a GIF (and the frames as one strip): returns the uint8 frames."""
+                batch_size: int = 100, seed: int = 0, use_average: bool = True):
+    """Render a path through the waypoints as a GIF (and the frames as one strip): returns the uint8 frames.
+    use_average=False draws with the trained generator instead of its moving average."""
     z = latent_path(waypoint_vectors(waypoints, gan.grid_latents.numpy(), seed), frames, kind, closed)
-    images = upscale(generate_frames(gan.generator, z, mode, batch_size, seed), upscale_factor)
+    generator = gan.sampling_generator if use_average else gan.generator
+    images = upscale(generate_frames(generator, z, mode, batch_size, seed), upscale_factor)
     write_gif(images, gif_path, fps)
     if strip_path:
         write_strip(images, strip_path)

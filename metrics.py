@@ -276,7 +276,7 @@ def score_checkpoint(checkpoint_dir: str, real, samples: int = 2048, metrics: Se
     import training
 
     gan, _ = training.load_gan(checkpoint_dir, step)
-    generated = latent.generate_faces(gan.generator, range(seed, seed + samples))
+    generated = latent.generate_faces(gan.sampling_generator, range(seed, seed + samples))
     return evaluate(generated, real_sample(as_uint8(real), samples, seed), metrics, cache_dir, seed)
 
 

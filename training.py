@@ -429,7 +429,7 @@ class MetricsTracker(Periodic):
         self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
 
     def measure(self, step: int) -> dict:
-        generated = celeba_utils.to_uint8(dcgan.generate(self.model.generator, self.latents))
+        generated = celeba_utils.to_uint8(dcgan.generate(self.model.sampling_generator, self.latents))
         values = metrics.evaluate(generated, self.real, self.config.metrics, self.config.cache_dir, self.config.seed)
         values["step"] = step
         self.log.append(values)
@@ -463,7 +463,7 @@ class SampleGrids(Periodic):
         self.last_written = None
 
     def write(self, step: int) -> str:
-        images = dcgan.generate(self.model.generator, self.model.grid_latents)
+        images = dcgan.generate(self.model.sampling_generator, self.model.grid_latents)
         path = grid_file(self.config.sample_dir, step)
         with self.interrupts.hold(), _reporting_write_errors(f"the sample grid {os.path.basename(path)}",
                                                              self.config.sample_dir):
@@ -599,6 +599,8 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
         restored = restore(gan, restore_dir) if has_checkpoint else None
         if restored is None:  # true moving statistics from the start: grids in inference mode are right at step 1
             dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
+            if gan.ema_generator is not None:  # the average starts as a copy of the generator
+                gan.ema_generator.set_weights(gan.generator.get_weights())
     start_step = int(gan.step.numpy())
     # the data order continues anew after a resume, reproducible from the seed and the step
     dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step)

@@ -29,6 +29,7 @@ GAN_NEW = [
         "discriminator_width = 64  # discriminator channels 64-128-256-512 at 64\n"
         "kernel_size = 5\n"
         "batchnorm_momentum = 0.9\n"
+        "ema_decay = 0.999  # grids and faces from a moving average of the generator's weights (0: off, the plain recipe)\n"
         "precision = \"float32\"  # or \"mixed_bfloat16\", \"mixed_float16\"\n"
         "strategy = \"default\"  # one device; \"mirrored\": all GPUs here; \"multi_worker\": several machines (TF_CONFIG)\n"
         "jit_compile = None  # XLA: None turns it on for GPUs, off on CPUs\n"
@@ -97,7 +98,8 @@ INTERPOLATE = [
         "gif_path = \"testimgs/test.gif\"\n"
         "strip_path = \"testimgs/examples.png\"\n"
         "compare_modes = True  # show the same path in both modes, one above the other\n"
-        "seed = 0  # for \"random\" waypoints and pad mode's random vectors",
+        "seed = 0  # for \"random\" waypoints and pad mode's random vectors\n"
+        "use_average = True  # draw with the moving average of the generator's weights (False: the trained one)",
         metadata={"tags": ["parameters"]}),
     new_code_cell(
         "import matplotlib.pyplot as plt\n"
@@ -110,7 +112,7 @@ INTERPOLATE = [
         "print(f\"restored {checkpoint_dir} at step {int(gan.step.numpy())}\")"),
     new_code_cell(
         "images = latent.interpolate(gan, waypoints, frames, kind, closed, fps, mode, upscale, gif_path, strip_path,\n"
-        "                            batch_size, seed)\n"
+        "                            batch_size, seed, use_average)\n"
         "print(f\"{len(images)} frames of {images.shape[1]}×{images.shape[2]}: {gif_path} and {strip_path}\")\n"
         "display(Image(filename=gif_path))\n"
         "display(Image(filename=strip_path))"),
@@ -121,7 +123,8 @@ INTERPOLATE = [
         "if compare_modes:\n"
         "    z = latent.latent_path(latent.waypoint_vectors(waypoints, gan.grid_latents.numpy(), seed), frames, kind,\n"
         "                           closed)\n"
-        "    both = [latent.generate_frames(gan.generator, z, each, batch_size, seed) for each in latent.MODES]\n"
+        "    generator = gan.sampling_generator if use_average else gan.generator\n"
+        "    both = [latent.generate_frames(generator, z, each, batch_size, seed) for each in latent.MODES]\n"
         "    plt.figure(figsize=(min(frames, 10) * 1.2, 2.8))\n"
         "    plt.imshow(celeba_utils.image_grid(np.concatenate(both), rows=2, columns=frames))\n"
         "    plt.yticks([32, 96], list(latent.MODES))\n"
