@@ -128,3 +128,25 @@ def test_recomputed_batch_norm_statistics_make_inference_match_training_mode_fro
     activations = probe(tf.random.normal((400, config.z_dim), seed=9), training=True).numpy()
     np.testing.assert_allclose(norm.moving_mean.numpy(), activations.mean(axis=(0, 1, 2)), atol=0.2 *
                                activations.std())
+
+
+def test_the_moving_average_moves_by_one_minus_decay_toward_the_new_weights():
+    config = dcgan.Config(ema_decay=0.99, **TINY)
+    gan = dcgan.DCGAN(config)
+    gan.step.assign(100000)  # past the ramp-up: the decay is ema_decay itself
+    before = [w.numpy().copy() for w in gan.ema_generator.trainable_weights]
+    gan.train_step(tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1))
+    for average, old, new in zip(gan.ema_generator.trainable_weights, before, gan.generator.trainable_weights):
+        np.testing.assert_allclose(average.numpy(), old + (1 - 0.99) * (new.numpy() - old), rtol=1e-5, atol=1e-7)
+    for average, new in zip(gan.ema_generator.non_trainable_weights, gan.generator.non_trainable_weights):
+        np.testing.assert_array_equal(average.numpy(), new.numpy())  # batch-norm statistics are copied
+    assert gan.sampling_generator is gan.ema_generator
+    assert float(gan.ema_decay_at(0)) == pytest.approx(0.1) and float(gan.ema_decay_at(10 ** 6)) == \
+        pytest.approx(0.99)  # ramped up early, as tf.train.ExponentialMovingAverage does
+
+
+def test_without_a_moving_average_the_trained_generator_draws_the_faces():
+    gan = dcgan.DCGAN(dcgan.Config(ema_decay=0, **TINY))
+    assert gan.ema_generator is None and gan.sampling_generator is gan.generator
+    assert not hasattr(gan.checkpoint(), "ema_generator")
+    assert hasattr(dcgan.DCGAN(dcgan.Config(**TINY)).checkpoint(), "ema_generator")  # on by default, saved

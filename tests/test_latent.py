@@ -129,7 +129,7 @@ def test_interpolate_notebook_renders_the_path_between_two_grid_faces(tmp_path, 
                         gif_path=str(gif), strip_path=str(strip)))
     gan, _ = training.load_gan(str(tmp_path / "my_net"))
     endpoints = gan.grid_latents.numpy()[[3, 93]]
-    expected = latent.upscale(latent.generate_frames(gan.generator, endpoints), 2)
+    expected = latent.upscale(latent.generate_frames(gan.sampling_generator, endpoints), 2)
 
     with Image.open(gif) as animation:
         assert animation.n_frames == 6 and animation.size == (128, 128) and animation.info["loop"] == 0
