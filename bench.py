@@ -121,6 +121,7 @@ def main():
     parser.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
     parser.add_argument("--generator-width", type=int, default=64)
     parser.add_argument("--discriminator-width", type=int, default=64)
+    parser.add_argument("--ema-decay", type=float, default=dcgan.Config.ema_decay, help="0: no moving average")
     parser.add_argument("--steps", type=int, default=4, help="training steps per timed interval")
     parser.add_argument("--repeats", type=int, default=3, help="timed intervals per figure")
     parser.add_argument("--skip-decode", action="store_true", help="skip the first-pass decode figure")
@@ -133,7 +134,7 @@ def main():
     print(f"device: {device}; {os.cpu_count()} CPU cores; TensorFlow {tf.__version__}")
     config = dcgan.Config(image_path=arguments.image_path, batch_size=arguments.batch_size,
                           precision=arguments.precision, generator_width=arguments.generator_width,
-                          discriminator_width=arguments.discriminator_width)
+                          discriminator_width=arguments.discriminator_width, ema_decay=arguments.ema_decay)
 
     with tempfile.TemporaryDirectory() as fresh_cache:
         cache_dir = None if arguments.skip_decode else fresh_cache  # --skip-decode: the usual, warm cache
@@ -174,8 +175,8 @@ def main():
     achieved = step_rate * flops / 1e9
     matmul = matmul_gflops(dtype=tf.bfloat16 if arguments.precision == "mixed_bfloat16" and not gpus else tf.float32)
     print(f"training, step only: {step_rate:7.1f} images/s ({config.precision}, batch {config.batch_size}, "
-          f"XLA {'on' if arguments.jit_compile else 'off'}); {flops / 1e9:.2f} GFLOP per image -> "
-          f"{achieved:.0f} GFLOP/s")
+          f"XLA {'on' if arguments.jit_compile else 'off'}, EMA decay {config.ema_decay}); "
+          f"{flops / 1e9:.2f} GFLOP per image -> {achieved:.0f} GFLOP/s")
     print(f"training, end to end: {pipeline_rate:6.1f} images/s ({100 * pipeline_rate / step_rate:.0f}% of step only)")
     print(f"matrix product 4096²: {matmul:6.0f} GFLOP/s -> the step runs at {100 * achieved / matmul:.0f}% of it")
 
