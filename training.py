@@ -137,8 +137,10 @@ def restore(gan: dcgan.DCGAN, checkpoint_dir: str, step: Optional[int] = None) -
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             warnings.warn(f"The checkpoint {path} is damaged ({reason}); trying an older one.")
     if candidates:
-        raise ValueError(f"No checkpoint in {checkpoint_dir} could be read (all {len(candidates)} are damaged). "
-                         "They are left as they are; move them away, or train with another checkpoint_dir.")
+        raise ValueError(f"No checkpoint in {checkpoint_dir} could be read into the networks that config.json "
+                         f"describes (tried {len(candidates)}): they are damaged, or config.json does not belong to "
+                         "them. They are left as they are; restore the run's own config.json, move them away, or "
+                         "train with another checkpoint_dir.")
     return None
 
 

@@ -250,7 +250,17 @@ def test_a_damaged_newest_checkpoint_falls_back_to_an_older_one(tmp_path, celeba
     for name in os.listdir(tmp_path / "my_net"):
         if name.startswith("ckpt-") and name.endswith(".index"):
             (tmp_path / "my_net" / name).write_bytes(b"garbage")
-    with pytest.raises(ValueError, match=r"No checkpoint in .*my_net could be read"), pytest.warns(UserWarning):
+    with pytest.raises(ValueError, match=r"No checkpoint in .*my_net could be read .*damaged, or config.json"), \
+            pytest.warns(UserWarning):
+        training.load_gan(config.checkpoint_dir)
+
+
+def test_a_config_that_does_not_match_its_checkpoint_is_a_clear_error(tmp_path, celeba, cache_dir):
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=1)
+    training.train(config, show=False)
+    path = tmp_path / "my_net" / "config.json"
+    path.write_text(path.read_text().replace('"generator_width": 4', '"generator_width": 8'))
+    with pytest.raises(ValueError, match="config.json does not belong to them"), pytest.warns(UserWarning):
         training.load_gan(config.checkpoint_dir)
 
 
