@@ -178,6 +178,11 @@ def main():
           f"XLA {'on' if arguments.jit_compile else 'off'}, EMA decay {config.ema_decay}); "
           f"{flops / 1e9:.2f} GFLOP per image -> {achieved:.0f} GFLOP/s")
     print(f"training, end to end: {pipeline_rate:6.1f} images/s ({100 * pipeline_rate / step_rate:.0f}% of step only)")
+    if gan.ema_generator is not None:
+        update = tf.function(gan.update_ema)
+        updates_per_second = median_rate(update, 1, calls=20, repeats=3)
+        print(f"EMA update alone:   {1000 / updates_per_second:8.2f} ms per step "
+              f"({100 * step_rate / (config.batch_size * updates_per_second):.2f}% of a training step)")
     print(f"matrix product 4096²: {matmul:6.0f} GFLOP/s -> the step runs at {100 * achieved / matmul:.0f}% of it")
 
     z = tf.random.normal((1000, config.z_dim))
