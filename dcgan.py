@@ -24,6 +24,7 @@ from metrics import METRICS
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+DISCRIMINATOR_NORMS = ("batch", "spectral")
 
 
 @dataclasses.dataclass
@@ -56,6 +57,10 @@ class Config:
     discriminator_learning_rate: float = 2e-4
     beta_1: float = 0.5
     seed: int = 0
+    # training recipe (measured one by one in ablation.py; PLAIN_RECIPE gives the original DCGAN)
+    label_smoothing: float = 0.0  # one-sided: the discriminator's target for real faces is 1 - this (ganhacks #6)
+    discriminator_norm: str = "batch"  # or "spectral": spectral normalisation instead of batch norm (Miyato 2018)
+    flip_faces: bool = False  # mirror each real face left-right with probability 1/2
     # outputs
     checkpoint_dir: str = "my_net"
     sample_dir: str = "imgs"
@@ -107,6 +112,13 @@ class Config:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {self.ema_decay!r}")
         if not 0 <= self.batchnorm_momentum < 1:
             raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum!r}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5) (0: off; 0.1 is usual), got {self.label_smoothing!r}")
+        if self.discriminator_norm not in DISCRIMINATOR_NORMS:
+            raise ValueError(f"discriminator_norm must be one of {', '.join(DISCRIMINATOR_NORMS)}, "
+                             f"got {self.discriminator_norm!r}")
+        if self.flip_faces not in (True, False):
+            raise ValueError(f"flip_faces must be True or False, got {self.flip_faces!r}")
 
     @property
     def uses_ema(self) -> bool:
@@ -122,7 +134,12 @@ class Config:
 
 
 # The settings that decide the networks' variables: a checkpoint only restores into networks with the same ones.
-NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size", "uses_ema")
+NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size",
+                  "discriminator_norm", "uses_ema")
+
+# The original recipe of Radford et al. and carpedm20/DCGAN-tensorflow, by settings alone: Config(**PLAIN_RECIPE).
+PLAIN_RECIPE = dict(ema_decay=0.0, generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, beta_1=0.5,
+                    label_smoothing=0.0, discriminator_norm="batch", flip_faces=False)
 
 
 def _initializer():
@@ -161,26 +178,66 @@ def build_generator(config: Config) -> keras.Model:
     return keras.Model(z, image, name="generator")
 
 
+class _SpectralNorm:
+    """Spectral normalisation as in Miyato et al. (2018) and torch.nn.utils.spectral_norm: the layer computes with
+    kernel / σ, where σ, the kernel's largest singular value, is estimated by one power iteration per training
+    call; the gradient flows through σ, and the power-iteration vector `u` is a non-trainable weight (saved in
+    checkpoints). keras.layers.SpectralNormalization instead overwrites the kernel with kernel / σ on each call."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.u = self.add_weight(shape=(1, self.kernel.shape[-1]), initializer=keras.initializers.RandomNormal(),
+                                 trainable=False, autocast=False, name="u", aggregation="mean")
+
+    def normalized_kernel(self, training):
+        kernel = tf.cast(self.kernel, tf.float32)
+        matrix = tf.reshape(kernel, (-1, kernel.shape[-1]))
+        v = tf.math.l2_normalize(tf.matmul(self.u, matrix, transpose_b=True))
+        u = tf.math.l2_normalize(tf.matmul(v, matrix))
+        u, v = tf.stop_gradient(u), tf.stop_gradient(v)
+        sigma = tf.reduce_sum(tf.matmul(v, matrix) * u)
+        if training:
+            self.u.assign(u)
+        return tf.cast(kernel / sigma, self.compute_dtype)
+
+
+class SpectralConv2D(_SpectralNorm, keras.layers.Conv2D):
+    def call(self, inputs, training=False):
+        outputs = self.convolution_op(inputs, self.normalized_kernel(training))
+        return outputs + self.bias if self.use_bias else outputs
+
+
+class SpectralDense(_SpectralNorm, keras.layers.Dense):
+    def call(self, inputs, training=False):
+        outputs = tf.matmul(inputs, self.normalized_kernel(training))
+        return outputs + self.bias if self.use_bias else outputs
+
+
 def build_discriminator(config: Config) -> keras.Model:
-    """image in [-1, 1] → one real/fake logit (float32)."""
+    """image in [-1, 1] → one real/fake logit (float32). With discriminator_norm="spectral" every layer is
+    spectrally normalised and there is no batch norm (the SN-GAN discriminator)."""
     policy = keras.mixed_precision.DTypePolicy(config.precision)
+    spectral = config.discriminator_norm == "spectral"
+    convolution, dense = (SpectralConv2D, SpectralDense) if spectral else (keras.layers.Conv2D, keras.layers.Dense)
     layers = number_of_upsamplings(config.image_size)
     image = keras.Input((config.image_size, config.image_size, 3), name="image")
     x = image
     for index in range(layers):
-        x = keras.layers.Conv2D(config.discriminator_width * 2 ** index, config.kernel_size, strides=2, padding="same",
-                                use_bias=index == 0, kernel_initializer=_initializer(), dtype=policy,
-                                name=f"down{index + 1}")(x)
-        if index > 0:
+        batch_norm = index > 0 and not spectral
+        x = convolution(config.discriminator_width * 2 ** index, config.kernel_size, strides=2, padding="same",
+                        use_bias=not batch_norm, kernel_initializer=_initializer(), dtype=policy,
+                        name=f"down{index + 1}")(x)
+        if batch_norm:
             x = _batch_norm(config, policy, f"down{index + 1}_bn")(x)
         x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
     x = keras.layers.Flatten(dtype=policy)(x)
-    logit = keras.layers.Dense(1, kernel_initializer=_initializer(), dtype="float32", name="logit")(x)
+    logit = dense(1, kernel_initializer=_initializer(), dtype="float32", name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
 
 
-def discriminator_loss(real_logits, fake_logits):
-    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
+def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """Cross-entropy with target 1 for real faces (1 - label_smoothing: one-sided smoothing) and 0 for fakes."""
+    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(real_logits), 1.0 - label_smoothing), real_logits)
     fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
     return tf.reduce_mean(real) + tf.reduce_mean(fake)
 
@@ -188,6 +245,13 @@ def discriminator_loss(real_logits, fake_logits):
 def generator_loss(fake_logits):
     """The non-saturating loss: -log D(G(z))."""
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits))
+
+
+def mirror_randomly(images, noise: tf.random.Generator):
+    """Each image of a batch mirrored left-right with probability 1/2 (drawn from `noise`, so a resumed run
+    continues the same draws)."""
+    mirrored = noise.uniform((tf.shape(images)[0], 1, 1, 1)) < 0.5
+    return tf.where(mirrored, tf.reverse(images, axis=[2]), images)
 
 
 def _adam(config: Config, learning_rate: float):
@@ -260,12 +324,14 @@ class DCGAN(keras.Model):
         # each replica's mean loss is divided by their number to give the gradient of the global mean.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch_size = tf.shape(real_images)[0]
+        if self.config.flip_faces:
+            real_images = mirror_randomly(real_images, self.noise)
         z = self.noise.normal((batch_size, self.config.z_dim))
         with tf.GradientTape() as tape:
             fake_images = self.generator(z, training=True)
             real_logits = self.discriminator(real_images, training=True)
             fake_logits = self.discriminator(fake_images, training=True)
-            d_loss = discriminator_loss(real_logits, fake_logits)
+            d_loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing)
             scaled = self.discriminator_optimizer.scale_loss(d_loss / replicas)
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))

@@ -101,6 +101,9 @@ def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():
     (dict(precision="float8"), "precision must be one of float32, mixed_bfloat16, mixed_float16"),
     (dict(image_size=48), "image_size must be a power of two"),
     (dict(generator_learning_rate=0), "generator_learning_rate must be above 0"),
+    (dict(label_smoothing=0.7), "label_smoothing must be in"),
+    (dict(discriminator_norm="layer"), "discriminator_norm must be one of batch, spectral"),
+    (dict(flip_faces="yes"), "flip_faces must be True or False"),
 ])
 def test_bad_settings_name_the_parameter(setting, message):
     with pytest.raises(ValueError, match=message):
@@ -150,3 +153,89 @@ def test_without_a_moving_average_the_trained_generator_draws_the_faces():
     assert gan.ema_generator is None and gan.sampling_generator is gan.generator
     assert not hasattr(gan.checkpoint(), "ema_generator")
     assert hasattr(dcgan.DCGAN(dcgan.Config(**TINY)).checkpoint(), "ema_generator")  # on by default, saved
+
+
+# --------------------------------------------------------------------------------------------- recipe candidates
+
+CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4), dict(label_smoothing=0.1),
+              dict(discriminator_norm="spectral"), dict(flip_faces=True), dict(batchnorm_momentum=0.99)]
+
+
+@pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
+def test_each_candidate_setting_trains_a_few_real_steps_with_finite_losses(setting):
+    gan, logs, before, after = one_step(dcgan.Config(**{**dcgan.PLAIN_RECIPE, **setting, **TINY}))
+    for _ in range(2):
+        logs = gan.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
+    after = [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
+    assert int(gan.step.numpy()) == 3
+    assert np.isfinite(float(logs["discriminator_loss"])) and np.isfinite(float(logs["generator_loss"]))
+    assert all(not np.array_equal(b, a) for b, a in zip(before, after))
+
+
+def trained_weights(steps=3, **settings):
+    keras.utils.set_random_seed(5)  # the same initial weights for every call
+    gan = dcgan.DCGAN(dcgan.Config(**{**TINY, **settings}))
+    real = tf.random.stateless_uniform((steps, TINY["batch_size"], 64, 64, 3), (1, 2), -1, 1)
+    for step in range(steps):
+        gan.train_step(real[step])
+    return gan, [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
+
+
+def test_the_plain_recipe_is_reproducible_by_settings_alone_and_the_average_does_not_change_training():
+    config = dcgan.Config(**dcgan.PLAIN_RECIPE)
+    assert (config.ema_decay, config.label_smoothing, config.discriminator_norm, config.flip_faces) == \
+        (0, 0, "batch", False)
+    assert (config.generator_learning_rate, config.discriminator_learning_rate, config.beta_1) == (2e-4, 2e-4, 0.5)
+    plain, plain_weights = trained_weights(**dcgan.PLAIN_RECIPE)
+    assert plain.sampling_generator is plain.generator
+    averaged, averaged_weights = trained_weights(**{**dcgan.PLAIN_RECIPE, "ema_decay": 0.999})
+    for a, b in zip(plain_weights, averaged_weights):  # so one run scores both generators (ablation.py)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_batch_norm_momentum_changes_only_the_moving_statistics_not_training():
+    slow, slow_weights = trained_weights(batchnorm_momentum=0.99)
+    fast, fast_weights = trained_weights(batchnorm_momentum=0.9)
+    for a, b in zip(slow_weights, fast_weights):
+        np.testing.assert_array_equal(a, b)
+    moving = "up1_bn"
+    assert not np.allclose(slow.generator.get_layer(moving).moving_mean.numpy(),
+                           fast.generator.get_layer(moving).moving_mean.numpy())
+
+
+def test_one_sided_label_smoothing_targets_one_minus_the_smoothing_for_real_faces_only():
+    real, fake = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
+    sigmoid = lambda x: 1 / (1 + np.exp(-np.asarray(x)))  # noqa: E731
+    expected = -np.mean(0.9 * np.log(sigmoid(real)) + 0.1 * np.log(1 - sigmoid(real))) \
+        - np.mean(np.log(1 - sigmoid(fake)))
+    assert float(dcgan.discriminator_loss(real, fake, label_smoothing=0.1)) == pytest.approx(expected, rel=1e-5)
+    assert float(dcgan.discriminator_loss(real, fake, 0.1)) > float(dcgan.discriminator_loss(real, fake))
+
+
+def test_spectral_norm_divides_each_kernel_by_its_largest_singular_value_and_replaces_batch_norm():
+    config = dcgan.Config(discriminator_norm="spectral", **TINY)
+    discriminator = dcgan.build_discriminator(config)
+    assert not [layer for layer in discriminator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    layer = discriminator.get_layer("down3")
+    for _ in range(300):  # power iterations, one per training call
+        kernel = layer.normalized_kernel(training=True).numpy()
+    largest = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
+    assert largest == pytest.approx(1.0, abs=1e-3)
+    raw = layer.kernel.numpy()
+    assert np.linalg.svd(raw.reshape(-1, raw.shape[-1]), compute_uv=False)[0] != pytest.approx(1.0, abs=0.05)
+    # The gradient flows through σ: the output does not change when the kernel is scaled, so the gradient is
+    # orthogonal to the kernel (keras.layers.SpectralNormalization, which overwrites the kernel, fails this).
+    images = tf.random.uniform((4, 64, 64, 3), -1, 1)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(discriminator(images, training=False) ** 2)
+    gradient = tape.gradient(total, layer.kernel).numpy()
+    assert abs(np.sum(gradient * raw)) < 1e-4 * np.linalg.norm(gradient) * np.linalg.norm(raw)
+
+
+def test_flips_mirror_about_half_the_faces_and_leave_the_rest():
+    images = tf.random.uniform((200, 8, 8, 3))
+    flipped = dcgan.mirror_randomly(images, tf.random.Generator.from_seed(3)).numpy()
+    mirrored = [np.array_equal(after, before[:, ::-1]) for after, before in zip(flipped, images.numpy())]
+    unchanged = [np.array_equal(after, before) for after, before in zip(flipped, images.numpy())]
+    assert all(m != u for m, u in zip(mirrored, unchanged))  # each face is one or the other
+    assert 70 < sum(mirrored) < 130
