@@ -324,20 +324,30 @@ def select(faces: Faces, image_path: str, partition: Optional[str] = None, attri
 # --------------------------------------------------------------------------------------------- tf.data
 
 def to_float(images):
-    """uint8 [0, 255] → float32 [-1, 1]."""
+    """uint8 [0, 255] → float32 [-1, 1]. A product with the reciprocal, not a division, which TensorFlow's graph
+    optimiser may rewrite as that product in one graph and not another: faces converted in tf.data and inside a
+    training step (resident data) are then bit-identical."""
     import tensorflow as tf
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
+    return tf.cast(images, tf.float32) * (1.0 / 127.5) - 1.0
 
 
-def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0):
+def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0, indices_only: bool = False):
     """An endless tf.data stream of shuffled float batches in [-1, 1]: a fresh order each epoch, reproducible
-    from seed; batches are gathered from the in-memory faces, so nothing is decoded again."""
+    from seed; batches are gathered from the in-memory faces, so nothing is decoded again. With indices_only,
+    the stream holds the same batches as the faces' indices (int64), for a training step that gathers them from
+    a copy on its device (dcgan.DCGAN.keep_on_device)."""
     import tensorflow as tf
 
     if batch_size > len(images):
         raise ValueError(f"batch_size ({batch_size}) is larger than the number of faces ({len(images)}): "
                          "use a smaller batch_size or more images")
     shape = (batch_size,) + images.shape[1:]
+    order = (tf.data.Dataset.range(len(images))
+             .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+             .repeat()
+             .batch(batch_size, drop_remainder=True))
+    if indices_only:
+        return order.prefetch(tf.data.AUTOTUNE)
 
     def gather(indices):
         return images[indices]
@@ -346,12 +356,7 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0):
         batch = tf.numpy_function(gather, [indices], tf.uint8, stateful=False)
         return to_float(tf.ensure_shape(batch, shape))
 
-    return (tf.data.Dataset.range(len(images))
-            .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(batch_size, drop_remainder=True)
-            .map(batch_of, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return order.map(batch_of, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 # --------------------------------------------------------------------------------------------- grids and PNGs

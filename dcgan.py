@@ -18,8 +18,10 @@ import weakref
 from typing import Optional, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from celeba_utils import to_float
 from metrics import METRICS
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -50,6 +52,7 @@ class Config:
     strategy: str = "default"  # one device; "mirrored": every GPU of this machine; "multi_worker": several machines
     jit_compile: Optional[bool] = None  # XLA; None: on for GPUs, off on CPUs (where it was measured slower)
     steps_per_execution: int = 1  # training steps per call into TensorFlow (more: less Python overhead on GPUs)
+    resident_data: Optional[bool] = None  # faces copied to the device once, batches gathered there; None: on GPUs
     # optimisation
     steps: int = 20000  # train until this many steps in all (a resumed run continues toward it)
     batch_size: int = 100
@@ -117,6 +120,8 @@ class Config:
         if self.discriminator_norm not in DISCRIMINATOR_NORMS:
             raise ValueError(f"discriminator_norm must be one of {', '.join(DISCRIMINATOR_NORMS)}, "
                              f"got {self.discriminator_norm!r}")
+        if self.resident_data not in (None, True, False):
+            raise ValueError(f"resident_data must be None (automatic), True or False, got {self.resident_data!r}")
         if self.flip_faces not in (True, False):
             raise ValueError(f"flip_faces must be True or False, got {self.flip_faces!r}")
 
@@ -283,6 +288,7 @@ class DCGAN(keras.Model):
         grid_noise = tf.random.Generator.from_seed(config.seed + 1)
         self.grid_latents = tf.Variable(grid_noise.normal((100, config.z_dim)), trainable=False, name="grid_latents")
         self.noise = tf.random.Generator.from_seed(config.seed)
+        self.resident_images = None  # see keep_on_device
         self.ema_generator = None
         if config.uses_ema:
             self.ema_generator = build_generator(config)
@@ -319,7 +325,34 @@ class DCGAN(keras.Model):
         for average, weight in zip(self.ema_generator.non_trainable_weights, self.generator.non_trainable_weights):
             average.assign(weight)  # batch-norm statistics follow the trained generator's
 
-    def train_step(self, real_images):
+    def keep_on_device(self, images: np.ndarray) -> bool:
+        """Copy the uint8 faces to the training device once (under a tf.distribute strategy, one copy on each),
+        so that each step gathers its batch there and the input stream carries only indices
+        (celeba_utils.make_dataset(indices_only=True)). Each pair of bytes is held as one float16, whose gather
+        kernel every device has (GPUs have none for uint8), and is viewed as bytes again after the gather.
+        Returns False, keeping nothing, when the device has no room for them."""
+        size = self.config.image_size
+        if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
+            raise ValueError(f"keep_on_device takes uint8 faces of shape (n, {size}, {size}, 3), got "
+                             f"{images.dtype} {images.shape}")
+        try:
+            pairs = tf.bitcast(tf.constant(images.reshape(len(images), -1, 2)), tf.float16)
+            self.resident_images = tf.Variable(pairs, trainable=False, name="resident_images")
+        except tf.errors.ResourceExhaustedError:
+            self.resident_images = None
+            return False
+        return True
+
+    def real_batch(self, data):
+        """The step's real faces in [-1, 1]: the batch itself, or gathered on the device from its indices."""
+        if self.resident_images is None:
+            return data
+        pairs = tf.gather(self.resident_images, data)
+        size = self.config.image_size
+        return to_float(tf.reshape(tf.bitcast(pairs, tf.uint8), (-1, size, size, 3)))
+
+    def train_step(self, data):
+        real_images = self.real_batch(data)
         # Under tf.distribute each replica sees its share of the batch; Keras sums the replicas' gradients, so
         # each replica's mean loss is divided by their number to give the gradient of the global mean.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync

@@ -603,9 +603,16 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
             dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
             if gan.ema_generator is not None:  # the average starts as a copy of the generator
                 gan.ema_generator.set_weights(gan.generator.get_weights())
+        resident = config.resident_data if config.resident_data is not None else \
+            bool(tf.config.list_logical_devices("GPU"))
+        if resident and not gan.keep_on_device(faces.images):
+            resident = False
+            if show:
+                print(f"the {len(faces.images)} faces do not fit on the device: streaming them from memory instead")
     start_step = int(gan.step.numpy())
     # the data order continues anew after a resume, reproducible from the seed and the step
-    dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step)
+    dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step,
+                                        indices_only=resident)
     write_config(config)
     if show:
         where = f"resuming from {restored} at step {start_step}" if restored else "starting at step 0"

@@ -225,6 +225,15 @@ def test_dataset_gives_float_batches_covering_every_image_once_per_epoch():
         celeba_utils.make_dataset(images, 25)
 
 
+def test_an_index_stream_holds_the_same_batches_as_the_image_stream():
+    images = np.random.default_rng(2).integers(0, 256, (24, 8, 8, 3), dtype=np.uint8)
+    batches = celeba_utils.make_dataset(images, 8, seed=5).take(6)
+    indices = celeba_utils.make_dataset(images, 8, seed=5, indices_only=True).take(6)
+    for batch, index in zip(batches, indices):
+        assert index.dtype == "int64" and index.shape == (8,)
+        np.testing.assert_array_equal(batch.numpy(), celeba_utils.to_float(images[index.numpy()]).numpy())
+
+
 def test_image_grid_puts_image_r_c_at_row_r_column_c():
     images = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones((6, 4, 5, 3), np.uint8)
     grid = celeba_utils.image_grid(images, rows=2, columns=3)

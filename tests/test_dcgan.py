@@ -239,3 +239,19 @@ def test_flips_mirror_about_half_the_faces_and_leave_the_rest():
     unchanged = [np.array_equal(after, before) for after, before in zip(flipped, images.numpy())]
     assert all(m != u for m, u in zip(mirrored, unchanged))  # each face is one or the other
     assert 70 < sum(mirrored) < 130
+
+
+# --------------------------------------------------------------------------------------------- data on the device
+
+def test_faces_kept_on_the_device_come_back_bit_exact_for_every_byte_pair():
+    gan = dcgan.DCGAN(dcgan.Config(**TINY))
+    every_pair = np.arange(2 ** 16, dtype=np.uint16).view(np.uint8)  # including float16 NaN and infinity patterns
+    faces = np.resize(every_pair, (11, 64, 64, 3))  # 11 faces hold all 65,536 pairs
+    assert gan.keep_on_device(faces)
+    indices = tf.constant([10, 0, 3, 3, 7], tf.int64)
+    expected = (faces[indices.numpy()].astype(np.float32) / 127.5) - 1.0
+    np.testing.assert_allclose(gan.real_batch(indices).numpy(), expected, rtol=0, atol=1e-6)
+    logs = gan.train_step(indices)  # a step on gathered faces
+    assert np.isfinite(float(logs["discriminator_loss"]))
+    with pytest.raises(ValueError, match=r"keep_on_device takes uint8 faces of shape \(n, 64, 64, 3\)"):
+        gan.keep_on_device(faces.astype(np.float32))

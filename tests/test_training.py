@@ -331,12 +331,14 @@ print("REPORT" + json.dumps(report))
 """
 
 
+@pytest.mark.parametrize("variant", [{}, dict(resident_data=True, discriminator_norm="spectral")],
+                         ids=["streamed", "resident-spectral"])
 def test_mirrored_strategy_on_two_cpu_devices_trains_checkpoints_once_and_resumes_on_one(tmp_path, celeba,
-                                                                                         cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=3, checkpoint_every=3, strategy="mirrored")
+                                                                                         cache_dir, variant):
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=3, checkpoint_every=3, strategy="mirrored", **variant)
     settings = {name: getattr(config, name) for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
                                                          "sample_every", "checkpoint_dir", "sample_dir", "strategy",
-                                                         *TINY)}
+                                                         *TINY, *variant)}
     script = DISTRIBUTED_RUN.format(root=str(ROOT), settings=settings, checkpoint_dir=config.checkpoint_dir)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -351,6 +353,19 @@ def test_mirrored_strategy_on_two_cpu_devices_trains_checkpoints_once_and_resume
     assert restored_sum == pytest.approx(report["generator_sum"], rel=1e-6)
     resumed = training.train(config, show=False, steps=4, strategy="default")
     assert (resumed.start_step, resumed.step) == (3, 4)
+
+
+def test_faces_kept_on_the_device_train_exactly_as_faces_streamed_from_memory(tmp_path, celeba, cache_dir):
+    weights = []
+    for resident in (False, True):
+        keras.utils.set_random_seed(7)  # the same initial networks
+        config = tiny_config(tmp_path / f"resident-{resident}", celeba, cache_dir, steps=3, resident_data=resident)
+        assert training.train(config, show=False).step == 3
+        gan, _ = training.load_gan(config.checkpoint_dir)
+        assert gan.resident_images is None  # the copy of the faces is not part of the checkpoint
+        weights.append([w.numpy() for w in gan.generator.weights + gan.discriminator.weights])
+    for streamed, resident in zip(*weights):
+        np.testing.assert_array_equal(streamed, resident)
 
 
 def test_several_steps_per_call_still_write_grids_checkpoints_and_every_log_row(tmp_path, celeba, cache_dir):
