@@ -1,0 +1,205 @@
+"""The ablation: each change to the DCGAN recipe alone against the plain recipe, for the same images seen, scored
+by the same judge (FID, KID and SWD from metrics.py). One command reproduces it:
+
+    python ablation.py --data ../shared/celeba/img_align_celeba --budget 96000
+
+Each setting trains into RUNS/<setting>/ (default ~/dcgan-ablation: the networks are trained on CelebA, so they
+stay out of the project) and is resumed when stopped. Every run also keeps the moving average of its generator,
+which does not change training, so one run scores both generators: "trained" (the network the optimizer moves)
+and "average" (its exponential moving average), and the plain run alone tells what the average is worth.
+"average_precise_bn" also recomputes the average's batch-norm statistics (dcgan.recompute_batch_norm_statistics).
+
+Scores go to OUT/results.json, one record per setting, generator and budget, written as each is measured; a
+setting already scored is not run again. OUT/table.md holds the table and OUT/<setting>-<generator>.png an 8×8
+grid of generated faces (never training images). Setting names joined by "+" combine settings: "ttur+flip_faces".
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+import celeba_utils
+import dcgan
+import latent
+import metrics
+import training
+
+# Each candidate as the settings it changes; "plain" is the original recipe (dcgan.PLAIN_RECIPE).
+SETTINGS: Dict[str, dict] = {
+    "plain": {},
+    "ttur": dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4),  # Heusel et al. 2017
+    "label_smoothing": dict(label_smoothing=0.1),  # one-sided, Salimans et al. 2016, ganhacks #6
+    "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018
+    "flip_faces": dict(flip_faces=True),  # horizontal flips of the real faces
+}
+GENERATORS = ("trained", "average", "average_precise_bn")
+EMA_DECAY = 0.999  # the average kept in every run
+GRID_SEEDS = range(10_000, 10_064)  # the faces of the published grids: the same z for every setting
+DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-ablation")
+
+
+def overrides_of(setting: str) -> dict:
+    """The settings of a name from SETTINGS, or of several joined by '+'."""
+    values = {}
+    for name in setting.split("+"):
+        if name not in SETTINGS:
+            raise ValueError(f"Unknown setting {name!r} in {setting!r}: choose among {', '.join(SETTINGS)}, "
+                             "or join several with '+'")
+        values.update(SETTINGS[name])
+    return values
+
+
+def run_config(setting: str, data: str, budget: int, runs_dir: str, batch_size: int = 100, seed: int = 0,
+               cache_dir: Optional[str] = None, **network) -> dcgan.Config:
+    """The training settings of one ablation run: the plain recipe, the setting's changes, the moving average
+    kept for scoring, and ceil(budget / batch_size) steps."""
+    folder = os.path.join(runs_dir, setting)
+    values = {**dcgan.PLAIN_RECIPE, "ema_decay": EMA_DECAY, **overrides_of(setting), **network}
+    return dcgan.Config(image_path=data, cache_dir=cache_dir, batch_size=batch_size, seed=seed,
+                        steps=math.ceil(budget / batch_size), checkpoint_dir=os.path.join(folder, "my_net"),
+                        sample_dir=os.path.join(folder, "imgs"), sample_every=100, checkpoint_every=100,
+                        keep_checkpoints=2, metrics_every=0, **values)
+
+
+def read_results(out_dir: str) -> List[dict]:
+    path = os.path.join(out_dir, "results.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_results(out_dir: str, results: List[dict]):
+    with celeba_utils.atomic_write(os.path.join(out_dir, "results.json"), "w") as handle:
+        json.dump(results, handle, indent=1)
+
+
+def find(results: Sequence[dict], setting: str, generator: str, images_seen: int) -> Optional[dict]:
+    for record in results:
+        if (record["setting"], record["generator"], record["images_seen"]) == (setting, generator, images_seen):
+            return record
+    return None
+
+
+def pick_generator(gan: dcgan.DCGAN, generator: str, seed: int):
+    if generator == "trained":
+        return gan.generator
+    if generator == "average":
+        return gan.ema_generator
+    if generator == "average_precise_bn":
+        dcgan.recompute_batch_norm_statistics(gan.ema_generator, batches=10, seed=seed)
+        return gan.ema_generator
+    raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
+
+
+def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], real: np.ndarray, samples: int,
+              out_dir: str, metric_names: Sequence[str] = ("fid", "kid", "swd"), show: bool = True):
+    """Score each generator of a finished run, saving each record and grid as soon as it is measured."""
+    gan, _ = training.load_gan(config.checkpoint_dir)
+    images_seen = int(gan.step.numpy()) * config.batch_size
+    losses = training.read_losses(config.checkpoint_dir)
+    reference = metrics.real_sample(real, samples, config.seed)
+    for generator in generators:  # in GENERATORS' order: precise BN changes the average's statistics in place
+        if find(read_results(out_dir), setting, generator, images_seen):
+            continue
+        network = pick_generator(gan, generator, config.seed)
+        faces = latent.generate_faces(network, range(config.seed, config.seed + samples))
+        scores = metrics.evaluate(faces, reference, metric_names, config.cache_dir, config.seed)
+        grid = celeba_utils.image_grid(latent.generate_faces(network, GRID_SEEDS), 8, 8)
+        celeba_utils.save_png(grid, os.path.join(out_dir, f"{setting}-{generator}.png"))
+        record = dict(setting=setting, generator=generator, overrides=overrides_of(setting), images_seen=images_seen,
+                      steps=int(gan.step.numpy()), batch_size=config.batch_size,
+                      train_seconds=training_seconds(losses, int(gan.step.numpy()), config.batch_size),
+                      wall_seconds=round(losses[-1]["seconds"], 1) if losses else None,
+                      **{name: round(float(value), 4) for name, value in scores.items()},
+                      machine=machine(), date=datetime.date.today().isoformat())
+        write_results(out_dir, read_results(out_dir) + [record])
+        if show:
+            print(f"{setting:24s} {generator:20s} " + "  ".join(f"{name} {record[name]:.4g}" for name in metric_names))
+
+
+def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Optional[float]:
+    """Steps × the median seconds per step: the run's training time, unmoved by pauses or a busy machine
+    (wall_seconds, beside it in results.json, is the time the run really took)."""
+    speeds = [row["images_per_second"] for row in losses if row.get("images_per_second")]
+    return round(steps * batch_size / float(np.median(speeds)), 1) if speeds else None
+
+
+def machine() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU(s)" if gpus else f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+
+
+def table(results: Sequence[dict]) -> str:
+    """The results as a Markdown table, with each FID's change against the plain recipe's trained generator."""
+    baseline = {record["images_seen"]: record["fid"] for record in results
+                if record["setting"] == "plain" and record["generator"] == "trained" and "fid" in record}
+    lines = ["| setting | generator | FID | KID ×10³ | SWD ×10³ | FID vs plain | images seen | steps × median step time |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for record in results:
+        plain = baseline.get(record["images_seen"])
+        change = f"{100 * (record['fid'] - plain) / plain:+.1f}%" if plain and "fid" in record else ""
+        hours = f"{record['train_seconds'] / 3600:.2f} h" if record.get("train_seconds") else ""
+        kid = f"{1e3 * record['kid']:.2f}" if "kid" in record else ""
+        cells = [record["setting"], record["generator"], f"{record.get('fid', float('nan')):.2f}", kid,
+                 f"{record.get('swd', float('nan')):.1f}", change, f"{record['images_seen']:,}", hours]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: str = DEFAULT_RUNS,
+           out_dir: str = "docs/ablation", samples: int = 2048, generators: Sequence[str] = GENERATORS,
+           metric_names: Sequence[str] = ("fid", "kid", "swd"), cache_dir: Optional[str] = None, show: bool = True,
+           **network) -> List[dict]:
+    """Train (or resume) and score each setting; returns every record in OUT/results.json."""
+    for setting in settings:
+        overrides_of(setting)  # unknown names fail before any training
+    unknown = [generator for generator in generators if generator not in GENERATORS]
+    if unknown:
+        raise ValueError(f"Unknown generators {unknown}: choose among {', '.join(GENERATORS)}")
+    os.makedirs(out_dir, exist_ok=True)
+    faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=show)
+    for setting in settings:
+        config = run_config(setting, data, budget, runs_dir, cache_dir=cache_dir, **network)
+        images_seen = config.steps * config.batch_size
+        if all(find(read_results(out_dir), setting, generator, images_seen) for generator in generators):
+            continue
+        run = training.train(config, show=show, faces=faces)
+        if run.stopped:
+            print(f"stopped during {setting}: run the same command again to resume")
+            break
+        score_run(config, setting, [g for g in GENERATORS if g in generators], faces.images, samples, out_dir,
+                  metric_names, show)
+    results = read_results(out_dir)
+    with celeba_utils.atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:
+        handle.write(table(results))
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the real faces: img_align_celeba (a folder or zip)")
+    parser.add_argument("--budget", type=int, default=96_000, help="images seen by each run (default 96,000)")
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help=f"comma-separated, among {', '.join(SETTINGS)}; '+' combines settings")
+    parser.add_argument("--generators", default=",".join(GENERATORS), help="which generators to score")
+    parser.add_argument("--samples", type=int, default=2048, help="generated faces scored, against as many real")
+    parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-ablation)")
+    parser.add_argument("--out", default="docs/ablation", help="where results, table and grids go")
+    parser.add_argument("--cache-dir")
+    arguments = parser.parse_args()
+    results = ablate(arguments.data, arguments.settings.split(","), arguments.budget, arguments.runs, arguments.out,
+                     arguments.samples, arguments.generators.split(","), cache_dir=arguments.cache_dir)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

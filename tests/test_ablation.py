@@ -1,0 +1,71 @@
+"""ablation: settings by name, a tiny ablation end to end (train, score, grids, table), resume and refusals."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ablation
+import dcgan
+import training
+from conftest import TINY
+
+NETWORK = {name: value for name, value in TINY.items() if name != "batch_size"}
+
+
+def test_settings_combine_by_plus_and_each_run_starts_from_the_plain_recipe(tmp_path):
+    assert ablation.overrides_of("ttur+flip_faces") == dict(generator_learning_rate=1e-4,
+                                                            discriminator_learning_rate=4e-4, flip_faces=True)
+    config = ablation.run_config("label_smoothing", "faces", budget=1000, runs_dir=str(tmp_path), batch_size=64)
+    assert config.steps == 16  # ceil(1000 / 64): at least the budget
+    assert config.label_smoothing == 0.1 and config.ema_decay == ablation.EMA_DECAY
+    plain = ablation.run_config("plain", "faces", budget=1000, runs_dir=str(tmp_path))
+    for name, value in dcgan.PLAIN_RECIPE.items():
+        assert getattr(plain, name) == (ablation.EMA_DECAY if name == "ema_decay" else value)
+    assert plain.checkpoint_dir == os.path.join(str(tmp_path), "plain", "my_net")
+    with pytest.raises(ValueError, match="Unknown setting 'dropout' in 'ttur\\+dropout'"):
+        ablation.overrides_of("ttur+dropout")
+
+
+def test_a_tiny_ablation_trains_scores_each_generator_writes_grids_and_a_table(tmp_path, celeba, cache_dir):
+    out = tmp_path / "docs"
+    options = dict(data=str(celeba / "img_align_celeba"), budget=24, runs_dir=str(tmp_path / "runs"),
+                   out_dir=str(out), samples=64, metric_names=("swd",), cache_dir=cache_dir, show=False,
+                   batch_size=8, **NETWORK)
+    results = ablation.ablate(settings=["plain", "spectral_norm"], **options)
+    assert [(r["setting"], r["generator"]) for r in results] == [
+        (setting, generator) for setting in ("plain", "spectral_norm") for generator in ablation.GENERATORS]
+    for record in results:
+        assert record["images_seen"] == 24 and record["steps"] == 3 and np.isfinite(record["swd"])
+        assert record["train_seconds"] > 0
+        with Image.open(out / f"{record['setting']}-{record['generator']}.png") as grid:
+            assert grid.size == (512, 512)  # 8 × 8 generated faces
+    assert results[3]["overrides"] == {"discriminator_norm": "spectral"}
+    trained, average = results[0]["swd"], results[1]["swd"]
+    assert trained != average  # two different generators were scored
+    table = (out / "table.md").read_text()
+    assert table.count("\n") == 2 + len(results) and "| plain | trained |" in table and "+0.0%" not in table
+
+    # Run again: nothing is trained or scored twice; a new generator choice scores only what is missing.
+    checkpoints = training.list_checkpoints(str(tmp_path / "runs" / "plain" / "my_net"))
+    again = ablation.ablate(settings=["plain", "spectral_norm"], **options)
+    assert again == results
+    assert training.list_checkpoints(str(tmp_path / "runs" / "plain" / "my_net")) == checkpoints
+    assert json.loads((out / "results.json").read_text()) == results
+
+
+def test_precise_batch_norm_statistics_change_only_the_average_s_statistics(tmp_path, celeba, cache_dir):
+    config = ablation.run_config("plain", str(celeba / "img_align_celeba"), budget=16, runs_dir=str(tmp_path),
+                                 batch_size=8, cache_dir=cache_dir, **NETWORK)
+    training.train(config, show=False)
+    gan, _ = training.load_gan(config.checkpoint_dir)
+    before = [w.numpy().copy() for w in gan.ema_generator.weights]
+    network = ablation.pick_generator(gan, "average_precise_bn", seed=0)
+    assert network is gan.ema_generator
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, network.weights)]
+    statistics = ["moving" in w.path for w in network.weights]
+    assert any(changed) and changed == [c and s for c, s in zip(changed, statistics)]
+    with pytest.raises(ValueError, match="Unknown generator 'best'"):
+        ablation.pick_generator(gan, "best", seed=0)
