@@ -196,6 +196,17 @@ def main():
         updates_per_second = median_rate(update, 1, calls=20, repeats=3)
         print(f"EMA update alone:   {1000 / updates_per_second:8.2f} ms per step "
               f"({100 * step_rate / (config.batch_size * updates_per_second):.2f}% of a training step)")
+    if config.discriminator_norm == "spectral":
+        normalized = [layer for layer in gan.discriminator.layers if isinstance(layer, dcgan._SpectralNorm)]
+        normalize = tf.function(lambda: [layer.normalized_kernel(training=True) for layer in normalized])
+        per_second = median_rate(normalize, 1, calls=20, repeats=3)
+        print(f"spectral norm alone: {1000 / per_second:7.2f} ms per discriminator call "
+              f"({300 * step_rate / (config.batch_size * per_second):.2f}% of a training step: 3 calls)")
+    if config.flip_faces:
+        flip = tf.function(lambda: dcgan.mirror_randomly(gan.real_batch(fixed_batch), gan.noise))
+        per_second = median_rate(flip, 1, calls=20, repeats=3)
+        print(f"flips alone:        {1000 / per_second:8.2f} ms per step "
+              f"({100 * step_rate / (config.batch_size * per_second):.2f}% of a training step)")
     print(f"matrix product 4096²: {matmul:6.0f} GFLOP/s -> the step runs at {100 * achieved / matmul:.0f}% of it")
 
     z = tf.random.normal((1000, config.z_dim))
