@@ -1,5 +1,6 @@
 """training: a real tiny run on the CelebA sample, resume, stop by signal, refusals, and the notebook."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -115,6 +116,16 @@ def test_sigterm_saves_a_checkpoint_of_the_step_reached(tmp_path, celeba, cache_
     gan, _ = training.load_gan(str(tmp_path / "my_net"))
     assert int(gan.step.numpy()) == logged >= 5
     assert losses.is_file() and (tmp_path / "imgs" / f"examples-{logged}.png").is_file()
+
+
+def test_the_notebook_parameters_cell_sets_every_setting_to_its_default():
+    notebook = json.loads((ROOT / "gan_new.ipynb").read_text())
+    cell = next(cell for cell in notebook["cells"] if "parameters" in cell["metadata"].get("tags", []))
+    values = {}
+    exec("".join(cell["source"]), {}, values)
+    for field in dataclasses.fields(dcgan.Config):
+        assert field.name in values, f"gan_new.ipynb's parameters cell lacks {field.name}"
+    assert dcgan.Config.from_dict(values) == dcgan.Config()
 
 
 def test_the_notebook_trains_headless_and_resumes(tmp_path, celeba, cache_dir):
