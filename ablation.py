@@ -145,6 +145,10 @@ def table(results: Sequence[dict]) -> str:
     lines = ["| setting | generator | FID | KID ×10³ | SWD ×10³ | FID vs plain | images seen | steps × median step time |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for record in results:
+        if "diverged" in record:
+            cells = [record["setting"], record["generator"], "diverged", "", "", "", f"{record['images_seen']:,}", ""]
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
         plain = baseline.get(record["images_seen"])
         change = f"{100 * (record['fid'] - plain) / plain:+.1f}%" if plain and "fid" in record else ""
         hours = f"{record['train_seconds'] / 3600:.2f} h" if record.get("train_seconds") else ""
@@ -172,7 +176,16 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
         images_seen = config.steps * config.batch_size
         if all(find(read_results(out_dir), setting, generator, images_seen) for generator in generators):
             continue
-        run = training.train(config, show=show, faces=faces)
+        try:
+            run = training.train(config, show=show, faces=faces)
+        except FloatingPointError as error:  # a setting that diverges is a result too: record it, go on
+            diverged = [dict(setting=setting, generator=generator, overrides=overrides_of(setting),
+                             images_seen=images_seen, diverged=str(error), machine=machine(),
+                             date=datetime.date.today().isoformat()) for generator in generators]
+            write_results(out_dir, read_results(out_dir) + diverged)
+            if show:
+                print(f"{setting} diverged: {error}")
+            continue
         if run.stopped:
             print(f"stopped during {setting}: run the same command again to resume")
             break

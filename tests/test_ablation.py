@@ -69,3 +69,21 @@ def test_precise_batch_norm_statistics_change_only_the_average_s_statistics(tmp_
     assert any(changed) and changed == [c and s for c, s in zip(changed, statistics)]
     with pytest.raises(ValueError, match="Unknown generator 'best'"):
         ablation.pick_generator(gan, "best", seed=0)
+
+
+def test_a_setting_that_diverges_is_recorded_and_the_next_one_still_runs(tmp_path, celeba, cache_dir, monkeypatch):
+    real_train = training.train
+
+    def train(config, **options):
+        if config.label_smoothing:  # this setting "diverges"
+            raise FloatingPointError("Training diverged: a loss or weight was not finite at step 2.")
+        return real_train(config, **options)
+
+    monkeypatch.setattr(training, "train", train)
+    out = tmp_path / "docs"
+    results = ablation.ablate(str(celeba / "img_align_celeba"), ["label_smoothing", "plain"], budget=16,
+                              runs_dir=str(tmp_path / "runs"), out_dir=str(out), samples=16, generators=["trained"],
+                              metric_names=("swd",), cache_dir=cache_dir, show=False, batch_size=8, **NETWORK)
+    assert [(r["setting"], "diverged" in r) for r in results] == [("label_smoothing", True), ("plain", False)]
+    assert "not finite at step 2" in results[0]["diverged"]
+    assert "| label_smoothing | trained | diverged |" in (out / "table.md").read_text()
