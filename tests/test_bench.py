@@ -1,0 +1,25 @@
+"""bench: the FLOP count it reports beside its timings, checked against the architecture by hand."""
+
+import pytest
+
+import bench
+import dcgan
+
+# The default generator layer by layer: 2 × multiply-adds per image (input pixels × kernel for a transposed
+# convolution): project 100 → 4·4·512, then 4→8 (512→256), 8→16 (256→128), 16→32 (128→64), 32→64 (64→3).
+GENERATOR = 2 * (100 * 4 * 4 * 512 + 4 * 4 * 25 * 512 * 256 + 8 * 8 * 25 * 256 * 128 + 16 * 16 * 25 * 128 * 64
+                 + 32 * 32 * 25 * 64 * 3)
+# The default discriminator: 64→32 (3→64), 32→16 (64→128), 16→8 (128→256), 8→4 (256→512) at the output
+# resolution, then the logit from 4·4·512.
+DISCRIMINATOR = 2 * (32 * 32 * 25 * 3 * 64 + 16 * 16 * 25 * 64 * 128 + 8 * 8 * 25 * 128 * 256
+                     + 4 * 4 * 25 * 256 * 512 + 4 * 4 * 512)
+
+
+@pytest.mark.parametrize("norm", dcgan.DISCRIMINATOR_NORMS)
+def test_the_flop_count_matches_the_architecture_with_either_discriminator(norm):
+    gan = dcgan.DCGAN(dcgan.Config(discriminator_norm=norm, ema_decay=0))
+    assert bench.forward_flops(gan.generator) == GENERATOR
+    assert bench.forward_flops(gan.discriminator) == DISCRIMINATOR
+    # D step: G forward, then D forward (1×) and backward (2×) on a real and a fake face: G + 6 D.
+    # G step: G and D forward, D backward to its input only (1×), G backward (2×): 3 G + 2 D.
+    assert bench.training_flops_per_image(gan) == 4 * GENERATOR + 8 * DISCRIMINATOR
