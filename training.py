@@ -62,6 +62,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
                                     and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def has_gpu() -> bool:
+    """Whether TensorFlow trains on GPUs here: the automatic settings (XLA, resident data) turn on for them."""
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
 def setup_devices():
     """Let TensorFlow grow GPU memory as needed instead of taking all of it; say which device trains."""
     gpus = tf.config.list_physical_devices("GPU")
@@ -603,8 +608,7 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
             dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
             if gan.ema_generator is not None:  # the average starts as a copy of the generator
                 gan.ema_generator.set_weights(gan.generator.get_weights())
-        resident = config.resident_data if config.resident_data is not None else \
-            bool(tf.config.list_logical_devices("GPU"))
+        resident = config.resident_data if config.resident_data is not None else has_gpu()
         if resident and not gan.keep_on_device(faces.images):
             resident = False
             if show:
@@ -621,7 +625,7 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
     if start_step >= config.steps:
         return Run(config, start_step, start_step, False, restored, None)
 
-    jit_compile = config.jit_compile if config.jit_compile is not None else bool(tf.config.list_logical_devices("GPU"))
+    jit_compile = config.jit_compile if config.jit_compile is not None else has_gpu()
     with strategy.scope():
         gan.compile(jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
     manager = checkpoint_manager(gan, config)
