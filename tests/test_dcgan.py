@@ -68,8 +68,8 @@ def test_one_training_step_changes_both_networks_and_counts_the_step():
 def test_mixed_precision_trains_with_finite_losses_and_float32_outputs(precision, compute):
     gan, logs, before, after = one_step(dcgan.Config(precision=precision, **TINY))
     for _ in range(20):  # float16's dynamic loss scale starts at 2^15: the first steps may overflow and be skipped
-        if any(not np.array_equal(b, a) for b, a in zip(before, after)):
-            break
+        if sum(not np.array_equal(b, a) for b, a in zip(before, after)) > len(before) // 2:
+            break  # each optimizer's loss scale settles on its own: wait until both networks have moved
         logs = gan.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
         after = [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
     assert gan.generator.get_layer("up1").compute_dtype == compute
