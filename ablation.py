@@ -102,7 +102,8 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
               out_dir: str, metric_names: Sequence[str] = ("fid", "kid", "swd"), show: bool = True):
     """Score each generator of a finished run, saving each record and grid as soon as it is measured."""
     gan, _ = training.load_gan(config.checkpoint_dir)
-    images_seen = int(gan.step.numpy()) * config.batch_size
+    steps = int(gan.step.numpy())
+    images_seen = steps * config.batch_size
     losses = training.read_losses(config.checkpoint_dir)
     reference = metrics.real_sample(real, samples, config.seed)
     for generator in generators:  # in GENERATORS' order: precise BN changes the average's statistics in place
@@ -114,8 +115,8 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
         grid = celeba_utils.image_grid(latent.generate_faces(network, GRID_SEEDS), 8, 8)
         celeba_utils.save_png(grid, os.path.join(out_dir, f"{setting}-{generator}.png"))
         record = dict(setting=setting, generator=generator, overrides=overrides_of(setting), images_seen=images_seen,
-                      steps=int(gan.step.numpy()), batch_size=config.batch_size,
-                      train_seconds=training_seconds(losses, int(gan.step.numpy()), config.batch_size),
+                      steps=steps, batch_size=config.batch_size,
+                      train_seconds=training_seconds(losses, steps, config.batch_size),
                       wall_seconds=round(losses[-1]["seconds"], 1) if losses else None,
                       **{name: round(float(value), 4) for name, value in scores.items()},
                       machine=machine(), date=datetime.date.today().isoformat())
@@ -132,10 +133,11 @@ def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Opt
 
 
 def machine() -> str:
-    import tensorflow as tf
+    if training.has_gpu():
+        import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"{len(gpus)} GPU(s)" if gpus else f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+        return f"{len(tf.config.list_logical_devices('GPU'))} GPU(s)"
+    return f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
 
 
 def table(results: Sequence[dict]) -> str:

@@ -197,7 +197,7 @@ def main():
         print(f"EMA update alone:   {1000 / updates_per_second:8.2f} ms per step "
               f"({100 * step_rate / (config.batch_size * updates_per_second):.2f}% of a training step)")
     if config.discriminator_norm == "spectral":
-        normalized = [layer for layer in gan.discriminator.layers if isinstance(layer, dcgan._SpectralNorm)]
+        normalized = [layer for layer in gan.discriminator.layers if isinstance(layer, dcgan.SpectralNorm)]
         normalize = tf.function(lambda: [layer.normalized_kernel(training=True) for layer in normalized])
         per_second = median_rate(normalize, 1, calls=20, repeats=3)
         print(f"spectral norm alone: {1000 / per_second:7.2f} ms per discriminator call "

@@ -183,7 +183,7 @@ def build_generator(config: Config) -> keras.Model:
     return keras.Model(z, image, name="generator")
 
 
-class _SpectralNorm:
+class SpectralNorm:
     """Spectral normalisation as in Miyato et al. (2018) and torch.nn.utils.spectral_norm: the layer computes with
     kernel / σ, where σ, the kernel's largest singular value, is estimated by one power iteration per training
     call; the gradient flows through σ, and the power-iteration vector `u` is a non-trainable weight (saved in
@@ -206,13 +206,13 @@ class _SpectralNorm:
         return tf.cast(kernel / sigma, self.compute_dtype)
 
 
-class SpectralConv2D(_SpectralNorm, keras.layers.Conv2D):
+class SpectralConv2D(SpectralNorm, keras.layers.Conv2D):
     def call(self, inputs, training=False):
         outputs = self.convolution_op(inputs, self.normalized_kernel(training))
         return outputs + self.bias if self.use_bias else outputs
 
 
-class SpectralDense(_SpectralNorm, keras.layers.Dense):
+class SpectralDense(SpectralNorm, keras.layers.Dense):
     def call(self, inputs, training=False):
         outputs = tf.matmul(inputs, self.normalized_kernel(training))
         return outputs + self.bias if self.use_bias else outputs
