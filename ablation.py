@@ -11,7 +11,8 @@ and "average" (its exponential moving average), and the plain run alone tells wh
 
 Scores go to OUT/results.json, one record per setting, generator and budget, written as each is measured; a
 setting already scored is not run again. OUT/table.md holds the table and OUT/<setting>-<generator>.png an 8×8
-grid of generated faces (never training images). Setting names joined by "+" combine settings: "ttur+flip_faces".
+grid of generated faces (never training images). Setting names joined by "+" combine settings: "ttur+flip_faces";
+"chosen" combines every setting whose average generator scored a lower FID than the plain recipe's, alone.
 """
 
 import argparse
@@ -85,6 +86,20 @@ def find(results: Sequence[dict], setting: str, generator: str, images_seen: int
         if (record["setting"], record["generator"], record["images_seen"]) == (setting, generator, images_seen):
             return record
     return None
+
+
+def chosen_combination(results: Sequence[dict], images_seen: int, generator: str = "average",
+                       metric: str = "fid") -> str:
+    """The settings that each, alone, scored a lower `metric` than the plain recipe with the same generator and
+    images seen, joined by '+' (best first): the combination the numbers choose. "plain" if none did."""
+    plain = find(results, "plain", generator, images_seen)
+    if plain is None or metric not in plain:
+        raise ValueError(f"No {metric} of the plain recipe's {generator} generator at {images_seen:,} images seen: "
+                         "run the plain setting first")
+    scores = {name: find(results, name, generator, images_seen) for name in SETTINGS if name != "plain"}
+    better = sorted((record[metric], name) for name, record in scores.items()
+                    if record is not None and metric in record and record[metric] < plain[metric])
+    return "+".join(name for _, name in better) or "plain"
 
 
 def pick_generator(gan: dcgan.DCGAN, generator: str, seed: int):
@@ -165,7 +180,16 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
            out_dir: str = "docs/ablation", samples: int = 2048, generators: Sequence[str] = GENERATORS,
            metric_names: Sequence[str] = ("fid", "kid", "swd"), cache_dir: Optional[str] = None, show: bool = True,
            **network) -> List[dict]:
-    """Train (or resume) and score each setting; returns every record in OUT/results.json."""
+    """Train (or resume) and score each setting; returns every record in OUT/results.json. The setting "chosen"
+    stands for chosen_combination() of the results so far."""
+    if "chosen" in settings:
+        plain = run_config("plain", data, budget, runs_dir, **network)
+        images_seen = plain.steps * plain.batch_size
+        combination = chosen_combination(read_results(out_dir), images_seen)
+        unmeasured = [name for name in SETTINGS if not find(read_results(out_dir), name, "average", images_seen)]
+        if show:
+            print(f"chosen: {combination}" + (f" (not yet measured: {', '.join(unmeasured)})" if unmeasured else ""))
+        settings = [combination if setting == "chosen" else setting for setting in settings]
     for setting in settings:
         overrides_of(setting)  # unknown names fail before any training
     unknown = [generator for generator in generators if generator not in GENERATORS]
@@ -204,7 +228,8 @@ def main():
     parser.add_argument("--data", required=True, help="the real faces: img_align_celeba (a folder or zip)")
     parser.add_argument("--budget", type=int, default=96_000, help="images seen by each run (default 96,000)")
     parser.add_argument("--settings", default=",".join(SETTINGS),
-                        help=f"comma-separated, among {', '.join(SETTINGS)}; '+' combines settings")
+                        help=f"comma-separated, among {', '.join(SETTINGS)}; '+' combines settings; "
+                        "'chosen' combines those whose average generator beat the plain recipe's FID")
     parser.add_argument("--generators", default=",".join(GENERATORS), help="which generators to score")
     parser.add_argument("--samples", type=int, default=2048, help="generated faces scored, against as many real")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-ablation)")

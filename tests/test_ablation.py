@@ -87,3 +87,26 @@ def test_a_setting_that_diverges_is_recorded_and_the_next_one_still_runs(tmp_pat
     assert [(r["setting"], "diverged" in r) for r in results] == [("label_smoothing", True), ("plain", False)]
     assert "not finite at step 2" in results[0]["diverged"]
     assert "| label_smoothing | trained | diverged |" in (out / "table.md").read_text()
+
+
+def test_the_chosen_combination_is_every_setting_that_beat_plain_alone_best_first(tmp_path, celeba):
+    def record(setting, fid, generator="average", images_seen=96_000):
+        return dict(setting=setting, generator=generator, images_seen=images_seen, fid=fid)
+
+    results = [record("plain", 200.0), record("plain", 220.0, "trained"), record("ttur", 190.0),
+               record("spectral_norm", 150.0), record("flip_faces", 200.0),  # equal is no gain
+               record("label_smoothing", 180.0, "trained"),  # beat plain's trained generator, not its average
+               record("label_smoothing", 100.0, images_seen=48_000),  # another budget
+               dict(setting="label_smoothing", generator="average", images_seen=96_000, diverged="step 5")]
+    assert ablation.chosen_combination(results, 96_000) == "spectral_norm+ttur"
+    assert ablation.chosen_combination(results, 96_000, generator="trained") == "label_smoothing"
+    assert ablation.chosen_combination(results[:1], 96_000) == "plain"
+    assert ablation.overrides_of(ablation.chosen_combination(results, 96_000)) == dict(
+        discriminator_norm="spectral", generator_learning_rate=1e-4, discriminator_learning_rate=4e-4)
+    with pytest.raises(ValueError, match="No fid of the plain recipe's average generator at 48,000 images seen"):
+        ablation.chosen_combination(results, 48_000)
+    # ablate() resolves "chosen" from OUT/results.json before it trains anything
+    with pytest.raises(ValueError, match="run the plain setting first"):
+        ablation.ablate(str(celeba / "img_align_celeba"), ["chosen"], budget=16, runs_dir=str(tmp_path / "runs"),
+                        out_dir=str(tmp_path / "docs"), show=False, batch_size=8, **NETWORK)
+    assert not (tmp_path / "runs").exists()
