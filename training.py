@@ -85,12 +85,15 @@ def grid_file(sample_dir: str, step: int) -> str:
 # --------------------------------------------------------------------------------------------- checkpoints
 
 def read_config(checkpoint_dir: str) -> Optional[dcgan.Config]:
+    """The settings a run saved. A recipe setting missing from them (ema_decay, discriminator_norm, ...) was saved
+    by a version before it existed, which trained the plain recipe: it takes its PLAIN_RECIPE value, so older runs
+    restore into the networks they trained, not into today's defaults."""
     path = os.path.join(checkpoint_dir, CONFIG_FILE)
     if not os.path.isfile(path):
         return None
     try:
         with open(path) as handle:
-            return dcgan.Config.from_dict(json.load(handle))
+            return dcgan.Config.from_dict({**dcgan.PLAIN_RECIPE, **json.load(handle)})
     except (ValueError, TypeError) as error:
         raise ValueError(f"{path} is not a valid run configuration ({error}); move it away or fix it") from None
 

@@ -118,6 +118,23 @@ def test_sigterm_saves_a_checkpoint_of_the_step_reached(tmp_path, celeba, cache_
     assert losses.is_file() and (tmp_path / "imgs" / f"examples-{logged}.png").is_file()
 
 
+def test_a_run_saved_before_the_recipe_settings_existed_restores_as_the_plain_recipe(tmp_path, celeba, cache_dir):
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=2, **dcgan.PLAIN_RECIPE)
+    training.train(config, show=False)
+    path = tmp_path / "my_net" / "config.json"
+    saved = json.loads(path.read_text())
+    for name in ("ema_decay", "label_smoothing", "discriminator_norm", "flip_faces", "resident_data"):
+        del saved[name]  # what the first version wrote
+    path.write_text(json.dumps(saved))
+    gan, restored = training.load_gan(str(tmp_path / "my_net"))
+    assert int(gan.step.numpy()) == 2 and gan.ema_generator is None
+    assert {name: getattr(restored, name) for name in dcgan.PLAIN_RECIPE} == dcgan.PLAIN_RECIPE
+    # today's defaults (a moving average) ask for other networks: a clear refusal, and the run is left as it was
+    with pytest.raises(ValueError, match="uses_ema False \\(saved\\) vs True \\(requested\\)"):
+        training.train(dataclasses.replace(config, ema_decay=0.999), show=False)
+    assert json.loads(path.read_text()) == saved
+
+
 def test_the_notebook_parameters_cell_sets_every_setting_to_its_default():
     notebook = json.loads((ROOT / "gan_new.ipynb").read_text())
     cell = next(cell for cell in notebook["cells"] if "parameters" in cell["metadata"].get("tags", []))
