@@ -185,8 +185,9 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
     if "chosen" in settings:
         plain = run_config("plain", data, budget, runs_dir, **network)
         images_seen = plain.steps * plain.batch_size
-        combination = chosen_combination(read_results(out_dir), images_seen)
-        unmeasured = [name for name in SETTINGS if not find(read_results(out_dir), name, "average", images_seen)]
+        results = read_results(out_dir)
+        combination = chosen_combination(results, images_seen)
+        unmeasured = [name for name in SETTINGS if not find(results, name, "average", images_seen)]
         if show:
             print(f"chosen: {combination}" + (f" (not yet measured: {', '.join(unmeasured)})" if unmeasured else ""))
         settings = [combination if setting == "chosen" else setting for setting in settings]
