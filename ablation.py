@@ -24,6 +24,7 @@ import platform
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 import celeba_utils
 import dcgan
@@ -148,11 +149,8 @@ def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Opt
 
 
 def machine() -> str:
-    if training.has_gpu():
-        import tensorflow as tf
-
-        return f"{len(tf.config.list_logical_devices('GPU'))} GPU(s)"
-    return f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+    gpus = tf.config.list_logical_devices("GPU")  # the devices training.has_gpu() looks at, counted
+    return f"{len(gpus)} GPU(s)" if gpus else f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
 
 
 def table(results: Sequence[dict]) -> str:
