@@ -39,6 +39,7 @@ SETTINGS: Dict[str, dict] = {
     "label_smoothing": dict(label_smoothing=0.1),  # one-sided, Salimans et al. 2016, ganhacks #6
     "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018
     "flip_faces": dict(flip_faces=True),  # horizontal flips of the real faces
+    "diff_augment": dict(diff_augment=["color", "translation", "cutout"]),  # Zhao et al. 2020
 }
 GENERATORS = ("trained", "average", "average_precise_bn")
 EMA_DECAY = 0.999  # the average kept in every run

@@ -126,6 +126,7 @@ def main():
     parser.add_argument("--discriminator-norm", default=dcgan.Config.discriminator_norm,
                         choices=dcgan.DISCRIMINATOR_NORMS)
     parser.add_argument("--flip-faces", action="store_true", help="mirror half the real faces in each step")
+    parser.add_argument("--diff-augment", default="", help="DiffAugment policy, e.g. color,translation,cutout")
     parser.add_argument("--resident-data", action="store_true",
                         help="keep the faces on the device and gather each batch there")
     parser.add_argument("--steps", type=int, default=4, help="training steps per timed interval")
@@ -141,7 +142,8 @@ def main():
     config = dcgan.Config(image_path=arguments.image_path, batch_size=arguments.batch_size,
                           precision=arguments.precision, generator_width=arguments.generator_width,
                           discriminator_width=arguments.discriminator_width, ema_decay=arguments.ema_decay,
-                          discriminator_norm=arguments.discriminator_norm, flip_faces=arguments.flip_faces)
+                          discriminator_norm=arguments.discriminator_norm, flip_faces=arguments.flip_faces,
+                          diff_augment=[name for name in arguments.diff_augment.split(",") if name])
 
     with tempfile.TemporaryDirectory() as fresh_cache:
         cache_dir = None if arguments.skip_decode else fresh_cache  # --skip-decode: the usual, warm cache
@@ -187,7 +189,8 @@ def main():
     matmul = matmul_gflops(dtype=tf.bfloat16 if arguments.precision == "mixed_bfloat16" and not gpus else tf.float32)
     print(f"training, step only: {step_rate:7.1f} images/s ({config.precision}, batch {config.batch_size}, "
           f"XLA {'on' if arguments.jit_compile else 'off'}, EMA decay {config.ema_decay}, discriminator norm "
-          f"{config.discriminator_norm}, flips {'on' if config.flip_faces else 'off'}, data "
+          f"{config.discriminator_norm}, flips {'on' if config.flip_faces else 'off'}, DiffAugment "
+          f"{','.join(config.diff_augment) or 'off'}, data "
           f"{'on the device' if arguments.resident_data else 'streamed'}); "
           f"{flops / 1e9:.2f} GFLOP per image -> {achieved:.0f} GFLOP/s")
     print(f"training, end to end: {pipeline_rate:6.1f} images/s ({100 * pipeline_rate / step_rate:.0f}% of step only)")
@@ -207,6 +210,11 @@ def main():
         per_second = median_rate(flip, 1, calls=20, repeats=3)
         print(f"flips alone:        {1000 / per_second:8.2f} ms per step "
               f"({100 * step_rate / (config.batch_size * per_second):.2f}% of a training step)")
+    if config.diff_augment:  # three batches augmented per step: real and fake for D, fake for G
+        augment = tf.function(lambda: dcgan.diff_augment(gan.real_batch(fixed_batch), config.diff_augment, gan.noise))
+        per_second = median_rate(augment, 1, calls=20, repeats=3)
+        print(f"DiffAugment alone:  {1000 / per_second:8.2f} ms per batch "
+              f"({300 * step_rate / (config.batch_size * per_second):.2f}% of a training step: 3 batches)")
     print(f"matrix product 4096²: {matmul:6.0f} GFLOP/s -> the step runs at {100 * achieved / matmul:.0f}% of it")
 
     z = tf.random.normal((1000, config.z_dim))

@@ -27,6 +27,7 @@ from metrics import METRICS
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DISCRIMINATOR_NORMS = ("batch", "spectral")
+DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
 
 
 @dataclasses.dataclass
@@ -64,6 +65,7 @@ class Config:
     label_smoothing: float = 0.0  # one-sided: the discriminator's target for real faces is 1 - this (ganhacks #6)
     discriminator_norm: str = "batch"  # or "spectral": spectral normalisation instead of batch norm (Miyato 2018)
     flip_faces: bool = False  # mirror each real face left-right with probability 1/2
+    diff_augment: Sequence[str] = ()  # DiffAugment (Zhao 2020) of every face D sees: any of color, translation, cutout
     # outputs
     checkpoint_dir: str = "my_net"
     sample_dir: str = "imgs"
@@ -80,6 +82,7 @@ class Config:
     def __post_init__(self):
         self.attributes = list(self.attributes or [])
         self.metrics = list(self.metrics or [])
+        self.diff_augment = [self.diff_augment] if isinstance(self.diff_augment, str) else list(self.diff_augment or [])
         positive = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size", "steps",
                     "batch_size", "sample_every", "checkpoint_every", "keep_checkpoints", "crop_size",
                     "steps_per_execution")
@@ -124,6 +127,10 @@ class Config:
             raise ValueError(f"resident_data must be None (automatic), True or False, got {self.resident_data!r}")
         if self.flip_faces not in (True, False):
             raise ValueError(f"flip_faces must be True or False, got {self.flip_faces!r}")
+        unknown = [name for name in self.diff_augment if name not in DIFF_AUGMENTATIONS]
+        if unknown or len(set(self.diff_augment)) != len(self.diff_augment):
+            raise ValueError(f"diff_augment must list each of {', '.join(DIFF_AUGMENTATIONS)} at most once "
+                             f"([] for none), got {self.diff_augment!r}")
 
     @property
     def uses_ema(self) -> bool:
@@ -144,7 +151,7 @@ NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width
 
 # The original recipe of Radford et al. and carpedm20/DCGAN-tensorflow, by settings alone: Config(**PLAIN_RECIPE).
 PLAIN_RECIPE = dict(ema_decay=0.0, generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, beta_1=0.5,
-                    label_smoothing=0.0, discriminator_norm="batch", flip_faces=False)
+                    label_smoothing=0.0, discriminator_norm="batch", flip_faces=False, diff_augment=[])
 
 
 def _initializer():
@@ -259,6 +266,59 @@ def mirror_randomly(images, noise: tf.random.Generator):
     return tf.where(mirrored, tf.reverse(images, axis=[2]), images)
 
 
+def adjust_colors(images, noise: tf.random.Generator):
+    """DiffAugment's "color": a random brightness shift in [-0.5, 0.5), saturation scale in [0, 2) and contrast
+    scale in [0.5, 1.5), each drawn for each image (on faces in [-1, 1])."""
+    draws = noise.uniform((3, tf.shape(images)[0], 1, 1, 1))
+    images = images + (draws[0] - 0.5)
+    gray = tf.reduce_mean(images, axis=3, keepdims=True)
+    images = (images - gray) * (2 * draws[1]) + gray
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    return (images - mean) * (draws[2] + 0.5) + mean
+
+
+def translate_randomly(images, noise: tf.random.Generator, ratio: float = 0.125):
+    """DiffAugment's "translation": each image shifted by up to `ratio` of its size in each direction (whole
+    pixels), the uncovered border filled with 0 (mid-grey)."""
+    size = images.shape[1]
+    shift = int(size * ratio + 0.5)
+    offsets = noise.uniform((tf.shape(images)[0], 2), -shift, shift + 1, dtype=tf.int32)
+    positions = tf.range(size)[tf.newaxis, :]
+    rows, columns = positions + offsets[:, :1], positions + offsets[:, 1:]  # where each output pixel comes from
+    images = tf.gather(images, tf.clip_by_value(rows, 0, size - 1), axis=1, batch_dims=1)
+    images = tf.gather(images, tf.clip_by_value(columns, 0, size - 1), axis=2, batch_dims=1)
+    inside = ((rows >= 0) & (rows < size))[:, :, tf.newaxis] & ((columns >= 0) & (columns < size))[:, tf.newaxis, :]
+    return images * tf.cast(inside, images.dtype)[..., tf.newaxis]
+
+
+def cut_out_randomly(images, noise: tf.random.Generator, ratio: float = 0.5):
+    """DiffAugment's "cutout": a square of `ratio` of the image's size, centred anywhere in it (clipped at the
+    edges), set to 0 in each image (DeVries and Taylor 2017)."""
+    size = images.shape[1]
+    cut = int(size * ratio + 0.5)
+    starts = noise.uniform((tf.shape(images)[0], 2), 0, size + (1 - cut % 2), dtype=tf.int32) - cut // 2
+    positions = tf.range(size)[tf.newaxis, :]
+    rows = (positions >= starts[:, :1]) & (positions < starts[:, :1] + cut)
+    columns = (positions >= starts[:, 1:]) & (positions < starts[:, 1:] + cut)
+    kept = ~(rows[:, :, tf.newaxis] & columns[:, tf.newaxis, :])
+    return images * tf.cast(kept, images.dtype)[..., tf.newaxis]
+
+
+AUGMENTATIONS = dict(color=adjust_colors, translation=translate_randomly, cutout=cut_out_randomly)
+
+
+def diff_augment(images, policy: Sequence[str], noise: tf.random.Generator):
+    """DiffAugment (Zhao, Liu, Lin, Zhu and Han 2020, "Differentiable Augmentation for Data-Efficient GAN
+    Training"; after mit-han-lab/data-efficient-gans): the transformations of `policy`, in the order of
+    DIFF_AUGMENTATIONS, applied to every face the discriminator sees, real or generated, in both networks' steps.
+    The discriminator cannot memorise a small set of real faces, and, since every transformation is
+    differentiable, the generator learns through it; the faces it draws are not augmented. Empty: unchanged."""
+    for name in DIFF_AUGMENTATIONS:
+        if name in policy:
+            images = AUGMENTATIONS[name](images, noise)
+    return images
+
+
 def _adam(config: Config, learning_rate: float):
     optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta_1)
     if config.precision == "mixed_float16":
@@ -359,11 +419,12 @@ class DCGAN(keras.Model):
         batch_size = tf.shape(real_images)[0]
         if self.config.flip_faces:
             real_images = mirror_randomly(real_images, self.noise)
+        augment = lambda images: diff_augment(images, self.config.diff_augment, self.noise)  # noqa: E731
         z = self.noise.normal((batch_size, self.config.z_dim))
         with tf.GradientTape() as tape:
             fake_images = self.generator(z, training=True)
-            real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
+            real_logits = self.discriminator(augment(real_images), training=True)
+            fake_logits = self.discriminator(augment(fake_images), training=True)
             d_loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing)
             scaled = self.discriminator_optimizer.scale_loss(d_loss / replicas)
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
@@ -371,7 +432,7 @@ class DCGAN(keras.Model):
 
         z = self.noise.normal((batch_size, self.config.z_dim))
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            fake_logits = self.discriminator(augment(self.generator(z, training=True)), training=True)
             g_loss = generator_loss(fake_logits)
             scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
         gradients = tape.gradient(scaled, self.generator.trainable_variables)

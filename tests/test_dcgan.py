@@ -104,6 +104,8 @@ def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():
     (dict(label_smoothing=0.7), "label_smoothing must be in"),
     (dict(discriminator_norm="layer"), "discriminator_norm must be one of batch, spectral"),
     (dict(flip_faces="yes"), "flip_faces must be True or False"),
+    (dict(diff_augment=["cutout", "cutout"]), "diff_augment must list each of color, translation, cutout at most"),
+    (dict(diff_augment=["blur"]), "diff_augment must list each of color, translation, cutout at most once"),
 ])
 def test_bad_settings_name_the_parameter(setting, message):
     with pytest.raises(ValueError, match=message):
@@ -158,7 +160,8 @@ def test_without_a_moving_average_the_trained_generator_draws_the_faces():
 # --------------------------------------------------------------------------------------------- recipe candidates
 
 CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4), dict(label_smoothing=0.1),
-              dict(discriminator_norm="spectral"), dict(flip_faces=True), dict(batchnorm_momentum=0.99)]
+              dict(discriminator_norm="spectral"), dict(flip_faces=True), dict(batchnorm_momentum=0.99),
+              dict(diff_augment=["color", "translation", "cutout"])]
 
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
@@ -239,6 +242,57 @@ def test_flips_mirror_about_half_the_faces_and_leave_the_rest():
     unchanged = [np.array_equal(after, before) for after, before in zip(flipped, images.numpy())]
     assert all(m != u for m, u in zip(mirrored, unchanged))  # each face is one or the other
     assert 70 < sum(mirrored) < 130
+
+
+def test_translation_shifts_each_face_by_at_most_an_eighth_filling_the_border_with_zeros():
+    images = tf.random.uniform((40, 16, 16, 3), 0.1, 1)  # no zeros of its own
+    shifted = dcgan.translate_randomly(images, tf.random.Generator.from_seed(4)).numpy()
+    offsets = []
+    for before, after in zip(images.numpy(), shifted):
+        padded = np.pad(before, ((2, 2), (2, 2), (0, 0)))  # 16 / 8 = 2 pixels each way
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if np.array_equal(after, padded[2 + dy:18 + dy, 2 + dx:18 + dx])]
+        assert len(matches) == 1
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 10  # each face its own shift
+
+
+def test_cutout_zeroes_one_square_of_half_the_size_per_face_and_keeps_the_rest():
+    images = tf.random.uniform((40, 16, 16, 3), 0.1, 1)
+    cut = dcgan.cut_out_randomly(images, tf.random.Generator.from_seed(5)).numpy()
+    areas = []
+    for before, after in zip(images.numpy(), cut):
+        zero = np.all(after == 0, axis=-1)
+        rows, columns = np.nonzero(zero.any(axis=1))[0], np.nonzero(zero.any(axis=0))[0]
+        assert zero[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].all()  # one rectangle
+        assert len(rows) <= 8 and len(columns) <= 8
+        np.testing.assert_array_equal(after[~zero], before[~zero])
+        areas.append(zero.sum())
+    assert max(areas) == 64 and min(areas) < 64  # clipped at the edges sometimes
+
+
+def test_color_shifts_brightness_within_half_and_everything_stays_differentiable():
+    flat = tf.ones((50, 8, 8, 3)) * tf.reshape(tf.linspace(-0.5, 0.5, 50), (50, 1, 1, 1))
+    colored = dcgan.adjust_colors(flat, tf.random.Generator.from_seed(6)).numpy()
+    shifts = colored - flat.numpy()
+    assert np.allclose(shifts, shifts[:, :1, :1, :1], atol=1e-6)  # a flat face stays flat: only brightness moves it
+    assert -0.5 <= shifts.min() and shifts.max() < 0.5 and np.std(shifts[:, 0, 0, 0]) > 0.2
+    images = tf.random.uniform((4, 16, 16, 3), -1, 1)
+    noise = tf.random.Generator.from_seed(7)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        total = tf.reduce_sum(dcgan.diff_augment(images, list(dcgan.DIFF_AUGMENTATIONS), noise) ** 2)
+    gradient = tape.gradient(total, images).numpy()
+    assert np.all(np.isfinite(gradient)) and np.mean(gradient != 0) > 0.5
+    state = noise.state.numpy().copy()
+    assert dcgan.diff_augment(images, [], noise) is images  # no policy: unchanged, and no draw made
+    np.testing.assert_array_equal(noise.state.numpy(), state)
+
+
+def test_diff_augment_changes_what_the_discriminator_sees_in_training():
+    _, plain = trained_weights(**dcgan.PLAIN_RECIPE)
+    _, augmented = trained_weights(**{**dcgan.PLAIN_RECIPE, "diff_augment": ["translation"]})
+    assert not any(np.array_equal(a, b) for a, b in zip(plain, augmented))
 
 
 # --------------------------------------------------------------------------------------------- data on the device

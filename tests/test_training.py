@@ -123,7 +123,7 @@ def test_a_run_saved_before_the_recipe_settings_existed_restores_as_the_plain_re
     training.train(config, show=False)
     path = tmp_path / "my_net" / "config.json"
     saved = json.loads(path.read_text())
-    for name in ("ema_decay", "label_smoothing", "discriminator_norm", "flip_faces", "resident_data"):
+    for name in ("ema_decay", "label_smoothing", "discriminator_norm", "flip_faces", "diff_augment", "resident_data"):
         del saved[name]  # what the first version wrote
     path.write_text(json.dumps(saved))
     gan, restored = training.load_gan(str(tmp_path / "my_net"))

@@ -27,6 +27,7 @@ GAN_NEW = [
         "label_smoothing = 0.0  # one-sided: real faces' target is 1 - this (0.1 is usual)\n"
         "discriminator_norm = \"batch\"  # or \"spectral\": spectral normalisation instead of batch norm\n"
         "flip_faces = False  # mirror each real face left-right with probability 1/2\n"
+        "diff_augment = []  # DiffAugment of every face the discriminator sees: any of \"color\", \"translation\", \"cutout\"\n"
         "image_size = 64  # 64×64 faces; any power of two of at least 8 (the networks gain or lose layers)\n"
         "z_dim = 100\n"
         "generator_width = 64  # generator channels 512-256-128-64 at 64\n"
