@@ -5,14 +5,15 @@ by the same judge (FID, KID and SWD from metrics.py). One command reproduces it:
 
 Each setting trains into RUNS/<setting>/ (default ~/dcgan-ablation: the networks are trained on CelebA, so they
 stay out of the project) and is resumed when stopped. Every run also keeps the moving average of its generator,
-which does not change training, so one run scores both generators: "trained" (the network the optimizer moves)
-and "average" (its exponential moving average), and the plain run alone tells what the average is worth.
-"average_precise_bn" also recomputes the average's batch-norm statistics (dcgan.recompute_batch_norm_statistics).
+which does not change training, so one run scores three generators: "trained" (the network the optimizer moves),
+"average" (its exponential moving average, drawing with the trained generator's batch-norm statistics, as every
+average did before) and "average_precise_bn" (the average with statistics measured on its own faces:
+DCGAN.refresh_average_statistics, how faces are drawn by default). The plain run alone tells what each is worth.
 
 Scores go to OUT/results.json, one record per setting, generator and budget, written as each is measured; a
 setting already scored is not run again. OUT/table.md holds the table and OUT/<setting>-<generator>.png an 8×8
 grid of generated faces (never training images). Setting names joined by "+" combine settings: "ttur+flip_faces";
-"chosen" combines every setting whose average generator scored a lower FID than the plain recipe's, alone.
+"chosen" combines every setting whose default generator scored a lower FID than the plain recipe's, alone.
 """
 
 import argparse
@@ -42,6 +43,7 @@ SETTINGS: Dict[str, dict] = {
     "diff_augment": dict(diff_augment=["color", "translation", "cutout"]),  # Zhao et al. 2020
 }
 GENERATORS = ("trained", "average", "average_precise_bn")
+DEFAULT_GENERATOR = "average_precise_bn"  # how faces are drawn by default: what chooses the settings
 EMA_DECAY = 0.999  # the average kept in every run
 GRID_SEEDS = range(10_000, 10_064)  # the faces of the published grids: the same z for every setting
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-ablation")
@@ -90,7 +92,7 @@ def find(results: Sequence[dict], setting: str, generator: str, images_seen: int
     return None
 
 
-def chosen_combination(results: Sequence[dict], images_seen: int, generator: str = "average",
+def chosen_combination(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR,
                        metric: str = "fid") -> str:
     """The settings that each, alone, scored a lower `metric` than the plain recipe with the same generator and
     images seen, joined by '+' (best first): the combination the numbers choose. "plain" if none did."""
@@ -104,13 +106,13 @@ def chosen_combination(results: Sequence[dict], images_seen: int, generator: str
     return "+".join(name for _, name in better) or "plain"
 
 
-def pick_generator(gan: dcgan.DCGAN, generator: str, seed: int):
+def pick_generator(gan: dcgan.DCGAN, generator: str):
+    """The network that draws a generator's faces: "average" with the trained generator's batch-norm statistics (how
+    every average drew before standing statistics), "average_precise_bn" with its own (the default now)."""
     if generator == "trained":
         return gan.generator
-    if generator == "average":
-        return gan.ema_generator
-    if generator == "average_precise_bn":
-        dcgan.recompute_batch_norm_statistics(gan.ema_generator, batches=10, seed=seed)
+    if generator in ("average", "average_precise_bn"):
+        gan.refresh_average_statistics(batches=0 if generator == "average" else 10)
         return gan.ema_generator
     raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
 
@@ -123,10 +125,10 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
     images_seen = steps * config.batch_size
     losses = training.read_losses(config.checkpoint_dir)
     reference = metrics.real_sample(real, samples, config.seed)
-    for generator in generators:  # in GENERATORS' order: precise BN changes the average's statistics in place
+    for generator in generators:
         if find(read_results(out_dir), setting, generator, images_seen):
             continue
-        network = pick_generator(gan, generator, config.seed)
+        network = pick_generator(gan, generator)
         faces = latent.generate_faces(network, range(config.seed, config.seed + samples))
         scores = metrics.evaluate(faces, reference, metric_names, config.cache_dir, config.seed)
         grid = celeba_utils.image_grid(latent.generate_faces(network, GRID_SEEDS), 8, 8)
@@ -186,7 +188,7 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
         images_seen = plain.steps * plain.batch_size
         results = read_results(out_dir)
         combination = chosen_combination(results, images_seen)
-        unmeasured = [name for name in SETTINGS if not find(results, name, "average", images_seen)]
+        unmeasured = [name for name in SETTINGS if not find(results, name, DEFAULT_GENERATOR, images_seen)]
         if show:
             print(f"chosen: {combination}" + (f" (not yet measured: {', '.join(unmeasured)})" if unmeasured else ""))
         settings = [combination if setting == "chosen" else setting for setting in settings]
@@ -229,7 +231,7 @@ def main():
     parser.add_argument("--budget", type=int, default=96_000, help="images seen by each run (default 96,000)")
     parser.add_argument("--settings", default=",".join(SETTINGS),
                         help=f"comma-separated, among {', '.join(SETTINGS)}; '+' combines settings; "
-                        "'chosen' combines those whose average generator beat the plain recipe's FID")
+                        "'chosen' combines those whose default generator beat the plain recipe's FID")
     parser.add_argument("--generators", default=",".join(GENERATORS), help="which generators to score")
     parser.add_argument("--samples", type=int, default=2048, help="generated faces scored, against as many real")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-ablation)")

@@ -199,6 +199,9 @@ def main():
         updates_per_second = median_rate(update, 1, calls=20, repeats=3)
         print(f"EMA update alone:   {1000 / updates_per_second:8.2f} ms per step "
               f"({100 * step_rate / (config.batch_size * updates_per_second):.2f}% of a training step)")
+        refresh_seconds = 1 / median_rate(gan.refresh_average_statistics, 1, calls=1, repeats=3)
+        print(f"standing statistics: {refresh_seconds:6.2f} s per refresh, before each grid, measurement and load "
+              f"({refresh_seconds * step_rate / config.batch_size:.1f}% of 100 steps: one grid's worth at the default)")
     if config.discriminator_norm == "spectral":
         normalized = [layer for layer in gan.discriminator.layers if isinstance(layer, dcgan.SpectralNorm)]
         normalize = tf.function(lambda: [layer.normalized_kernel(training=True) for layer in normalized])

@@ -48,6 +48,7 @@ class Config:
     kernel_size: int = 5
     batchnorm_momentum: float = 0.9  # moving statistics used at inference; 0.9 makes them accurate early
     ema_decay: float = 0.999  # faces are drawn by an exponential moving average of the generator; 0: off
+    ema_statistics_batches: int = 10  # the average's batch-norm statistics, from this many batches of its own faces
     precision: str = "float32"  # or "mixed_bfloat16" (CPUs with AVX-512 BF16, TPUs, Ampere GPUs), "mixed_float16"
     # devices
     strategy: str = "default"  # one device; "mirrored": every GPU of this machine; "multi_worker": several machines
@@ -116,6 +117,10 @@ class Config:
                              f"got {self.best_metric!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {self.ema_decay!r}")
+        if isinstance(self.ema_statistics_batches, bool) or not isinstance(self.ema_statistics_batches, int) or \
+                self.ema_statistics_batches < 0:
+            raise ValueError("ema_statistics_batches must be a whole number (0: the trained generator's statistics), "
+                             f"got {self.ema_statistics_batches!r}")
         if not 0 <= self.batchnorm_momentum < 1:
             raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum!r}")
         if not 0 <= self.label_smoothing < 0.5:
@@ -379,11 +384,26 @@ class DCGAN(keras.Model):
         return tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
 
     def update_ema(self):
+        """Move the average's weights toward the generator's. Its batch-norm statistics are not averaged: they
+        belong to the weights that use them, and refresh_average_statistics() measures them before it draws."""
         decay = self.ema_decay_at(self.step)
         for average, weight in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
             average.assign(decay * average + (1.0 - decay) * weight)
+
+    def refresh_average_statistics(self, batches: Optional[int] = None):
+        """Give the moving average batch-norm statistics of its own weights before it draws faces ("standing
+        statistics", Brock et al. 2019, BigGAN; precise BN): measured in training mode on `batches` batches of 100
+        of its own faces (default config.ema_statistics_batches), the same z each time. With 0, copy the trained
+        generator's statistics instead, which belong to other weights: how the average drew before, and worse in
+        every metric of the ablation (README). Training never reads them. Grids, metrics and load_gan call this."""
+        if self.ema_generator is None:
+            return
+        batches = self.config.ema_statistics_batches if batches is None else batches
+        if batches:
+            recompute_batch_norm_statistics(self.ema_generator, batch_size=100, batches=batches, seed=self.config.seed)
+            return
         for average, weight in zip(self.ema_generator.non_trainable_weights, self.generator.non_trainable_weights):
-            average.assign(weight)  # batch-norm statistics follow the trained generator's
+            average.assign(weight)
 
     def keep_on_device(self, images: np.ndarray) -> bool:
         """Copy the uint8 faces to the training device once (under a tf.distribute strategy, one copy on each),
@@ -444,22 +464,35 @@ class DCGAN(keras.Model):
         return {"discriminator_loss": d_loss, "generator_loss": g_loss, "step": self.step}
 
 
+_statistics_probes = weakref.WeakKeyDictionary()
+
+
+def _statistics_probe(generator: keras.Model):
+    """The generator's batch-norm layers and one compiled function: z → each layer's input mean and variance in
+    training mode (built once per generator)."""
+    if generator not in _statistics_probes:
+        norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        probe = keras.Model(generator.inputs, [layer.input for layer in norms])
+
+        def moments(z):
+            activations = [tf.cast(activation, tf.float32) for activation in probe(z, training=True)]
+            return [tf.nn.moments(activation, list(range(activation.shape.rank - 1))) for activation in activations]
+
+        _statistics_probes[generator] = norms, tf.function(moments, reduce_retracing=True)
+    return _statistics_probes[generator]
+
+
 def recompute_batch_norm_statistics(generator: keras.Model, batch_size: int = 100, batches: int = 10,
                                     seed: int = 0):
     """Set each batch-norm layer's moving mean and variance to what it sees in training mode, averaged over
     `batches` batches of random z ("precise BN", Wu and Johnson 2021). Done when a run starts, so that faces drawn
     in inference mode are right from step 1; callable after training for exact statistics."""
-    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    probe = keras.Model(generator.inputs, [layer.input for layer in norms])
+    norms, moments = _statistics_probe(generator)
     noise = tf.random.Generator.from_seed(seed)
     means = [0.0] * len(norms)
     variances = [0.0] * len(norms)
     for _ in range(batches):
-        activations = probe(noise.normal((batch_size, generator.input_shape[-1])), training=True)
-        for index, activation in enumerate(activations):
-            activation = tf.cast(activation, tf.float32)
-            axes = list(range(activation.shape.rank - 1))
-            mean, variance = tf.nn.moments(activation, axes)
+        for index, (mean, variance) in enumerate(moments(noise.normal((batch_size, generator.input_shape[-1])))):
             means[index] += mean / batches
             variances[index] += variance / batches
     for layer, mean, variance in zip(norms, means, variances):

@@ -158,7 +158,8 @@ def weights_are_finite(gan: dcgan.DCGAN) -> bool:
 
 
 def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overrides):
-    """Rebuild the networks from checkpoint_dir/config.json and restore them: (gan, config)."""
+    """Rebuild the networks from checkpoint_dir/config.json and restore them, the moving average with batch-norm
+    statistics of its own (DCGAN.refresh_average_statistics): (gan, config)."""
     config = read_config(checkpoint_dir)
     if config is None:
         raise FileNotFoundError(f"No {CONFIG_FILE} in {os.path.abspath(checkpoint_dir)}: train first "
@@ -167,6 +168,7 @@ def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overr
     gan = dcgan.DCGAN(config)
     if restore(gan, checkpoint_dir, step) is None:
         raise FileNotFoundError(f"No checkpoint in {os.path.abspath(checkpoint_dir)}: train first (run gan_new.ipynb)")
+    gan.refresh_average_statistics()
     return gan, config
 
 
@@ -439,6 +441,7 @@ class MetricsTracker(Periodic):
         self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
 
     def measure(self, step: int) -> dict:
+        self.model.refresh_average_statistics()
         generated = celeba_utils.to_uint8(dcgan.generate(self.model.sampling_generator, self.latents))
         values = metrics.evaluate(generated, self.real, self.config.metrics, self.config.cache_dir, self.config.seed)
         values["step"] = step
@@ -473,6 +476,7 @@ class SampleGrids(Periodic):
         self.last_written = None
 
     def write(self, step: int) -> str:
+        self.model.refresh_average_statistics()
         images = dcgan.generate(self.model.sampling_generator, self.model.grid_latents)
         path = grid_file(self.config.sample_dir, step)
         with self.interrupts.hold(), _reporting_write_errors(f"the sample grid {os.path.basename(path)}",

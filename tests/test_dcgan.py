@@ -105,6 +105,7 @@ def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():
     (dict(discriminator_norm="layer"), "discriminator_norm must be one of batch, spectral"),
     (dict(flip_faces="yes"), "flip_faces must be True or False"),
     (dict(diff_augment=["cutout", "cutout"]), "diff_augment must list each of color, translation, cutout at most"),
+    (dict(ema_statistics_batches=-1), "ema_statistics_batches must be a whole number"),
     (dict(diff_augment=["blur"]), "diff_augment must list each of color, translation, cutout at most once"),
 ])
 def test_bad_settings_name_the_parameter(setting, message):
@@ -140,14 +141,42 @@ def test_the_moving_average_moves_by_one_minus_decay_toward_the_new_weights():
     gan = dcgan.DCGAN(config)
     gan.step.assign(100000)  # past the ramp-up: the decay is ema_decay itself
     before = [w.numpy().copy() for w in gan.ema_generator.trainable_weights]
+    statistics = [w.numpy().copy() for w in gan.ema_generator.non_trainable_weights]
     gan.train_step(tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1))
     for average, old, new in zip(gan.ema_generator.trainable_weights, before, gan.generator.trainable_weights):
         np.testing.assert_allclose(average.numpy(), old + (1 - 0.99) * (new.numpy() - old), rtol=1e-5, atol=1e-7)
-    for average, new in zip(gan.ema_generator.non_trainable_weights, gan.generator.non_trainable_weights):
-        np.testing.assert_array_equal(average.numpy(), new.numpy())  # batch-norm statistics are copied
+    for average, old in zip(gan.ema_generator.non_trainable_weights, statistics):
+        np.testing.assert_array_equal(average.numpy(), old)  # batch-norm statistics are the average's own
+    assert any(not np.array_equal(a.numpy(), g.numpy()) for a, g in zip(gan.ema_generator.non_trainable_weights,
+                                                                        gan.generator.non_trainable_weights))
     assert gan.sampling_generator is gan.ema_generator
     assert float(gan.ema_decay_at(0)) == pytest.approx(0.1) and float(gan.ema_decay_at(10 ** 6)) == \
         pytest.approx(0.99)  # ramped up early, as tf.train.ExponentialMovingAverage does
+
+
+def test_the_average_draws_with_batch_norm_statistics_of_its_own_weights():
+    gan = dcgan.DCGAN(dcgan.Config(**TINY))
+    for average in gan.ema_generator.trainable_weights:  # an average far from the trained weights
+        average.assign(average * 3.0 if "kernel" in average.path else average)
+    z = tf.random.normal((100, gan.config.z_dim), seed=3)
+
+    def mismatch():  # how far faces drawn in inference mode are from the same faces in training mode
+        return float(tf.reduce_mean(tf.abs(dcgan.generate(gan.ema_generator, z) - gan.ema_generator(z, training=True))))
+
+    gan.refresh_average_statistics(batches=0)  # the trained generator's statistics, as the average drew before
+    for average, trained in zip(gan.ema_generator.non_trainable_weights, gan.generator.non_trainable_weights):
+        np.testing.assert_array_equal(average.numpy(), trained.numpy())
+    copied = mismatch()
+    gan.refresh_average_statistics()  # the default: measured on its own faces
+    own = [w.numpy().copy() for w in gan.ema_generator.non_trainable_weights]
+    assert mismatch() < 0.5 * copied
+    gan.refresh_average_statistics()  # the same z each time: refreshing again changes nothing
+    for average, first in zip(gan.ema_generator.non_trainable_weights, own):
+        np.testing.assert_array_equal(average.numpy(), first)
+    without = dcgan.DCGAN(dcgan.Config(ema_decay=0, **TINY))
+    before = [w.numpy().copy() for w in without.generator.weights]
+    without.refresh_average_statistics()  # no average: nothing to do, the trained generator untouched
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, without.generator.weights))
 
 
 def test_without_a_moving_average_the_trained_generator_draws_the_faces():

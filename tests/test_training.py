@@ -425,6 +425,8 @@ def test_the_moving_average_survives_a_checkpoint_and_draws_the_grids(tmp_path, 
     grid = np.asarray(Image.open(tmp_path / "imgs" / "examples-3.png"))
     drawn = celeba_utils.image_grid(dcgan.generate(gan.ema_generator, gan.grid_latents), 10, 10)
     np.testing.assert_array_equal(grid, drawn)  # the grid came from the moving average
+    assert any(not np.array_equal(a.numpy(), t.numpy()) for a, t in zip(  # with batch-norm statistics of its own
+        gan.ema_generator.non_trainable_weights, gan.generator.non_trainable_weights))
     with pytest.raises(ValueError, match=r"uses_ema True \(saved\) vs False \(requested\)"):
         training.train(config, show=False, steps=4, ema_decay=0)
 

@@ -35,6 +35,7 @@ GAN_NEW = [
         "kernel_size = 5\n"
         "batchnorm_momentum = 0.9\n"
         "ema_decay = 0.999  # grids and faces from a moving average of the generator's weights (0: off, the plain recipe)\n"
+        "ema_statistics_batches = 10  # the average's batch-norm statistics from this many batches of its faces (0: copied)\n"
         "precision = \"float32\"  # or \"mixed_bfloat16\", \"mixed_float16\"\n"
         "strategy = \"default\"  # one device; \"mirrored\": all GPUs here; \"multi_worker\": several machines (TF_CONFIG)\n"
         "jit_compile = None  # XLA: None turns it on for GPUs, off on CPUs\n"
