@@ -157,12 +157,18 @@ def machine() -> str:
 
 
 def table(results: Sequence[dict]) -> str:
-    """The results as a Markdown table, with each FID's change against the plain recipe's trained generator."""
+    """The results as a Markdown table, by budget, setting and generator, with each FID's change against the plain
+    recipe's trained generator."""
     baseline = {record["images_seen"]: record["fid"] for record in results
                 if record["setting"] == "plain" and record["generator"] == "trained" and "fid" in record}
     lines = ["| setting | generator | FID | KID ×10³ | SWD ×10³ | FID vs plain | images seen | steps × median step time |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for record in results:
+    def order(record):  # settings in SETTINGS' order (combinations last), then generators in GENERATORS' order
+        known = record["setting"] in SETTINGS
+        return (record["images_seen"], list(SETTINGS).index(record["setting"]) if known else len(SETTINGS),
+                record["setting"], GENERATORS.index(record["generator"]))
+
+    for record in sorted(results, key=order):
         if "diverged" in record:
             cells = [record["setting"], record["generator"], "diverged", "", "", "", f"{record['images_seen']:,}", ""]
             lines.append("| " + " | ".join(cells) + " |")

@@ -114,3 +114,16 @@ def test_the_chosen_combination_is_every_setting_that_beat_plain_alone_best_firs
         ablation.ablate(str(celeba / "img_align_celeba"), ["chosen"], budget=16, runs_dir=str(tmp_path / "runs"),
                         out_dir=str(tmp_path / "docs"), show=False, batch_size=8, **NETWORK)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_table_lists_settings_and_generators_in_their_order_whatever_order_they_were_scored_in():
+    def record(setting, generator, fid):
+        return dict(setting=setting, generator=generator, images_seen=96_000, fid=fid, kid=0.1, swd=50.0)  # swd comes ×10³
+
+    results = [record("ttur", "average_precise_bn", 150.0), record("plain", "average_precise_bn", 160.0),
+               record("ttur+flip_faces", "trained", 190.0), record("plain", "trained", 200.0),
+               record("ttur", "trained", 250.0)]
+    rows = [line.split(" | ")[:2] for line in ablation.table(results).splitlines()[2:]]
+    assert rows == [["| plain", "trained"], ["| plain", "average_precise_bn"], ["| ttur", "trained"],
+                    ["| ttur", "average_precise_bn"], ["| ttur+flip_faces", "trained"]]
+    assert "| ttur | average_precise_bn | 150.00 | 100.00 | 50.0 | -25.0% |" in ablation.table(results)
