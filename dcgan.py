@@ -504,9 +504,11 @@ _compiled_generators = weakref.WeakKeyDictionary()
 
 
 def _inference_function(generator: keras.Model):
-    """One compiled inference function per generator (traced once per batch size)."""
+    """One compiled inference function per generator (traced once per batch size). The function holds the
+    generator weakly, so the cache does not keep alive a generator nothing else uses."""
     if generator not in _compiled_generators:
-        _compiled_generators[generator] = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
+        network = weakref.ref(generator)
+        _compiled_generators[generator] = tf.function(lambda z: network()(z, training=False), reduce_retracing=True)
     return _compiled_generators[generator]
 
 

@@ -1,7 +1,9 @@
 """dcgan: the networks' shapes, the losses, one real training step, batch independence, settings."""
 
+import gc
 import json
 import math
+import weakref
 
 import keras
 import numpy as np
@@ -93,6 +95,16 @@ def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():
     in_training_mode = gan.generator(z, training=True)  # what the seed did: batch statistics
     assert float(tf.reduce_max(tf.abs(in_training_mode[0] - in_hundred[0]))) > 1e-3
     assert dcgan.generate(gan.generator, z, batch_size=30).shape == (100, 64, 64, 3)
+
+
+def test_a_generator_that_drew_faces_can_still_be_freed():
+    generator = dcgan.build_generator(dcgan.Config(**TINY))
+    dcgan.generate(generator, tf.zeros((2, TINY["z_dim"])))
+    dcgan.recompute_batch_norm_statistics(generator, batch_size=4, batches=1)
+    alive = weakref.ref(generator)
+    del generator
+    gc.collect()
+    assert alive() is None, "a compiled-function cache keeps every generator that ever drew faces in memory"
 
 
 @pytest.mark.parametrize("setting, message", [
