@@ -45,6 +45,7 @@ SETTINGS: Dict[str, dict] = {
 GENERATORS = ("trained", "average", "average_precise_bn")
 DEFAULT_GENERATOR = "average_precise_bn"  # how faces are drawn by default: what chooses the settings
 EMA_DECAY = 0.999  # the average kept in every run
+STANDING_STATISTICS_BATCHES = 10  # average_precise_bn: its batch-norm statistics from 10 batches of 100 of its faces
 GRID_SEEDS = range(10_000, 10_064)  # the faces of the published grids: the same z for every setting
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-ablation")
 
@@ -70,6 +71,12 @@ def run_config(setting: str, data: str, budget: int, runs_dir: str, batch_size: 
                         steps=math.ceil(budget / batch_size), checkpoint_dir=os.path.join(folder, "my_net"),
                         sample_dir=os.path.join(folder, "imgs"), sample_every=100, checkpoint_every=100,
                         keep_checkpoints=2, metrics_every=0, **values)
+
+
+def images_seen_by(config: dcgan.Config, steps: Optional[int] = None) -> int:
+    """The real faces a run's discriminator has seen after `steps` (default: all of the run's steps): the budget
+    by which runs are compared."""
+    return (config.steps if steps is None else steps) * config.batch_size
 
 
 def read_results(out_dir: str) -> List[dict]:
@@ -112,7 +119,7 @@ def pick_generator(gan: dcgan.DCGAN, generator: str):
     if generator == "trained":
         return gan.generator
     if generator in ("average", "average_precise_bn"):
-        gan.refresh_average_statistics(batches=0 if generator == "average" else 10)
+        gan.refresh_average_statistics(batches=0 if generator == "average" else STANDING_STATISTICS_BATCHES)
         return gan.ema_generator
     raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
 
@@ -122,7 +129,7 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
     """Score each generator of a finished run, saving each record and grid as soon as it is measured."""
     gan, _ = training.load_gan(config.checkpoint_dir)
     steps = int(gan.step.numpy())
-    images_seen = steps * config.batch_size
+    images_seen = images_seen_by(config, steps)
     losses = training.read_losses(config.checkpoint_dir)
     reference = metrics.real_sample(real, samples, config.seed)
     for generator in generators:
@@ -191,7 +198,7 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
     stands for chosen_combination() of the results so far."""
     if "chosen" in settings:
         plain = run_config("plain", data, budget, runs_dir, **network)
-        images_seen = plain.steps * plain.batch_size
+        images_seen = images_seen_by(plain)
         results = read_results(out_dir)
         combination = chosen_combination(results, images_seen)
         unmeasured = [name for name in SETTINGS if not find(results, name, DEFAULT_GENERATOR, images_seen)]
@@ -207,7 +214,7 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
     faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=show)
     for setting in settings:
         config = run_config(setting, data, budget, runs_dir, cache_dir=cache_dir, **network)
-        images_seen = config.steps * config.batch_size
+        images_seen = images_seen_by(config)
         if all(find(read_results(out_dir), setting, generator, images_seen) for generator in generators):
             continue
         try:
