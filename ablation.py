@@ -47,6 +47,7 @@ DEFAULT_GENERATOR = "average_precise_bn"  # how faces are drawn by default: what
 EMA_DECAY = 0.999  # the average kept in every run
 STANDING_STATISTICS_BATCHES = 10  # average_precise_bn: its batch-norm statistics from 10 batches of 100 of its faces
 GRID_SEEDS = range(10_000, 10_064)  # the faces of the published grids: the same z for every setting
+JUDGE_SEED = 0  # the generated faces' z and the sample of real faces they are scored against, for every run
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-ablation")
 
 
@@ -61,11 +62,16 @@ def overrides_of(setting: str) -> dict:
     return values
 
 
+def run_name(setting: str, seed: int = 0) -> str:
+    """A run's folder and grid name: the setting, and the training seed when it is not the ablation's 0."""
+    return setting if seed == 0 else f"{setting}-seed{seed}"
+
+
 def run_config(setting: str, data: str, budget: int, runs_dir: str, batch_size: int = 100, seed: int = 0,
                cache_dir: Optional[str] = None, **network) -> dcgan.Config:
     """The training settings of one ablation run: the plain recipe, the setting's changes, the moving average
-    kept for scoring, and ceil(budget / batch_size) steps."""
-    folder = os.path.join(runs_dir, setting)
+    kept for scoring, and ceil(budget / batch_size) steps, from the training seed `seed`."""
+    folder = os.path.join(runs_dir, run_name(setting, seed))
     values = {**dcgan.PLAIN_RECIPE, "ema_decay": EMA_DECAY, **overrides_of(setting), **network}
     return dcgan.Config(image_path=data, cache_dir=cache_dir, batch_size=batch_size, seed=seed,
                         steps=math.ceil(budget / batch_size), checkpoint_dir=os.path.join(folder, "my_net"),
@@ -92,9 +98,11 @@ def write_results(out_dir: str, results: List[dict]):
         json.dump(results, handle, indent=1)
 
 
-def find(results: Sequence[dict], setting: str, generator: str, images_seen: int) -> Optional[dict]:
+def find(results: Sequence[dict], setting: str, generator: str, images_seen: int, seed: int = 0) -> Optional[dict]:
+    """The record of one run's generator (records written before seeds were recorded are seed 0's)."""
     for record in results:
-        if (record["setting"], record["generator"], record["images_seen"]) == (setting, generator, images_seen):
+        key = (record["setting"], record["generator"], record["images_seen"], record.get("seed", 0))
+        if key == (setting, generator, images_seen, seed):
             return record
     return None
 
@@ -102,7 +110,8 @@ def find(results: Sequence[dict], setting: str, generator: str, images_seen: int
 def chosen_combination(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR,
                        metric: str = "fid") -> str:
     """The settings that each, alone, scored a lower `metric` than the plain recipe with the same generator and
-    images seen, joined by '+' (best first): the combination the numbers choose. "plain" if none did."""
+    images seen, joined by '+' (best first): the combination the numbers choose. "plain" if none did. Only the
+    ablation's own runs (training seed 0) choose."""
     plain = find(results, "plain", generator, images_seen)
     if plain is None or metric not in plain:
         raise ValueError(f"No {metric} of the plain recipe's {generator} generator at {images_seen:,} images seen: "
@@ -131,24 +140,24 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
     steps = int(gan.step.numpy())
     images_seen = images_seen_by(config, steps)
     losses = training.read_losses(config.checkpoint_dir)
-    reference = metrics.real_sample(real, samples, config.seed)
+    reference = metrics.real_sample(real, samples, JUDGE_SEED)
     for generator in generators:
-        if find(read_results(out_dir), setting, generator, images_seen):
+        if find(read_results(out_dir), setting, generator, images_seen, config.seed):
             continue
         network = pick_generator(gan, generator)
-        faces = latent.generate_faces(network, range(config.seed, config.seed + samples))
-        scores = metrics.evaluate(faces, reference, metric_names, config.cache_dir, config.seed)
+        faces = latent.generate_faces(network, range(JUDGE_SEED, JUDGE_SEED + samples))
+        scores = metrics.evaluate(faces, reference, metric_names, config.cache_dir, JUDGE_SEED)
         grid = celeba_utils.image_grid(latent.generate_faces(network, GRID_SEEDS), 8, 8)
-        celeba_utils.save_png(grid, os.path.join(out_dir, f"{setting}-{generator}.png"))
-        record = dict(setting=setting, generator=generator, overrides=overrides_of(setting), images_seen=images_seen,
-                      steps=steps, batch_size=config.batch_size,
+        celeba_utils.save_png(grid, os.path.join(out_dir, f"{run_name(setting, config.seed)}-{generator}.png"))
+        record = dict(setting=setting, generator=generator, seed=config.seed, overrides=overrides_of(setting),
+                      images_seen=images_seen, steps=steps, batch_size=config.batch_size,
                       train_seconds=training_seconds(losses, steps, config.batch_size),
                       wall_seconds=round(losses[-1]["seconds"], 1) if losses else None,
                       **{name: round(float(value), 4) for name, value in scores.items()},
                       machine=machine(), date=datetime.date.today().isoformat())
         write_results(out_dir, read_results(out_dir) + [record])
         if show:
-            print(f"{setting:24s} {generator:20s} " + "  ".join(f"{name} {record[name]:.4g}" for name in metric_names))
+            print(f"{run_name(setting, config.seed):24s} {generator:20s} " + "  ".join(f"{name} {record[name]:.4g}" for name in metric_names))
 
 
 def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Optional[float]:
@@ -164,27 +173,29 @@ def machine() -> str:
 
 
 def table(results: Sequence[dict]) -> str:
-    """The results as a Markdown table, by budget, setting and generator, with each FID's change against the plain
-    recipe's trained generator."""
-    baseline = {record["images_seen"]: record["fid"] for record in results
-                if record["setting"] == "plain" and record["generator"] == "trained" and "fid" in record}
+    """The results as a Markdown table, by budget, setting, seed and generator, with each FID's change against the
+    plain recipe's trained generator (seed 0). A run from another training seed reads "plain, seed 1"."""
+    baseline = {record["images_seen"]: record["fid"] for record in results if record["setting"] == "plain"
+                and record["generator"] == "trained" and record.get("seed", 0) == 0 and "fid" in record}
     lines = ["| setting | generator | FID | KID ×10³ | SWD ×10³ | FID vs plain | images seen | steps × median step time |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    def order(record):  # settings in SETTINGS' order (combinations last), then generators in GENERATORS' order
+    def order(record):  # settings in SETTINGS' order (combinations last), seeds, generators in GENERATORS' order
         known = record["setting"] in SETTINGS
         return (record["images_seen"], list(SETTINGS).index(record["setting"]) if known else len(SETTINGS),
-                record["setting"], GENERATORS.index(record["generator"]))
+                record["setting"], record.get("seed", 0), GENERATORS.index(record["generator"]))
 
     for record in sorted(results, key=order):
+        seed = record.get("seed", 0)
+        name = record["setting"] if seed == 0 else f"{record['setting']}, seed {seed}"
         if "diverged" in record:
-            cells = [record["setting"], record["generator"], "diverged", "", "", "", f"{record['images_seen']:,}", ""]
+            cells = [name, record["generator"], "diverged", "", "", "", f"{record['images_seen']:,}", ""]
             lines.append("| " + " | ".join(cells) + " |")
             continue
         plain = baseline.get(record["images_seen"])
         change = f"{100 * (record['fid'] - plain) / plain:+.1f}%" if plain and "fid" in record else ""
         hours = f"{record['train_seconds'] / 3600:.2f} h" if record.get("train_seconds") else ""
         kid = f"{1e3 * record['kid']:.2f}" if "kid" in record else ""
-        cells = [record["setting"], record["generator"], f"{record.get('fid', float('nan')):.2f}", kid,
+        cells = [name, record["generator"], f"{record.get('fid', float('nan')):.2f}", kid,
                  f"{record.get('swd', float('nan')):.1f}", change, f"{record['images_seen']:,}", hours]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -193,9 +204,10 @@ def table(results: Sequence[dict]) -> str:
 def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: str = DEFAULT_RUNS,
            out_dir: str = "docs/ablation", samples: int = 2048, generators: Sequence[str] = GENERATORS,
            metric_names: Sequence[str] = ("fid", "kid", "swd"), cache_dir: Optional[str] = None, show: bool = True,
-           **network) -> List[dict]:
-    """Train (or resume) and score each setting; returns every record in OUT/results.json. The setting "chosen"
-    stands for chosen_combination() of the results so far."""
+           seed: int = 0, **network) -> List[dict]:
+    """Train (or resume) and score each setting from the training seed `seed` (the ablation's runs are seed 0's;
+    another seed runs a setting again to see how much its scores owe to chance); returns every record in
+    OUT/results.json. The setting "chosen" stands for chosen_combination() of the results so far."""
     if "chosen" in settings:
         plain = run_config("plain", data, budget, runs_dir, **network)
         images_seen = images_seen_by(plain)
@@ -213,22 +225,22 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
     os.makedirs(out_dir, exist_ok=True)
     faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=show)
     for setting in settings:
-        config = run_config(setting, data, budget, runs_dir, cache_dir=cache_dir, **network)
+        config = run_config(setting, data, budget, runs_dir, seed=seed, cache_dir=cache_dir, **network)
         images_seen = images_seen_by(config)
-        if all(find(read_results(out_dir), setting, generator, images_seen) for generator in generators):
+        if all(find(read_results(out_dir), setting, generator, images_seen, seed) for generator in generators):
             continue
         try:
             run = training.train(config, show=show, faces=faces)
         except FloatingPointError as error:  # a setting that diverges is a result too: record it, go on
-            diverged = [dict(setting=setting, generator=generator, overrides=overrides_of(setting),
+            diverged = [dict(setting=setting, generator=generator, seed=seed, overrides=overrides_of(setting),
                              images_seen=images_seen, diverged=str(error), machine=machine(),
                              date=datetime.date.today().isoformat()) for generator in generators]
             write_results(out_dir, read_results(out_dir) + diverged)
             if show:
-                print(f"{setting} diverged: {error}")
+                print(f"{run_name(setting, seed)} diverged: {error}")
             continue
         if run.stopped:
-            print(f"stopped during {setting}: run the same command again to resume")
+            print(f"stopped during {run_name(setting, seed)}: run the same command again to resume")
             break
         score_run(config, setting, [g for g in GENERATORS if g in generators], faces.images, samples, out_dir,
                   metric_names, show)
@@ -249,10 +261,14 @@ def main():
     parser.add_argument("--samples", type=int, default=2048, help="generated faces scored, against as many real")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-ablation)")
     parser.add_argument("--out", default="docs/ablation", help="where results, table and grids go")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training seed (default 0, the ablation's); another seed runs settings again, into "
+                        "RUNS/<setting>-seed<N>, to show how much their scores owe to chance")
     parser.add_argument("--cache-dir")
     arguments = parser.parse_args()
     results = ablate(arguments.data, arguments.settings.split(","), arguments.budget, arguments.runs, arguments.out,
-                     arguments.samples, arguments.generators.split(","), cache_dir=arguments.cache_dir)
+                     arguments.samples, arguments.generators.split(","), cache_dir=arguments.cache_dir,
+                     seed=arguments.seed)
     print(table(results))
 
 

@@ -93,12 +93,30 @@ def test_a_setting_that_diverges_is_recorded_and_the_next_one_still_runs(tmp_pat
     assert "| label_smoothing | trained | diverged |" in (out / "table.md").read_text()
 
 
+def test_another_training_seed_runs_a_setting_again_beside_the_ablations_own_run(tmp_path, celeba, cache_dir):
+    out, runs = tmp_path / "docs", tmp_path / "runs"
+    options = dict(data=str(celeba / "img_align_celeba"), budget=16, runs_dir=str(runs), out_dir=str(out),
+                   samples=16, generators=["trained"], metric_names=("swd",), cache_dir=cache_dir, show=False,
+                   batch_size=8, **NETWORK)
+    ablation.ablate(settings=["plain"], **options)
+    results = ablation.ablate(settings=["plain"], seed=1, **options)  # seed 0's record does not stand for seed 1's
+    assert [(r["setting"], r["seed"]) for r in results] == [("plain", 0), ("plain", 1)]
+    assert ablation.ablate(settings=["plain"], seed=1, **options) == results  # and seed 1's is not run twice
+    seed_0, _ = training.load_gan(str(runs / "plain" / "my_net"))
+    seed_1, config = training.load_gan(str(runs / "plain-seed1" / "my_net"))
+    assert config.seed == 1
+    assert not np.array_equal(seed_0.generator.weights[0].numpy(), seed_1.generator.weights[0].numpy())
+    assert (out / "plain-trained.png").is_file() and (out / "plain-seed1-trained.png").is_file()
+    assert "| plain, seed 1 | trained |" in (out / "table.md").read_text()
+
+
 def test_the_chosen_combination_is_every_setting_that_beat_plain_alone_best_first(tmp_path, celeba):
-    def record(setting, fid, generator="average_precise_bn", images_seen=96_000):
-        return dict(setting=setting, generator=generator, images_seen=images_seen, fid=fid)
+    def record(setting, fid, generator="average_precise_bn", images_seen=96_000, seed=0):
+        return dict(setting=setting, generator=generator, images_seen=images_seen, fid=fid, seed=seed)
 
     results = [record("plain", 200.0), record("plain", 220.0, "trained"), record("ttur", 190.0),
                record("spectral_norm", 150.0), record("flip_faces", 200.0),  # equal is no gain
+               record("flip_faces", 100.0, seed=1),  # runs from other seeds do not choose
                record("label_smoothing", 180.0, "trained"),  # beat plain's trained generator, not its average
                record("label_smoothing", 100.0, images_seen=48_000),  # another budget
                dict(setting="label_smoothing", generator="average_precise_bn", images_seen=96_000, diverged="step 5")]
