@@ -126,7 +126,8 @@ def main():
     parser.add_argument("--discriminator-norm", default=dcgan.Config.discriminator_norm,
                         choices=dcgan.DISCRIMINATOR_NORMS)
     parser.add_argument("--flip-faces", action="store_true", help="mirror half the real faces in each step")
-    parser.add_argument("--diff-augment", default="", help="DiffAugment policy, e.g. color,translation,cutout")
+    parser.add_argument("--diff-augment", default=",".join(dcgan.Config.diff_augment),
+                        help="DiffAugment policy (default color,translation,cutout; '' turns it off)")
     parser.add_argument("--resident-data", action="store_true",
                         help="keep the faces on the device and gather each batch there")
     parser.add_argument("--steps", type=int, default=4, help="training steps per timed interval")

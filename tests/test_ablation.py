@@ -10,7 +10,7 @@ from PIL import Image
 import ablation
 import dcgan
 import training
-from conftest import TINY
+from conftest import ROOT, TINY
 
 NETWORK = {name: value for name, value in TINY.items() if name != "batch_size"}
 
@@ -145,3 +145,13 @@ def test_the_table_lists_settings_and_generators_in_their_order_whatever_order_t
     assert rows == [["| plain", "trained"], ["| plain", "average_precise_bn"], ["| ttur", "trained"],
                     ["| ttur", "average_precise_bn"], ["| ttur+flip_faces", "trained"]]
     assert "| ttur | average_precise_bn | 150.00 | 100.00 | 50.0 | -25.0% |" in ablation.table(results)
+
+
+def test_the_defaults_are_the_combination_the_published_results_choose():
+    results = ablation.read_results(str(ROOT / "docs" / "ablation"))  # what the README publishes
+    chosen = ablation.chosen_combination(results, 96_000)
+    measured = ablation.run_config(chosen, "faces", budget=96_000, runs_dir="runs")
+    defaults = dcgan.Config()
+    assert {name: getattr(defaults, name) for name in dcgan.PLAIN_RECIPE} == {
+        name: getattr(measured, name) for name in dcgan.PLAIN_RECIPE}
+    assert defaults.ema_statistics_batches == ablation.STANDING_STATISTICS_BATCHES  # drawn as it was scored
