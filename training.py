@@ -112,6 +112,18 @@ def check_same_networks(saved: dcgan.Config, requested: dcgan.Config, checkpoint
                          f"networks, or fresh=True to archive it and start again.")
 
 
+def warn_of_recipe_changes(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
+    """A resumed run trains on with the requested recipe (learning rates, augmentation, ...), which may be a
+    choice; say so, since a default that changed since the run began changes it too."""
+    recipe = tuple(dcgan.PLAIN_RECIPE) + ("batch_size",)
+    changes = [f"{name} {getattr(saved, name)} → {getattr(requested, name)}"
+               for name in recipe if getattr(saved, name) != getattr(requested, name)]
+    if changes:
+        warnings.warn(f"Resuming the run in {checkpoint_dir} with another training recipe than it began with: "
+                      f"{'; '.join(changes)}. To keep the run's own, pass those settings as they were "
+                      f"(training.read_config('{checkpoint_dir}') holds them).", stacklevel=3)
+
+
 def checkpoint_manager(gan: dcgan.DCGAN, config: dcgan.Config) -> tf.train.CheckpointManager:
     return tf.train.CheckpointManager(gan.checkpoint(), config.checkpoint_dir, max_to_keep=config.keep_checkpoints,
                                       checkpoint_name="ckpt")
@@ -605,6 +617,7 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
         saved, has_checkpoint = None, False
     if saved is not None and has_checkpoint:
         check_same_networks(saved, config, restore_dir)
+        warn_of_recipe_changes(saved, config, restore_dir)
     if faces is None:
         faces = load_training_faces(config, progress=show)
 

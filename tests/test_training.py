@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -92,6 +93,18 @@ def test_a_checkpoint_of_other_networks_is_refused_and_left_untouched(tmp_path, 
     (old_run,) = os.listdir(archived)
     assert json.loads((archived / old_run / "config.json").read_text())["generator_width"] == 4
     assert (tmp_path / "imgs" / "archive").is_dir()
+
+
+def test_resuming_with_another_recipe_trains_on_with_it_and_says_what_changed(tmp_path, celeba, cache_dir):
+    config = tiny_config(tmp_path, celeba, cache_dir, steps=1, diff_augment=[])
+    training.train(config, show=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same recipe resumes silently
+        training.train(config, show=False, steps=2)
+    with pytest.warns(UserWarning, match=r"another training recipe than it began with: label_smoothing 0.0 → 0.1; "
+                                         r"diff_augment \[\] → \['color', 'translation', 'cutout'\]\."):
+        run = training.train(config, show=False, steps=3, diff_augment=dcgan.DIFF_AUGMENTATIONS, label_smoothing=0.1)
+    assert run.step == 3 and training.read_config(str(tmp_path / "my_net")).label_smoothing == 0.1
 
 
 def test_load_gan_without_a_run_says_to_train_first(tmp_path):
