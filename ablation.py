@@ -157,7 +157,8 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
                       machine=machine(), date=datetime.date.today().isoformat())
         write_results(out_dir, read_results(out_dir) + [record])
         if show:
-            print(f"{run_name(setting, config.seed):24s} {generator:20s} " + "  ".join(f"{name} {record[name]:.4g}" for name in metric_names))
+            scored = "  ".join(f"{name} {record[name]:.4g}" for name in metric_names)
+            print(f"{run_name(setting, config.seed):24s} {generator:20s} {scored}")
 
 
 def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Optional[float]:
