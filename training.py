@@ -103,9 +103,15 @@ def write_config(config: dcgan.Config):
         handle.write(config.to_json())
 
 
+def config_differences(saved: dcgan.Config, requested: dcgan.Config, fields) -> List[Tuple[str, object, object]]:
+    """(name, saved value, requested value) of each of the fields where the two configs differ."""
+    return [(name, getattr(saved, name), getattr(requested, name))
+            for name in fields if getattr(saved, name) != getattr(requested, name)]
+
+
 def check_same_networks(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
-    differences = [f"{name} {getattr(saved, name)} (saved) vs {getattr(requested, name)} (requested)"
-                   for name in dcgan.NETWORK_FIELDS if getattr(saved, name) != getattr(requested, name)]
+    differences = [f"{name} {old} (saved) vs {new} (requested)"
+                   for name, old, new in config_differences(saved, requested, dcgan.NETWORK_FIELDS)]
     if differences:
         raise ValueError(f"The checkpoint in {checkpoint_dir} is of other networks: {'; '.join(differences)}. "
                          f"It is left untouched. Use the saved settings to resume, another checkpoint_dir for new "
@@ -116,8 +122,7 @@ def warn_of_recipe_changes(saved: dcgan.Config, requested: dcgan.Config, checkpo
     """A resumed run trains on with the requested recipe (learning rates, augmentation, ...), which may be a
     choice; say so, since a default that changed since the run began changes it too."""
     recipe = tuple(dcgan.PLAIN_RECIPE) + ("batch_size",)
-    changes = [f"{name} {getattr(saved, name)} → {getattr(requested, name)}"
-               for name in recipe if getattr(saved, name) != getattr(requested, name)]
+    changes = [f"{name} {old} → {new}" for name, old, new in config_differences(saved, requested, recipe)]
     if changes:
         warnings.warn(f"Resuming the run in {checkpoint_dir} with another training recipe than it began with: "
                       f"{'; '.join(changes)}. To keep the run's own, pass those settings as they were "
