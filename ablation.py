@@ -170,7 +170,9 @@ def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Opt
 
 def machine() -> str:
     gpus = tf.config.list_logical_devices("GPU")  # the devices training.has_gpu() looks at, counted
-    return f"{len(gpus)} GPU(s)" if gpus else f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+    if gpus:
+        return f"{len(gpus)} GPU(s)"
+    return f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
 
 
 def table(results: Sequence[dict]) -> str:
@@ -178,7 +180,8 @@ def table(results: Sequence[dict]) -> str:
     plain recipe's trained generator (seed 0). A run from another training seed reads "plain, seed 1"."""
     baseline = {record["images_seen"]: record["fid"] for record in results if record["setting"] == "plain"
                 and record["generator"] == "trained" and record.get("seed", 0) == 0 and "fid" in record}
-    lines = ["| setting | generator | FID | KID ×10³ | SWD ×10³ | FID vs plain | images seen | steps × median step time |",
+    lines = ["| setting | generator | FID | KID ×10³ | SWD ×10³ | FID vs plain | images seen "
+             "| steps × median step time |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     def order(record):  # settings in SETTINGS' order (combinations last), seeds, generators in GENERATORS' order
         known = record["setting"] in SETTINGS

@@ -136,7 +136,8 @@ def test_the_chosen_combination_is_every_setting_that_beat_plain_alone_best_firs
 
 def test_the_table_lists_settings_and_generators_in_their_order_whatever_order_they_were_scored_in():
     def record(setting, generator, fid):
-        return dict(setting=setting, generator=generator, images_seen=96_000, fid=fid, kid=0.1, swd=50.0)  # swd comes ×10³
+        # swd comes ×10³
+        return dict(setting=setting, generator=generator, images_seen=96_000, fid=fid, kid=0.1, swd=50.0)
 
     results = [record("ttur", "average_precise_bn", 150.0), record("plain", "average_precise_bn", 160.0),
                record("ttur+flip_faces", "trained", 190.0), record("plain", "trained", 200.0),

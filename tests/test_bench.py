@@ -6,7 +6,8 @@ import bench
 import dcgan
 
 # The default generator layer by layer: 2 × multiply-adds per image (input pixels × kernel for a transposed
-# convolution): project 100 → 4·4·512, then 4→8 (512→256), 8→16 (256→128), 16→32 (128→64), 32→64 (64→3).
+# convolution): project 100 → 4·4·512, then 4→8 (512→256), 8→16 (256→128), 16→32 (128→64),
+# 32→64 (64→3).
 GENERATOR = 2 * (100 * 4 * 4 * 512 + 4 * 4 * 25 * 512 * 256 + 8 * 8 * 25 * 256 * 128 + 16 * 16 * 25 * 128 * 64
                  + 32 * 32 * 25 * 64 * 3)
 # The default discriminator: 64→32 (3→64), 32→16 (64→128), 16→8 (128→256), 8→4 (256→512) at the output

@@ -362,11 +362,14 @@ class CompareReplicas(keras.callbacks.Callback):
         variables = self.model.generator.trainable_variables + self.model.discriminator.trainable_variables
         copies = [variable.value.values for variable in variables]
         report["replicas"] = len(copies[0])
-        report["identical"] = all(all(np.array_equal(c[0].numpy(), other.numpy()) for other in c[1:]) for c in copies)
-        report["generator_sum"] = float(sum(np.sum(c[0].numpy()) for c in copies[:len(self.model.generator.trainable_variables)]))
+        report["identical"] = all(all(np.array_equal(c[0].numpy(), other.numpy()) for other in c[1:])
+                                  for c in copies)
+        generator_copies = copies[:len(self.model.generator.trainable_variables)]
+        report["generator_sum"] = float(sum(np.sum(c[0].numpy()) for c in generator_copies))
 
 run = training.train(show=False, callbacks=[CompareReplicas()], **{settings!r})
-report["losses"] = [[row["discriminator_loss"], row["generator_loss"]] for row in training.read_losses({checkpoint_dir!r})]
+report["losses"] = [[row["discriminator_loss"], row["generator_loss"]]
+                    for row in training.read_losses({checkpoint_dir!r})]
 report["step"] = run.step
 print("REPORT" + json.dumps(report))
 """
