@@ -125,7 +125,8 @@ def main():
     parser.add_argument("--ema-decay", type=float, default=dcgan.Config.ema_decay, help="0: no moving average")
     parser.add_argument("--discriminator-norm", default=dcgan.Config.discriminator_norm,
                         choices=dcgan.DISCRIMINATOR_NORMS)
-    parser.add_argument("--flip-faces", action="store_true", help="mirror half the real faces in each step")
+    parser.add_argument("--flip-faces", action=argparse.BooleanOptionalAction, default=dcgan.Config.flip_faces,
+                        help="mirror half the real faces in each step (on by default; --no-flip-faces turns it off)")
     parser.add_argument("--diff-augment", default=",".join(dcgan.Config.diff_augment),
                         help="DiffAugment policy (default color,translation,cutout; '' turns it off)")
     parser.add_argument("--resident-data", action="store_true",

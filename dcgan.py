@@ -65,7 +65,7 @@ class Config:
     # training recipe (measured one by one in ablation.py; PLAIN_RECIPE gives the original DCGAN)
     label_smoothing: float = 0.0  # one-sided: the discriminator's target for real faces is 1 - this (ganhacks #6)
     discriminator_norm: str = "batch"  # or "spectral": spectral normalisation instead of batch norm (Miyato 2018)
-    flip_faces: bool = False  # mirror each real face left-right with probability 1/2
+    flip_faces: bool = True  # mirror each real face left-right with probability 1/2; False: never
     diff_augment: Sequence[str] = DIFF_AUGMENTATIONS  # DiffAugment (Zhao 2020) of every face D sees; []: off
     # outputs
     checkpoint_dir: str = "my_net"
