@@ -63,7 +63,7 @@ class Config:
     beta_1: float = 0.5
     seed: int = 0
     # training recipe (measured one by one in ablation.py; PLAIN_RECIPE gives the original DCGAN)
-    label_smoothing: float = 0.0  # one-sided: the discriminator's target for real faces is 1 - this (ganhacks #6)
+    label_smoothing: float = 0.1  # one-sided: the target for real faces is 1 - this (ganhacks #6); 0: off
     discriminator_norm: str = "batch"  # or "spectral": spectral normalisation instead of batch norm (Miyato 2018)
     flip_faces: bool = True  # mirror each real face left-right with probability 1/2; False: never
     diff_augment: Sequence[str] = DIFF_AUGMENTATIONS  # DiffAugment (Zhao 2020) of every face D sees; []: off
