@@ -124,7 +124,8 @@ class Config:
         if not 0 <= self.batchnorm_momentum < 1:
             raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum!r}")
         if not 0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5) (0: off; 0.1 is usual), got {self.label_smoothing!r}")
+            raise ValueError("label_smoothing must be in [0, 0.5) (0: off; 0.1 is usual), "
+                             f"got {self.label_smoothing!r}")
         if self.discriminator_norm not in DISCRIMINATOR_NORMS:
             raise ValueError(f"discriminator_norm must be one of {', '.join(DISCRIMINATOR_NORMS)}, "
                              f"got {self.discriminator_norm!r}")
@@ -189,8 +190,8 @@ def build_generator(config: Config) -> keras.Model:
                                          kernel_initializer=_initializer(), dtype=policy, name=f"up{index}")(x)
         x = _batch_norm(config, policy, f"up{index}_bn")(x)
         x = keras.layers.ReLU(dtype=policy)(x)
-    x = keras.layers.Conv2DTranspose(3, config.kernel_size, strides=2, padding="same", kernel_initializer=_initializer(),
-                                     dtype=policy, name=f"up{layers}")(x)
+    x = keras.layers.Conv2DTranspose(3, config.kernel_size, strides=2, padding="same",
+                                     kernel_initializer=_initializer(), dtype=policy, name=f"up{layers}")(x)
     image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model(z, image, name="generator")
 

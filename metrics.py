@@ -37,7 +37,8 @@ def as_uint8(images) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- FID and KID
 
 def frechet_distance(mean_a, covariance_a, mean_b, covariance_b) -> float:
-    """||μa − μb||² + Tr(Σa) + Tr(Σb) − 2 Tr((Σa Σb)^½), the distance between two Gaussians (Heusel et al. 2017).
+    """||μa − μb||² + Tr(Σa) + Tr(Σb) − 2 Tr((Σa Σb)^½), the distance between two Gaussians
+    (Heusel et al. 2017).
 
     Tr((Σa Σb)^½) is the sum of the square roots of the eigenvalues of the symmetric √Σa Σb √Σa, which has the
     same eigenvalues as Σa Σb: the value of the usual scipy.linalg.sqrtm recipe (tested to agree), 8× faster for
