@@ -13,7 +13,8 @@ DCGAN.refresh_average_statistics, how faces are drawn by default). The plain run
 Scores go to OUT/results.json, one record per setting, generator and budget, written as each is measured; a
 setting already scored is not run again. OUT/table.md holds the table and OUT/<setting>-<generator>.png an 8×8
 grid of generated faces (never training images). Setting names joined by "+" combine settings: "ttur+flip_faces";
-"chosen" combines every setting whose default generator scored a lower FID than the plain recipe's, alone.
+"chosen" combines every setting whose default generator scored a lower FID than the plain recipe's, alone. The
+defaults (dcgan.Config) are the best measured run, alone or combined: best_measured().
 """
 
 import argparse
@@ -120,6 +121,20 @@ def chosen_combination(results: Sequence[dict], images_seen: int, generator: str
     better = sorted((record[metric], name) for name, record in scores.items()
                     if record is not None and metric in record and record[metric] < plain[metric])
     return "+".join(name for _, name in better) or "plain"
+
+
+def best_measured(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR,
+                  metric: str = "fid") -> str:
+    """The measured setting, alone or combined, whose `generator` scored the lowest `metric` at `images_seen`: the
+    defaults. A combination is tried because its parts each helped, but becomes the defaults only if its own run
+    beats every setting alone. Only the ablation's own runs (training seed 0) choose."""
+    scored = [(record[metric], record["setting"]) for record in results
+              if (record["generator"], record["images_seen"], record.get("seed", 0)) == (generator, images_seen, 0)
+              and metric in record]
+    if not scored:
+        raise ValueError(f"No {metric} of any {generator} generator at {images_seen:,} images seen: run the "
+                         "ablation first")
+    return min(scored)[1]
 
 
 def pick_generator(gan: dcgan.DCGAN, generator: str):

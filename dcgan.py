@@ -63,9 +63,9 @@ class Config:
     beta_1: float = 0.5
     seed: int = 0
     # training recipe (measured one by one in ablation.py; PLAIN_RECIPE gives the original DCGAN)
-    label_smoothing: float = 0.1  # one-sided: the target for real faces is 1 - this (ganhacks #6); 0: off
+    label_smoothing: float = 0.0  # one-sided: the target for real faces is 1 - this (ganhacks #6); 0.1 usual
     discriminator_norm: str = "batch"  # or "spectral": spectral normalisation instead of batch norm (Miyato 2018)
-    flip_faces: bool = True  # mirror each real face left-right with probability 1/2; False: never
+    flip_faces: bool = False  # mirror each real face left-right with probability 1/2
     diff_augment: Sequence[str] = DIFF_AUGMENTATIONS  # DiffAugment (Zhao 2020) of every face D sees; []: off
     # outputs
     checkpoint_dir: str = "my_net"

@@ -148,10 +148,28 @@ def test_the_table_lists_settings_and_generators_in_their_order_whatever_order_t
     assert "| ttur | average_precise_bn | 150.00 | 100.00 | 50.0 | -25.0% |" in ablation.table(results)
 
 
-def test_the_defaults_are_the_combination_the_published_results_choose():
+def test_the_defaults_are_the_best_measured_setting_alone_or_combined():
+    def record(setting, fid, generator="average_precise_bn", images_seen=96_000, seed=0):
+        return dict(setting=setting, generator=generator, images_seen=images_seen, fid=fid, seed=seed)
+
+    results = [record("plain", 200.0), record("diff_augment", 100.0), record("label_smoothing", 180.0),
+               record("diff_augment+label_smoothing", 110.0),  # a combination that scores worse than a part
+               record("ttur", 50.0, "trained"), record("ttur", 60.0, seed=1), record("ttur", 70.0, images_seen=48_000),
+               dict(setting="spectral_norm", generator="average_precise_bn", images_seen=96_000, diverged="step 5")]
+    assert ablation.chosen_combination(results, 96_000) == "diff_augment+label_smoothing"  # what to try
+    assert ablation.best_measured(results, 96_000) == "diff_augment"  # what the defaults are
+    better_together = results[:3] + [record("diff_augment+label_smoothing", 90.0)]
+    assert ablation.best_measured(better_together, 96_000) == "diff_augment+label_smoothing"
+    assert ablation.best_measured(results, 96_000, generator="trained") == "ttur"
+    assert ablation.best_measured(results, 48_000) == "ttur"
+    with pytest.raises(ValueError, match="No fid of any average_precise_bn generator at 12,000 images seen"):
+        ablation.best_measured(results, 12_000)
+
+
+def test_the_dcgan_defaults_are_what_the_published_results_make_the_defaults():
     results = ablation.read_results(str(ROOT / "docs" / "ablation"))  # what the README publishes
-    chosen = ablation.chosen_combination(results, 96_000)
-    measured = ablation.run_config(chosen, "faces", budget=96_000, runs_dir="runs")
+    best = ablation.best_measured(results, 96_000)
+    measured = ablation.run_config(best, "faces", budget=96_000, runs_dir="runs")
     defaults = dcgan.Config()
     assert {name: getattr(defaults, name) for name in dcgan.PLAIN_RECIPE} == {
         name: getattr(measured, name) for name in dcgan.PLAIN_RECIPE}
