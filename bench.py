@@ -126,7 +126,7 @@ def main():
     parser.add_argument("--discriminator-norm", default=dcgan.Config.discriminator_norm,
                         choices=dcgan.DISCRIMINATOR_NORMS)
     parser.add_argument("--flip-faces", action=argparse.BooleanOptionalAction, default=dcgan.Config.flip_faces,
-                        help="mirror half the real faces in each step (on by default; --no-flip-faces turns it off)")
+                        help="mirror half the real faces in each step (default: dcgan.Config's, off)")
     parser.add_argument("--diff-augment", default=",".join(dcgan.Config.diff_augment),
                         help="DiffAugment policy (default color,translation,cutout; '' turns it off)")
     parser.add_argument("--resident-data", action="store_true",
