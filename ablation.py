@@ -99,10 +99,15 @@ def write_results(out_dir: str, results: List[dict]):
         json.dump(results, handle, indent=1)
 
 
+def seed_of(record: dict) -> int:
+    """A record's training seed: records written before seeds were recorded are seed 0's."""
+    return record.get("seed", 0)
+
+
 def find(results: Sequence[dict], setting: str, generator: str, images_seen: int, seed: int = 0) -> Optional[dict]:
-    """The record of one run's generator (records written before seeds were recorded are seed 0's)."""
+    """The record of one run's generator."""
     for record in results:
-        key = (record["setting"], record["generator"], record["images_seen"], record.get("seed", 0))
+        key = (record["setting"], record["generator"], record["images_seen"], seed_of(record))
         if key == (setting, generator, images_seen, seed):
             return record
     return None
@@ -129,7 +134,7 @@ def best_measured(results: Sequence[dict], images_seen: int, generator: str = DE
     defaults. A combination is tried because its parts each helped, but becomes the defaults only if its own run
     beats every setting alone. Only the ablation's own runs (training seed 0) choose."""
     scored = [(record[metric], record["setting"]) for record in results
-              if (record["generator"], record["images_seen"], record.get("seed", 0)) == (generator, images_seen, 0)
+              if (record["generator"], record["images_seen"], seed_of(record)) == (generator, images_seen, 0)
               and metric in record]
     if not scored:
         raise ValueError(f"No {metric} of any {generator} generator at {images_seen:,} images seen: run the "
@@ -194,17 +199,17 @@ def table(results: Sequence[dict]) -> str:
     """The results as a Markdown table, by budget, setting, seed and generator, with each FID's change against the
     plain recipe's trained generator (seed 0). A run from another training seed reads "plain, seed 1"."""
     baseline = {record["images_seen"]: record["fid"] for record in results if record["setting"] == "plain"
-                and record["generator"] == "trained" and record.get("seed", 0) == 0 and "fid" in record}
+                and record["generator"] == "trained" and seed_of(record) == 0 and "fid" in record}
     lines = ["| setting | generator | FID | KID ×10³ | SWD ×10³ | FID vs plain | images seen "
              "| steps × median step time |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     def order(record):  # settings in SETTINGS' order (combinations last), seeds, generators in GENERATORS' order
         known = record["setting"] in SETTINGS
         return (record["images_seen"], list(SETTINGS).index(record["setting"]) if known else len(SETTINGS),
-                record["setting"], record.get("seed", 0), GENERATORS.index(record["generator"]))
+                record["setting"], seed_of(record), GENERATORS.index(record["generator"]))
 
     for record in sorted(results, key=order):
-        seed = record.get("seed", 0)
+        seed = seed_of(record)
         name = record["setting"] if seed == 0 else f"{record['setting']}, seed {seed}"
         if "diverged" in record:
             cells = [name, record["generator"], "diverged", "", "", "", f"{record['images_seen']:,}", ""]
