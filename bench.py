@@ -21,6 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 import celeba_utils  # noqa: E402
 import dcgan  # noqa: E402
+import devices  # noqa: E402
 import training  # noqa: E402
 
 
@@ -58,6 +59,8 @@ def training_flops_per_image(gan) -> int:
     generator, discriminator = forward_flops(gan.generator), forward_flops(gan.discriminator)
     d_step = generator + 2 * discriminator + 2 * 2 * discriminator
     g_step = generator + discriminator + discriminator + 2 * generator
+    if gan.config.reuse_fakes:  # the G step reuses the D step's fakes: no second generator forward
+        g_step -= generator
     return d_step + g_step
 
 
@@ -118,7 +121,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-path", default=os.path.join("..", "shared", "celeba", "img_align_celeba"))
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--precision", default="float32", choices=dcgan.PRECISIONS)
+    parser.add_argument("--precision", default=dcgan.Config.precision, choices=dcgan.PRECISIONS)
+    parser.add_argument("--kernel-size", type=int, default=dcgan.Config.kernel_size)
+    parser.add_argument("--reuse-fakes", action=argparse.BooleanOptionalAction, default=dcgan.Config.reuse_fakes,
+                        help="one generator forward per step (the G step reuses the D step's fakes)")
     parser.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
     parser.add_argument("--generator-width", type=int, default=64)
     parser.add_argument("--discriminator-width", type=int, default=64)
@@ -140,9 +146,10 @@ def main():
 
     device = training.setup_devices()
     gpus = tf.config.list_physical_devices("GPU")
-    print(f"device: {device}; {os.cpu_count()} CPU cores; TensorFlow {tf.__version__}")
+    print(f"device: {device}; {devices.machine()}; TensorFlow {tf.__version__}")
     config = dcgan.Config(image_path=arguments.image_path, batch_size=arguments.batch_size,
-                          precision=arguments.precision, generator_width=arguments.generator_width,
+                          precision=arguments.precision, kernel_size=arguments.kernel_size,
+                          reuse_fakes=arguments.reuse_fakes, generator_width=arguments.generator_width,
                           discriminator_width=arguments.discriminator_width, ema_decay=arguments.ema_decay,
                           discriminator_norm=arguments.discriminator_norm, flip_faces=arguments.flip_faces,
                           diff_augment=[name for name in arguments.diff_augment.split(",") if name])
@@ -188,8 +195,10 @@ def main():
     pipeline_rate = median_rate(end_to_end, config.batch_size, calls=arguments.steps, repeats=arguments.repeats)
     flops = training_flops_per_image(gan)
     achieved = step_rate * flops / 1e9
-    matmul = matmul_gflops(dtype=tf.bfloat16 if arguments.precision == "mixed_bfloat16" and not gpus else tf.float32)
-    print(f"training, step only: {step_rate:7.1f} images/s ({config.precision}, batch {config.batch_size}, "
+    precision = dcgan.compute_precision(config)
+    matmul = matmul_gflops(dtype=tf.bfloat16 if precision == "mixed_bfloat16" and not gpus else tf.float32)
+    print(f"training, step only: {step_rate:7.1f} images/s ({precision}, batch {config.batch_size}, "
+          f"kernel {config.kernel_size}, fakes {'reused' if config.reuse_fakes else 'drawn twice'}, "
           f"XLA {'on' if arguments.jit_compile else 'off'}, EMA decay {config.ema_decay}, discriminator norm "
           f"{config.discriminator_norm}, flips {'on' if config.flip_faces else 'off'}, DiffAugment "
           f"{','.join(config.diff_augment) or 'off'}, data "

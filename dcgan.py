@@ -21,10 +21,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import devices
 from celeba_utils import to_float
 from metrics import METRICS
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto",) + devices.PRECISIONS
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DISCRIMINATOR_NORMS = ("batch", "spectral")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
@@ -49,7 +50,8 @@ class Config:
     batchnorm_momentum: float = 0.9  # moving statistics used at inference; 0.9 makes them accurate early
     ema_decay: float = 0.999  # faces are drawn by an exponential moving average of the generator; 0: off
     ema_statistics_batches: int = 10  # the average's batch-norm statistics, from this many batches of its own faces
-    precision: str = "float32"  # or "mixed_bfloat16" (CPUs with AVX-512 BF16, TPUs, Ampere GPUs), "mixed_float16"
+    precision: str = "float32"  # "auto": mixed_bfloat16 where the device runs it fast, else float32; or any of
+    # "float32", "mixed_bfloat16" (CPUs with AMX or AVX-512 BF16, TPUs, Ampere GPUs), "mixed_float16"
     # devices
     strategy: str = "default"  # one device; "mirrored": every GPU of this machine; "multi_worker": several machines
     jit_compile: Optional[bool] = None  # XLA; None: on for GPUs, off on CPUs (where it was measured slower)
@@ -67,6 +69,7 @@ class Config:
     discriminator_norm: str = "batch"  # or "spectral": spectral normalisation instead of batch norm (Miyato 2018)
     flip_faces: bool = False  # mirror each real face left-right with probability 1/2
     diff_augment: Sequence[str] = DIFF_AUGMENTATIONS  # DiffAugment (Zhao 2020) of every face D sees; []: off
+    reuse_fakes: bool = False  # one generator forward per step: the G step backpropagates through D's step's fakes
     # outputs
     checkpoint_dir: str = "my_net"
     sample_dir: str = "imgs"
@@ -131,8 +134,9 @@ class Config:
                              f"got {self.discriminator_norm!r}")
         if self.resident_data not in (None, True, False):
             raise ValueError(f"resident_data must be None (automatic), True or False, got {self.resident_data!r}")
-        if self.flip_faces not in (True, False):
-            raise ValueError(f"flip_faces must be True or False, got {self.flip_faces!r}")
+        for name in ("flip_faces", "reuse_fakes"):
+            if getattr(self, name) not in (True, False):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         unknown = [name for name in self.diff_augment if name not in DIFF_AUGMENTATIONS]
         if unknown or len(set(self.diff_augment)) != len(self.diff_augment):
             raise ValueError(f"diff_augment must list each of {', '.join(DIFF_AUGMENTATIONS)} at most once "
@@ -157,7 +161,13 @@ NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width
 
 # The original recipe of Radford et al. and carpedm20/DCGAN-tensorflow, by settings alone: Config(**PLAIN_RECIPE).
 PLAIN_RECIPE = dict(ema_decay=0.0, generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, beta_1=0.5,
-                    label_smoothing=0.0, discriminator_norm="batch", flip_faces=False, diff_augment=[])
+                    label_smoothing=0.0, discriminator_norm="batch", flip_faces=False, diff_augment=[],
+                    reuse_fakes=False)
+
+
+def compute_precision(config: "Config") -> str:
+    """The Keras dtype policy the networks compute in: config.precision, "auto" resolved on this machine."""
+    return devices.resolve_precision(config.precision)[0]
 
 
 def _initializer():
@@ -175,7 +185,7 @@ def number_of_upsamplings(image_size: int) -> int:
 
 def build_generator(config: Config) -> keras.Model:
     """z → image in [-1, 1]; the output is float32 whatever the precision."""
-    policy = keras.mixed_precision.DTypePolicy(config.precision)
+    policy = keras.mixed_precision.DTypePolicy(compute_precision(config))
     layers = number_of_upsamplings(config.image_size)
     width = config.generator_width * 2 ** (layers - 1)
     z = keras.Input((config.z_dim,), name="z")
@@ -234,7 +244,7 @@ class SpectralDense(SpectralNorm, keras.layers.Dense):
 def build_discriminator(config: Config) -> keras.Model:
     """image in [-1, 1] → one real/fake logit (float32). With discriminator_norm="spectral" every layer is
     spectrally normalised and there is no batch norm (the SN-GAN discriminator)."""
-    policy = keras.mixed_precision.DTypePolicy(config.precision)
+    policy = keras.mixed_precision.DTypePolicy(compute_precision(config))
     spectral = config.discriminator_norm == "spectral"
     convolution, dense = (SpectralConv2D, SpectralDense) if spectral else (keras.layers.Conv2D, keras.layers.Dense)
     layers = number_of_upsamplings(config.image_size)
@@ -327,7 +337,7 @@ def diff_augment(images, policy: Sequence[str], noise: tf.random.Generator):
 
 def _adam(config: Config, learning_rate: float):
     optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta_1)
-    if config.precision == "mixed_float16":
+    if compute_precision(config) == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 
@@ -432,6 +442,48 @@ class DCGAN(keras.Model):
         size = self.config.image_size
         return to_float(tf.reshape(tf.bitcast(pairs, tf.uint8), (-1, size, size, 3)))
 
+    def _discriminator_update(self, real_images, fake_images, replicas, augment):
+        """One discriminator update on real faces and (already drawn) fakes; returns its loss."""
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(augment(real_images), training=True)
+            fake_logits = self.discriminator(augment(fake_images), training=True)
+            d_loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing)
+            scaled = self.discriminator_optimizer.scale_loss(d_loss / replicas)
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
+        self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
+        return d_loss
+
+    def _generator_update(self, tape, scaled_loss):
+        gradients = tape.gradient(scaled_loss, self.generator.trainable_variables)
+        self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
+
+    def _train_networks(self, real_images, batch_size, replicas, augment):
+        """The DCGAN step of Radford et al. and carpedm20/DCGAN-tensorflow: the discriminator learns from fakes of
+        one z, then the generator from the updated discriminator's verdict on fakes of a new z (two generator
+        forward passes per step)."""
+        z = self.noise.normal((batch_size, self.config.z_dim))
+        d_loss = self._discriminator_update(real_images, self.generator(z, training=True), replicas, augment)
+        z = self.noise.normal((batch_size, self.config.z_dim))
+        with tf.GradientTape() as tape:
+            g_loss = generator_loss(self.discriminator(augment(self.generator(z, training=True)), training=True))
+            scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
+        self._generator_update(tape, scaled)
+        return d_loss, g_loss
+
+    def _train_networks_reusing_fakes(self, real_images, batch_size, replicas, augment):
+        """The step of pytorch/examples' DCGAN (reuse_fakes): one generator forward pass; the discriminator learns
+        from those fakes (their gradient stopped), then the generator backpropagates through the updated
+        discriminator's verdict on the same fakes. About 1/4 less work per step than _train_networks."""
+        z = self.noise.normal((batch_size, self.config.z_dim))
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(z, training=True)
+            with tape.stop_recording():
+                d_loss = self._discriminator_update(real_images, tf.stop_gradient(fake_images), replicas, augment)
+            g_loss = generator_loss(self.discriminator(augment(fake_images), training=True))
+            scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
+        self._generator_update(tape, scaled)
+        return d_loss, g_loss
+
     def train_step(self, data):
         real_images = self.real_batch(data)
         # Under tf.distribute each replica sees its share of the batch; Keras sums the replicas' gradients, so
@@ -441,24 +493,10 @@ class DCGAN(keras.Model):
         if self.config.flip_faces:
             real_images = mirror_randomly(real_images, self.noise)
         augment = lambda images: diff_augment(images, self.config.diff_augment, self.noise)  # noqa: E731
-        z = self.noise.normal((batch_size, self.config.z_dim))
-        with tf.GradientTape() as tape:
-            fake_images = self.generator(z, training=True)
-            real_logits = self.discriminator(augment(real_images), training=True)
-            fake_logits = self.discriminator(augment(fake_images), training=True)
-            d_loss = discriminator_loss(real_logits, fake_logits, self.config.label_smoothing)
-            scaled = self.discriminator_optimizer.scale_loss(d_loss / replicas)
-        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
-        self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
-
-        z = self.noise.normal((batch_size, self.config.z_dim))
-        with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(augment(self.generator(z, training=True)), training=True)
-            g_loss = generator_loss(fake_logits)
-            scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
-        gradients = tape.gradient(scaled, self.generator.trainable_variables)
-        self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
-
+        if self.config.reuse_fakes:
+            d_loss, g_loss = self._train_networks_reusing_fakes(real_images, batch_size, replicas, augment)
+        else:
+            d_loss, g_loss = self._train_networks(real_images, batch_size, replicas, augment)
         if self.ema_generator is not None:
             self.update_ema()
         self.step.assign_add(1)

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 import celeba_utils
 import dcgan
+import devices
 import metrics
 
 CONFIG_FILE = "config.json"
@@ -645,8 +646,9 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
     write_config(config)
     if show:
         where = f"resuming from {restored} at step {start_step}" if restored else "starting at step 0"
-        print(f"{len(faces.images)} faces from {config.image_path}; training on {device}, {where}, toward step "
-              f"{config.steps}")
+        precision, reason = devices.resolve_precision(config.precision)
+        print(f"{len(faces.images)} faces from {config.image_path}; training on {device} in {precision} "
+              f"({config.precision}: {reason}), {where}, toward step {config.steps}")
     if start_step >= config.steps:
         return Run(config, start_step, start_step, False, restored, None)
 

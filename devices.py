@@ -1,0 +1,87 @@
+"""The machine: what CPU and GPUs it has, the precision "auto" picks on it, and the tf.distribute strategy.
+
+Every speed figure the project publishes names the machine it was measured on: `machine()` is that line.
+"""
+
+import os
+import platform
+from typing import Optional
+
+import tensorflow as tf
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# CPU flags of bfloat16 matrix instructions (oneDNN uses them): where mixed bfloat16 runs faster than float32
+FAST_BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+FAST_BFLOAT16_GPU_CAPABILITY = (8, 0)  # Ampere and later
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name with its family and model numbers (Linux: "AMD EPYC" alone does not tell Zen 3,
+    family 25 model 1, from Zen 4, model 17), or what the platform module knows."""
+    fields = {}
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "cpu family", "model") and key.strip() not in fields:
+                    fields[key.strip()] = value.strip()
+                if not line.strip() and fields:
+                    break
+    except OSError:
+        pass
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    numbers = f" (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else ""
+    return fields["model name"] + numbers
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set:
+    """The instruction-set flags of this machine's CPU (Linux); empty where the file cannot be read."""
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def gpu_capabilities() -> list:
+    """The CUDA compute capability, (major, minor), of each GPU TensorFlow sees."""
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        capabilities.append(tuple(capability) if capability else (0, 0))
+    return capabilities
+
+
+def resolve_precision(precision: str, flags: Optional[set] = None, gpus: Optional[list] = None):
+    """(precision, reason): the precision "auto" stands for on this machine, else `precision` itself.
+    "auto" is mixed bfloat16 where the device has bfloat16 matrix units (every GPU of compute capability 8.0 or
+    more; on the CPU, the flags amx_bf16 or avx512_bf16) and float32 elsewhere: on an AVX2-only CPU bfloat16 is
+    emulated and runs several times slower than float32. `flags` and `gpus` default to this machine's."""
+    if precision != "auto":
+        return precision, "chosen"
+    gpus = gpu_capabilities() if gpus is None else gpus
+    if gpus:
+        slow = [capability for capability in gpus if tuple(capability) < FAST_BFLOAT16_GPU_CAPABILITY]
+        if slow:
+            return "float32", f"GPU of compute capability {'.'.join(map(str, slow[0]))} (bfloat16 needs 8.0+)"
+        return "mixed_bfloat16", f"GPUs of compute capability {', '.join('.'.join(map(str, c)) for c in gpus)}"
+    flags = cpu_flags() if flags is None else flags
+    fast = [flag for flag in FAST_BFLOAT16_CPU_FLAGS if flag in flags]
+    if fast:
+        return "mixed_bfloat16", f"CPU with {' and '.join(fast)}"
+    return "float32", "CPU without bfloat16 instructions (no amx_bf16 or avx512_bf16)"
+
+
+def machine() -> str:
+    """One line naming what trains here: the GPUs, or the CPU with its cores and bfloat16 instructions."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        capabilities = ", ".join(".".join(map(str, capability)) for capability in gpu_capabilities())
+        return f"{len(gpus)} GPU(s) (compute capability {capabilities})"
+    flags = cpu_flags()
+    isa = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
+    return f"CPU, {os.cpu_count()} cores, {cpu_model()} ({', '.join(isa) or 'no AVX2'})"
