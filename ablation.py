@@ -22,14 +22,13 @@ import datetime
 import json
 import math
 import os
-import platform
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 import celeba_utils
 import dcgan
+import devices
 import latent
 import metrics
 import training
@@ -42,6 +41,10 @@ SETTINGS: Dict[str, dict] = {
     "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018
     "flip_faces": dict(flip_faces=True),  # horizontal flips of the real faces
     "diff_augment": dict(diff_augment=["color", "translation", "cutout"]),  # Zhao et al. 2020
+    # speed candidates: less work per image, or faster arithmetic, for (ideally) the same faces
+    "kernel_4": dict(kernel_size=4),  # Radford et al.'s own code and pytorch/examples: no uneven overlap
+    "reuse_fakes": dict(reuse_fakes=True),  # one generator forward per step, as pytorch/examples
+    "auto_precision": dict(precision="auto"),  # mixed bfloat16 where the machine has bfloat16 instructions
 }
 GENERATORS = ("trained", "average", "average_precise_bn")
 DEFAULT_GENERATOR = "average_precise_bn"  # how faces are drawn by default: what chooses the settings
@@ -142,6 +145,46 @@ def best_measured(results: Sequence[dict], images_seen: int, generator: str = DE
     return min(scored)[1]
 
 
+def seed_spread(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR,
+                metric: str = "fid") -> float:
+    """How much a score owes to the training seed: the largest difference in `metric` between two runs of one
+    setting from different seeds (0 while no setting has run from two seeds)."""
+    by_setting: Dict[str, List[float]] = {}
+    for record in results:
+        if (record["generator"], record["images_seen"]) == (generator, images_seen) and metric in record:
+            by_setting.setdefault(record["setting"], []).append(record[metric])
+    return max((max(scores) - min(scores) for scores in by_setting.values()), default=0.0)
+
+
+def seconds_on(results: Sequence[dict], setting: str, machine: str, images_seen: int,
+               generator: str = DEFAULT_GENERATOR) -> Optional[float]:
+    """A setting's training time (steps × median step time) on one machine, from any of its seeds' runs."""
+    times = [record["train_seconds"] for record in results
+             if (record["setting"], record.get("machine"), record["images_seen"], record["generator"])
+             == (setting, machine, images_seen, generator) and record.get("train_seconds")]
+    return min(times) if times else None
+
+
+def chosen_defaults(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR,
+                    metric: str = "fid") -> str:
+    """The defaults' setting. The best measured one (best_measured), unless another measured setting (seed 0)
+    scores within the seed spread of it or better and trained faster on the same machine, where the best
+    setting also ran: then the fastest of those. Training times are compared on one machine only, since
+    machines differ several-fold."""
+    best = best_measured(results, images_seen, generator, metric)
+    best_score = find(results, best, generator, images_seen)[metric]
+    spread = seed_spread(results, images_seen, generator, metric)
+    faster = []
+    for record in results:
+        if (record["generator"], record["images_seen"], seed_of(record)) != (generator, images_seen, 0) \
+                or metric not in record or record["setting"] == best or not record.get("train_seconds"):
+            continue
+        reference = seconds_on(results, best, record.get("machine"), images_seen, generator)
+        if record[metric] <= best_score + spread and reference and record["train_seconds"] < reference:
+            faster.append((record["train_seconds"] / reference, record["setting"]))
+    return min(faster)[1] if faster else best
+
+
 def pick_generator(gan: dcgan.DCGAN, generator: str):
     """The network that draws a generator's faces: "average" with the trained generator's batch-norm statistics (how
     every average drew before standing statistics), "average_precise_bn" with its own (the default now)."""
@@ -172,27 +215,28 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
         record = dict(setting=setting, generator=generator, seed=config.seed, overrides=overrides_of(setting),
                       images_seen=images_seen, steps=steps, batch_size=config.batch_size,
                       train_seconds=training_seconds(losses, steps, config.batch_size),
+                      images_per_second=median_speed(losses),
+                      precision=devices.resolve_precision(config.precision)[0],
                       wall_seconds=round(losses[-1]["seconds"], 1) if losses else None,
                       **{name: round(float(value), 4) for name, value in scores.items()},
-                      machine=machine(), date=datetime.date.today().isoformat())
+                      machine=devices.machine(), date=datetime.date.today().isoformat())
         write_results(out_dir, read_results(out_dir) + [record])
         if show:
             scored = "  ".join(f"{name} {record[name]:.4g}" for name in metric_names)
             print(f"{run_name(setting, config.seed):24s} {generator:20s} {scored}")
 
 
+def median_speed(losses: Sequence[dict]) -> Optional[float]:
+    """The median of a run's logged images per second."""
+    speeds = [row["images_per_second"] for row in losses if row.get("images_per_second")]
+    return round(float(np.median(speeds)), 2) if speeds else None
+
+
 def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Optional[float]:
     """Steps × the median seconds per step: the run's training time, unmoved by pauses or a busy machine
     (wall_seconds, beside it in results.json, is the time the run really took)."""
-    speeds = [row["images_per_second"] for row in losses if row.get("images_per_second")]
-    return round(steps * batch_size / float(np.median(speeds)), 1) if speeds else None
-
-
-def machine() -> str:
-    gpus = tf.config.list_logical_devices("GPU")  # the devices training.has_gpu() looks at, counted
-    if gpus:
-        return f"{len(gpus)} GPU(s)"
-    return f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+    speed = median_speed(losses)
+    return round(steps * batch_size / speed, 1) if speed else None
 
 
 def table(results: Sequence[dict]) -> str:
@@ -257,7 +301,7 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
             run = training.train(config, show=show, faces=faces)
         except FloatingPointError as error:  # a setting that diverges is a result too: record it, go on
             diverged = [dict(setting=setting, generator=generator, seed=seed, overrides=overrides_of(setting),
-                             images_seen=images_seen, diverged=str(error), machine=machine(),
+                             images_seen=images_seen, diverged=str(error), machine=devices.machine(),
                              date=datetime.date.today().isoformat()) for generator in generators]
             write_results(out_dir, read_results(out_dir) + diverged)
             if show:
