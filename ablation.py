@@ -203,27 +203,56 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
     steps = int(gan.step.numpy())
     images_seen = images_seen_by(config, steps)
     losses = training.read_losses(config.checkpoint_dir)
-    reference = metrics.real_sample(real, samples, JUDGE_SEED)
     for generator in generators:
         if find(read_results(out_dir), setting, generator, images_seen, config.seed):
             continue
         network = pick_generator(gan, generator)
         faces = latent.generate_faces(network, range(JUDGE_SEED, JUDGE_SEED + samples))
-        scores = metrics.evaluate(faces, reference, metric_names, config.cache_dir, JUDGE_SEED)
         grid = celeba_utils.image_grid(latent.generate_faces(network, GRID_SEEDS), 8, 8)
-        celeba_utils.save_png(grid, os.path.join(out_dir, f"{run_name(setting, config.seed)}-{generator}.png"))
-        record = dict(setting=setting, generator=generator, seed=config.seed, overrides=overrides_of(setting),
-                      images_seen=images_seen, steps=steps, batch_size=config.batch_size,
+        record_scores(out_dir, faces, real, grid, metric_names, config.cache_dir, show, setting=setting,
+                      generator=generator, seed=config.seed, overrides=overrides_of(setting), images_seen=images_seen,
+                      steps=steps, batch_size=config.batch_size,
                       train_seconds=training_seconds(losses, steps, config.batch_size),
                       images_per_second=median_speed(losses),
                       precision=devices.resolve_precision(config.precision)[0],
-                      wall_seconds=round(losses[-1]["seconds"], 1) if losses else None,
-                      **{name: round(float(value), 4) for name, value in scores.items()},
-                      machine=devices.machine(), date=datetime.date.today().isoformat())
-        write_results(out_dir, read_results(out_dir) + [record])
-        if show:
-            scored = "  ".join(f"{name} {record[name]:.4g}" for name in metric_names)
-            print(f"{run_name(setting, config.seed):24s} {generator:20s} {scored}")
+                      wall_seconds=round(losses[-1]["seconds"], 1) if losses else None)
+
+
+def record_scores(out_dir: str, faces: np.ndarray, real: np.ndarray, grid: np.ndarray,
+                  metric_names: Sequence[str], cache_dir: Optional[str], show: bool, **fields) -> dict:
+    """Score faces against the judge's sample of the real ones, save their grid as OUT/<run>-<generator>.png and
+    append the record (the fields, the scores, the machine and the date) to OUT/results.json."""
+    reference = metrics.real_sample(real, len(faces), JUDGE_SEED)
+    scores = metrics.evaluate(faces, reference, metric_names, cache_dir, JUDGE_SEED)
+    name = f"{run_name(fields['setting'], fields.get('seed', 0))}-{fields['generator']}"
+    celeba_utils.save_png(grid, os.path.join(out_dir, f"{name}.png"))
+    record = dict(**fields, **{metric: round(float(value), 4) for metric, value in scores.items()},
+                  machine=devices.machine(), date=datetime.date.today().isoformat())
+    write_results(out_dir, read_results(out_dir) + [record])
+    if show:
+        print(f"{name:44s} " + "  ".join(f"{metric} {record[metric]:.4g}" for metric in metric_names))
+    return record
+
+
+PEER = "pytorch_dcgan"  # ../shared/anchors/torch_dcgan.py: the pytorch/examples recipe, trained by torch
+
+
+def score_peer(samples_file: str, data: str, images_seen: int, train_seconds: float, images_per_second: float,
+               out_dir: str = "docs/ablation", metric_names: Sequence[str] = ("fid", "kid", "swd"),
+               cache_dir: Optional[str] = None, show: bool = True) -> dict:
+    """Score the faces another program drew (an .npz whose array x holds uint8 NHWC faces, as torch_dcgan.py
+    --samples writes) by the same judge as the ablation's runs, recorded as the setting PEER."""
+    with np.load(samples_file) as archive:
+        faces = archive["x"]
+    if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[-1] != 3:
+        raise ValueError(f"{samples_file}: x must hold uint8 faces of shape (n, height, width, 3), got "
+                         f"{faces.dtype} {faces.shape}")
+    real = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=show).images
+    grid = celeba_utils.image_grid(faces[:64], 8, 8)
+    return record_scores(out_dir, faces, real, grid, metric_names, cache_dir, show, setting=PEER,
+                         generator="trained", seed=0, overrides={}, images_seen=images_seen,
+                         train_seconds=round(train_seconds, 1), images_per_second=round(images_per_second, 2),
+                         precision="float32")
 
 
 def median_speed(losses: Sequence[dict]) -> Optional[float]:
@@ -241,32 +270,49 @@ def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Opt
 
 def table(results: Sequence[dict]) -> str:
     """The results as a Markdown table, by budget, setting, seed and generator, with each FID's change against the
-    plain recipe's trained generator (seed 0). A run from another training seed reads "plain, seed 1"."""
+    plain recipe's trained generator (seed 0), the training time (steps × median step time) and speed, and the
+    machine each run trained on (listed under the table). A run from another training seed reads "plain, seed 1"."""
     baseline = {record["images_seen"]: record["fid"] for record in results if record["setting"] == "plain"
                 and record["generator"] == "trained" and seed_of(record) == 0 and "fid" in record}
+    machines = list(dict.fromkeys(record.get("machine", "unknown") for record in results))
     lines = ["| setting | generator | FID | KID ×10³ | SWD ×10³ | FID vs plain | images seen "
-             "| steps × median step time |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    def order(record):  # settings in SETTINGS' order (combinations last), seeds, generators in GENERATORS' order
+             "| training time | images/s | precision | machine |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+
+    def order(record):  # settings in SETTINGS' order (combinations, then the peer, last), seeds, generators
         known = record["setting"] in SETTINGS
-        return (record["images_seen"], list(SETTINGS).index(record["setting"]) if known else len(SETTINGS),
-                record["setting"], seed_of(record), GENERATORS.index(record["generator"]))
+        rank = list(SETTINGS).index(record["setting"]) if known else len(SETTINGS) + (record["setting"] == PEER)
+        return (record["images_seen"], rank, record["setting"], seed_of(record),
+                GENERATORS.index(record["generator"]))
 
     for record in sorted(results, key=order):
         seed = seed_of(record)
         name = record["setting"] if seed == 0 else f"{record['setting']}, seed {seed}"
+        machine = f"M{machines.index(record.get('machine', 'unknown')) + 1}"
         if "diverged" in record:
-            cells = [name, record["generator"], "diverged", "", "", "", f"{record['images_seen']:,}", ""]
+            cells = [name, record["generator"], "diverged", "", "", "", f"{record['images_seen']:,}", "", "", "",
+                     machine]
             lines.append("| " + " | ".join(cells) + " |")
             continue
         plain = baseline.get(record["images_seen"])
         change = f"{100 * (record['fid'] - plain) / plain:+.1f}%" if plain and "fid" in record else ""
         hours = f"{record['train_seconds'] / 3600:.2f} h" if record.get("train_seconds") else ""
+        speed = record.get("images_per_second") or (record["images_seen"] / record["train_seconds"]
+                                                     if record.get("train_seconds") else None)
+        speed = f"{speed:.1f}" if speed else ""
         kid = f"{1e3 * record['kid']:.2f}" if "kid" in record else ""
         cells = [name, record["generator"], f"{record.get('fid', float('nan')):.2f}", kid,
-                 f"{record.get('swd', float('nan')):.1f}", change, f"{record['images_seen']:,}", hours]
+                 f"{record.get('swd', float('nan')):.1f}", change, f"{record['images_seen']:,}", hours, speed,
+                 record.get("precision", "float32"), machine]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- M{index + 1}: {machine}" for index, machine in enumerate(machines)]
     return "\n".join(lines) + "\n"
+
+
+def write_table(out_dir: str) -> List[dict]:
+    """OUT/table.md from OUT/results.json; returns the records."""
+    return write_table(out_dir)
 
 
 def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: str = DEFAULT_RUNS,
@@ -312,10 +358,7 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
             break
         score_run(config, setting, [g for g in GENERATORS if g in generators], faces.images, samples, out_dir,
                   metric_names, show)
-    results = read_results(out_dir)
-    with celeba_utils.atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:
-        handle.write(table(results))
-    return results
+    return write_table(out_dir)
 
 
 def main():
@@ -333,7 +376,16 @@ def main():
                         help="training seed (default 0, the ablation's); another seed runs settings again, into "
                         "RUNS/<setting>-seed<N>, to show how much their scores owe to chance")
     parser.add_argument("--cache-dir")
+    parser.add_argument("--peer-samples", help="instead of training: score the faces of PEER, an .npz of "
+                        "../shared/anchors/torch_dcgan.py --samples, with --peer-seconds and --peer-images-per-second")
+    parser.add_argument("--peer-seconds", type=float, help="the peer's training time for --budget images")
+    parser.add_argument("--peer-images-per-second", type=float, help="the peer's training speed")
     arguments = parser.parse_args()
+    if arguments.peer_samples:
+        score_peer(arguments.peer_samples, arguments.data, arguments.budget, arguments.peer_seconds,
+                   arguments.peer_images_per_second, arguments.out, cache_dir=arguments.cache_dir)
+        print(table(write_table(arguments.out)))
+        return
     results = ablate(arguments.data, arguments.settings.split(","), arguments.budget, arguments.runs, arguments.out,
                      arguments.samples, arguments.generators.split(","), cache_dir=arguments.cache_dir,
                      seed=arguments.seed)
