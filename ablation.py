@@ -31,6 +31,7 @@ import dcgan
 import devices
 import latent
 import metrics
+import runs
 import training
 
 # Each candidate as the settings it changes; "plain" is the original recipe (dcgan.PLAIN_RECIPE).
@@ -199,17 +200,17 @@ def pick_generator(gan: dcgan.DCGAN, generator: str):
 def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], real: np.ndarray, samples: int,
               out_dir: str, metric_names: Sequence[str] = ("fid", "kid", "swd"), show: bool = True):
     """Score each generator of a finished run, saving each record and grid as soon as it is measured."""
-    gan, _ = training.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.checkpoint_dir)
     steps = int(gan.step.numpy())
     images_seen = images_seen_by(config, steps)
-    losses = training.read_losses(config.checkpoint_dir)
+    losses = runs.read_losses(config.checkpoint_dir)
     for generator in generators:
         if find(read_results(out_dir), setting, generator, images_seen, config.seed):
             continue
         network = pick_generator(gan, generator)
-        faces = latent.generate_faces(network, range(JUDGE_SEED, JUDGE_SEED + samples))
+        scores = metrics.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.cache_dir)
         grid = celeba_utils.image_grid(latent.generate_faces(network, GRID_SEEDS), 8, 8)
-        record_scores(out_dir, faces, real, grid, metric_names, config.cache_dir, show, setting=setting,
+        record_scores(out_dir, scores, grid, show, setting=setting,
                       generator=generator, seed=config.seed, overrides=overrides_of(setting), images_seen=images_seen,
                       steps=steps, batch_size=config.batch_size,
                       train_seconds=training_seconds(losses, steps, config.batch_size),
@@ -218,19 +219,17 @@ def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], rea
                       wall_seconds=round(losses[-1]["seconds"], 1) if losses else None)
 
 
-def record_scores(out_dir: str, faces: np.ndarray, real: np.ndarray, grid: np.ndarray,
-                  metric_names: Sequence[str], cache_dir: Optional[str], show: bool, **fields) -> dict:
-    """Score faces against the judge's sample of the real ones, save their grid as OUT/<run>-<generator>.png and
-    append the record (the fields, the scores, the machine and the date) to OUT/results.json."""
-    reference = metrics.real_sample(real, len(faces), JUDGE_SEED)
-    scores = metrics.evaluate(faces, reference, metric_names, cache_dir, JUDGE_SEED)
+def record_scores(out_dir: str, scores: dict, grid: np.ndarray, show: bool, **fields) -> dict:
+    """Save a generator's grid as OUT/<run>-<generator>.png and append its record (the fields, the scores, the
+    machine and the date) to OUT/results.json."""
     name = f"{run_name(fields['setting'], fields.get('seed', 0))}-{fields['generator']}"
     celeba_utils.save_png(grid, os.path.join(out_dir, f"{name}.png"))
     record = dict(**fields, **{metric: round(float(value), 4) for metric, value in scores.items()},
                   machine=devices.machine(), date=datetime.date.today().isoformat())
     write_results(out_dir, read_results(out_dir) + [record])
     if show:
-        print(f"{name:44s} " + "  ".join(f"{metric} {record[metric]:.4g}" for metric in metric_names))
+        print(f"{name:44s} " + "  ".join(f"{metric} {record[metric]:.4g}" for metric in scores
+                                         if metric not in ("generated", "real")))
     return record
 
 
@@ -248,8 +247,10 @@ def score_peer(samples_file: str, data: str, images_seen: int, train_seconds: fl
         raise ValueError(f"{samples_file}: x must hold uint8 faces of shape (n, height, width, 3), got "
                          f"{faces.dtype} {faces.shape}")
     real = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=show).images
+    scores = metrics.evaluate(faces, metrics.real_sample(real, len(faces), JUDGE_SEED), metric_names, cache_dir,
+                              JUDGE_SEED)
     grid = celeba_utils.image_grid(faces[:64], 8, 8)
-    return record_scores(out_dir, faces, real, grid, metric_names, cache_dir, show, setting=PEER,
+    return record_scores(out_dir, scores, grid, show, setting=PEER,
                          generator="trained", seed=0, overrides={}, images_seen=images_seen,
                          train_seconds=round(train_seconds, 1), images_per_second=round(images_per_second, 2),
                          precision="float32")
@@ -312,7 +313,10 @@ def table(results: Sequence[dict]) -> str:
 
 def write_table(out_dir: str) -> List[dict]:
     """OUT/table.md from OUT/results.json; returns the records."""
-    return write_table(out_dir)
+    results = read_results(out_dir)
+    with celeba_utils.atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:
+        handle.write(table(results))
+    return results
 
 
 def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: str = DEFAULT_RUNS,

@@ -1,7 +1,9 @@
 """Benchmark: how fast faces are decoded, served and trained on this machine. Prints figures; changes nothing.
 
     python bench.py --image-path ../shared/celeba/img_align_celeba
-    python bench.py --precision mixed_bfloat16 --jit-compile
+    python bench.py --precision auto --kernel-size 4 --reuse-fakes true --resident-data false
+
+Every training setting of dcgan.Config is a flag (`python bench.py --help`), with the same default as training.
 
 Each speed is the median of several timed intervals after warm-up. Runs unchanged on a GPU.
 """
@@ -22,7 +24,9 @@ import tensorflow as tf  # noqa: E402
 import celeba_utils  # noqa: E402
 import dcgan  # noqa: E402
 import devices  # noqa: E402
-import training  # noqa: E402
+import latent  # noqa: E402
+import metrics  # noqa: E402
+import runs  # noqa: E402
 
 
 def median_rate(run_once, items_per_call: int, calls: int, repeats: int, warmup: int = 1) -> float:
@@ -74,7 +78,7 @@ def matmul_gflops(size: int = 4096, dtype=tf.float32) -> float:
 
 def bench_metrics(images: np.ndarray):
     """Seconds per 1,000 images for each metric (SWD and memorisation on 1,000 vs 1,000; Inception on 100)."""
-    import metrics
+
 
     first, second = images[:1000], images[1000:2000]
     start = time.perf_counter()
@@ -102,57 +106,43 @@ def bench_metrics(images: np.ndarray):
 
 def bench_interpolation(config: dcgan.Config):
     """Seconds to restore a default-size network from its folder and write a 60-frame GIF (and its strip)."""
-    import latent
+
 
     with tempfile.TemporaryDirectory() as folder:
         run = dataclasses.replace(config, checkpoint_dir=os.path.join(folder, "my_net"))
         gan = dcgan.DCGAN(run)
-        training.prepare_folder(run.checkpoint_dir, "checkpoint_dir")
-        training.write_config(run)
-        training.checkpoint_manager(gan, run).save(checkpoint_number=0)
+        os.makedirs(run.checkpoint_dir)
+        runs.write_config(run)
+        runs.checkpoint_manager(gan, run).save(checkpoint_number=0)
         start = time.perf_counter()
-        restored, _ = training.load_gan(run.checkpoint_dir)
+        restored, _ = runs.load_gan(run.checkpoint_dir)
         latent.interpolate(restored, [[0, 0], [9, 0]], frames=60, upscale_factor=2,
                            gif_path=os.path.join(folder, "test.gif"), strip_path=os.path.join(folder, "examples.png"))
         print(f"restore + 60-frame GIF (128×128) and strip: {time.perf_counter() - start:5.1f} s")
 
 
-def main():
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image-path", default=os.path.join("..", "shared", "celeba", "img_align_celeba"))
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--precision", default=dcgan.Config.precision, choices=dcgan.PRECISIONS)
-    parser.add_argument("--kernel-size", type=int, default=dcgan.Config.kernel_size)
-    parser.add_argument("--reuse-fakes", action=argparse.BooleanOptionalAction, default=dcgan.Config.reuse_fakes,
-                        help="one generator forward per step (the G step reuses the D step's fakes)")
-    parser.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
-    parser.add_argument("--generator-width", type=int, default=64)
-    parser.add_argument("--discriminator-width", type=int, default=64)
-    parser.add_argument("--ema-decay", type=float, default=dcgan.Config.ema_decay, help="0: no moving average")
-    parser.add_argument("--discriminator-norm", default=dcgan.Config.discriminator_norm,
-                        choices=dcgan.DISCRIMINATOR_NORMS)
-    parser.add_argument("--flip-faces", action=argparse.BooleanOptionalAction, default=dcgan.Config.flip_faces,
-                        help="mirror half the real faces in each step (default: dcgan.Config's, off)")
-    parser.add_argument("--diff-augment", default=",".join(dcgan.Config.diff_augment),
-                        help="DiffAugment policy (default color,translation,cutout; '' turns it off)")
-    parser.add_argument("--resident-data", action="store_true",
-                        help="keep the faces on the device and gather each batch there")
-    parser.add_argument("--steps", type=int, default=4, help="training steps per timed interval")
+    dcgan.add_arguments(parser)  # any training setting, e.g. --precision auto --kernel-size 4 --reuse-fakes true
+    parser.set_defaults(image_path=os.path.join("..", "shared", "celeba", "img_align_celeba"))
+    parser.add_argument("--steps-per-interval", type=int, default=4, help="training steps per timed interval")
     parser.add_argument("--repeats", type=int, default=3, help="timed intervals per figure")
     parser.add_argument("--skip-decode", action="store_true", help="skip the first-pass decode figure")
-    parser.add_argument("--metrics", action="store_true", help="time the quality metrics instead of training")
-    parser.add_argument("--interpolation", action="store_true", help="time restoring a network and a 60-frame GIF")
-    arguments = parser.parse_args()
+    parser.add_argument("--time-metrics", action="store_true", help="time the quality metrics instead of training")
+    parser.add_argument("--time-interpolation", action="store_true",
+                        help="time restoring a network and a 60-frame GIF")
+    return parser
 
-    device = training.setup_devices()
+
+def main():
+    arguments = make_parser().parse_args()
+
+    device = devices.setup_devices()
     gpus = tf.config.list_physical_devices("GPU")
     print(f"device: {device}; {devices.machine()}; TensorFlow {tf.__version__}")
-    config = dcgan.Config(image_path=arguments.image_path, batch_size=arguments.batch_size,
-                          precision=arguments.precision, kernel_size=arguments.kernel_size,
-                          reuse_fakes=arguments.reuse_fakes, generator_width=arguments.generator_width,
-                          discriminator_width=arguments.discriminator_width, ema_decay=arguments.ema_decay,
-                          discriminator_norm=arguments.discriminator_norm, flip_faces=arguments.flip_faces,
-                          diff_augment=[name for name in arguments.diff_augment.split(",") if name])
+    config = dcgan.config_from_arguments(arguments)
+    resident = config.resident_data is not False  # as training decides it
+    jit_compile = config.jit_compile if config.jit_compile is not None else devices.has_gpu()
 
     with tempfile.TemporaryDirectory() as fresh_cache:
         cache_dir = None if arguments.skip_decode else fresh_cache  # --skip-decode: the usual, warm cache
@@ -166,10 +156,10 @@ def main():
         faces = celeba_utils.load_faces(config.image_path, cache_dir=cache_dir, progress=False)
         print(f"cached load:        {len(faces.images) / (time.perf_counter() - start):8.0f} images/s")
 
-    if arguments.metrics:
+    if arguments.time_metrics:
         bench_metrics(faces.images)
         return
-    if arguments.interpolation:
+    if arguments.time_interpolation:
         bench_interpolation(config)
         return
     iterator = iter(celeba_utils.make_dataset(faces.images, config.batch_size, seed=0))
@@ -177,10 +167,10 @@ def main():
     print(f"cached pipeline:    {rate:8.0f} images/s (batches of {config.batch_size})")
 
     gan = dcgan.DCGAN(config)
-    gan.compile(jit_compile=arguments.jit_compile)
-    step = tf.function(gan.train_step, jit_compile=arguments.jit_compile)
+    gan.compile(jit_compile=jit_compile)
+    step = tf.function(gan.train_step, jit_compile=jit_compile)
     stream = iterator
-    if arguments.resident_data:  # the stream carries indices; the step gathers the faces on the device
+    if resident:  # the stream carries indices; the step gathers the faces on the device
         gan.keep_on_device(faces.images)
         stream = iter(celeba_utils.make_dataset(faces.images, config.batch_size, seed=0, indices_only=True))
     fixed_batch = next(stream)  # step only: the same batch again and again, already where the step wants it
@@ -191,18 +181,19 @@ def main():
     def end_to_end():
         float(step(next(stream))["generator_loss"])
 
-    step_rate = median_rate(step_only, config.batch_size, calls=arguments.steps, repeats=arguments.repeats)
-    pipeline_rate = median_rate(end_to_end, config.batch_size, calls=arguments.steps, repeats=arguments.repeats)
+    timing = dict(calls=arguments.steps_per_interval, repeats=arguments.repeats)
+    step_rate = median_rate(step_only, config.batch_size, **timing)
+    pipeline_rate = median_rate(end_to_end, config.batch_size, **timing)
     flops = training_flops_per_image(gan)
     achieved = step_rate * flops / 1e9
     precision = dcgan.compute_precision(config)
     matmul = matmul_gflops(dtype=tf.bfloat16 if precision == "mixed_bfloat16" and not gpus else tf.float32)
     print(f"training, step only: {step_rate:7.1f} images/s ({precision}, batch {config.batch_size}, "
           f"kernel {config.kernel_size}, fakes {'reused' if config.reuse_fakes else 'drawn twice'}, "
-          f"XLA {'on' if arguments.jit_compile else 'off'}, EMA decay {config.ema_decay}, discriminator norm "
+          f"XLA {'on' if jit_compile else 'off'}, EMA decay {config.ema_decay}, discriminator norm "
           f"{config.discriminator_norm}, flips {'on' if config.flip_faces else 'off'}, DiffAugment "
           f"{','.join(config.diff_augment) or 'off'}, data "
-          f"{'on the device' if arguments.resident_data else 'streamed'}); "
+          f"{'on the device' if resident else 'streamed'}); "
           f"{flops / 1e9:.2f} GFLOP per image -> {achieved:.0f} GFLOP/s")
     print(f"training, end to end: {pipeline_rate:6.1f} images/s ({100 * pipeline_rate / step_rate:.0f}% of step only)")
     if gan.ema_generator is not None:
@@ -234,6 +225,8 @@ def main():
     z = tf.random.normal((1000, config.z_dim))
     rate = median_rate(lambda: dcgan.generate(gan.generator, z, batch_size=100).numpy(), 1000, calls=1, repeats=3)
     print(f"generation:         {rate:8.0f} faces/s (batches of 100)")
+    single = median_rate(lambda: dcgan.generate(gan.generator, z[:1]).numpy(), 1, calls=50, repeats=3)
+    print(f"generation, one face at a time: {single:6.0f} faces/s (as a slider redraws a face)")
 
 
 if __name__ == "__main__":

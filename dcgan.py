@@ -14,8 +14,9 @@ Adam with learning rate 2e-4 and beta_1 0.5.
 import dataclasses
 import json
 import math
+import textwrap
 import weakref
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import keras
 import numpy as np
@@ -23,7 +24,6 @@ import tensorflow as tf
 
 import devices
 from celeba_utils import to_float
-from metrics import METRICS
 
 PRECISIONS = ("auto",) + devices.PRECISIONS
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -31,58 +31,85 @@ DISCRIMINATOR_NORMS = ("batch", "spectral")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
 
 
+def setting(default, help: str):
+    """A Config field: its default and the one sentence that documents it everywhere (the notebook's parameters
+    cell, docs/settings.md and the command lines' flags are made from it)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass
 class Config:
-    """Every setting of a training run, with its default. `gan_new.ipynb`'s parameters cell mirrors these."""
+    """Every setting of a training run, with its default and its help (settings_table() lists them)."""
 
     # data
-    image_path: str = "img_align_celeba"  # a folder of images or img_align_celeba.zip
-    crop_size: int = 108  # centre crop of the aligned 178×218 CelebA image, scaled for other sizes
-    partition: Optional[str] = None  # "train", "validation", "test" or None for every image
-    attributes: Sequence[str] = ()  # e.g. ["Smiling", "-Eyeglasses"]: keep faces with / without these
-    cache_dir: Optional[str] = None  # where the decoded 64×64 images are cached; None: ~/.cache/dcgan-faces
+    image_path: str = setting("img_align_celeba", "CelebA's folder of aligned faces, or img_align_celeba.zip "
+                              "(img_align_celeba also finds the zip); any folder of photos works")
+    crop_size: int = setting(108, "centre crop of the aligned 178×218 face before resizing (DCGAN-tensorflow's "
+                             "CelebA convention), scaled for other image sizes")
+    partition: Optional[str] = setting(None, '"train", "validation", "test" or None for all faces '
+                                       "(needs CelebA's list_eval_partition.txt beside the folder)")
+    attributes: Sequence[str] = setting((), 'e.g. ["Smiling", "-Eyeglasses"]: only faces with / without these '
+                                        "(needs list_attr_celeba.txt beside the folder)")
+    cache_dir: Optional[str] = setting(None, "where the decoded faces are cached (None: ~/.cache/dcgan-faces)")
     # networks (the fields in NETWORK_FIELDS shape the checkpoint)
-    image_size: int = 64
-    z_dim: int = 100
-    generator_width: int = 64  # channels of the generator's last hidden layer (×8, ×4, ×2, ×1)
-    discriminator_width: int = 64  # channels of the discriminator's first layer (×1, ×2, ×4, ×8)
-    kernel_size: int = 5
-    batchnorm_momentum: float = 0.9  # moving statistics used at inference; 0.9 makes them accurate early
-    ema_decay: float = 0.999  # faces are drawn by an exponential moving average of the generator; 0: off
-    ema_statistics_batches: int = 10  # the average's batch-norm statistics, from this many batches of its own faces
-    precision: str = "float32"  # "auto": mixed_bfloat16 where the device runs it fast, else float32; or any of
-    # "float32", "mixed_bfloat16" (CPUs with AMX or AVX-512 BF16, TPUs, Ampere GPUs), "mixed_float16"
+    image_size: int = setting(64, "faces of image_size × image_size; any power of two of at least 8 (the networks "
+                              "gain or lose layers)")
+    z_dim: int = setting(100, "length of the latent vector z")
+    generator_width: int = setting(64, "channels of the generator's last hidden layer (×8, ×4, ×2, ×1: "
+                                   "512-256-128-64 at 64)")
+    discriminator_width: int = setting(64, "channels of the discriminator's first layer (×1, ×2, ×4, ×8: "
+                                       "64-128-256-512 at 64)")
+    kernel_size: int = setting(5, "convolution kernel of both networks: 5 (DCGAN-tensorflow) or 4 (Radford et "
+                               "al.'s code, pytorch/examples: 36% less work, no uneven overlap)")
+    batchnorm_momentum: float = setting(0.9, "momentum of batch norm's moving statistics, used at generation time")
+    ema_decay: float = setting(0.999, "grids, metrics and GIFs draw with an exponential moving average of the "
+                               "generator's weights (0: off, the plain DCGAN recipe)")
+    ema_statistics_batches: int = setting(10, "the average's batch-norm statistics are measured on this many "
+                                          "batches of 100 of its own faces (0: copied from the trained generator)")
+    precision: str = setting("float32", '"auto": mixed bfloat16 where the device runs it fast (CPUs with '
+                             "amx_bf16 or avx512_bf16, GPUs of compute capability 8.0+), float32 elsewhere; or "
+                             '"float32", "mixed_bfloat16", "mixed_float16" (loss scaling)')
     # devices
-    strategy: str = "default"  # one device; "mirrored": every GPU of this machine; "multi_worker": several machines
-    jit_compile: Optional[bool] = None  # XLA; None: on for GPUs, off on CPUs (where it was measured slower)
-    steps_per_execution: int = 1  # training steps per call into TensorFlow (more: less Python overhead on GPUs)
-    resident_data: Optional[bool] = None  # faces copied to the device once, batches gathered there; None: on
-    # (measured: streamed batches cost a fast CPU step 14% of its speed, resident ones nothing; False streams)
+    strategy: str = setting("default", 'one device; "mirrored": every GPU of this machine; "multi_worker": '
+                            "several machines (cluster from TF_CONFIG)")
+    jit_compile: Optional[bool] = setting(None, "XLA; None: on for GPUs, off on CPUs (where it was measured "
+                                          "slower)")
+    steps_per_execution: int = setting(1, "training steps per call into TensorFlow (more: less Python overhead "
+                                       "on fast GPUs)")
+    resident_data: Optional[bool] = setting(None, "keep the faces on the training device and gather each batch "
+                                            "there (None: on; False: stream batches from memory)")
     # optimisation
-    steps: int = 20000  # train until this many steps in all (a resumed run continues toward it)
-    batch_size: int = 100
-    generator_learning_rate: float = 2e-4
-    discriminator_learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    seed: int = 0
+    steps: int = setting(20000, "train until this step (a resumed run continues toward it)")
+    batch_size: int = setting(100, "faces per step (the seed's grid of 100 was one batch)")
+    generator_learning_rate: float = setting(2e-4, "Adam's learning rate for the generator (Radford et al.)")
+    discriminator_learning_rate: float = setting(2e-4, "Adam's learning rate for the discriminator (TTUR: 4e-4 "
+                                                 "with 1e-4 for the generator)")
+    beta_1: float = setting(0.5, "Adam's beta_1 for both networks")
+    seed: int = setting(0, "the 100 grid vectors, the training noise and the data order")
     # training recipe (measured one by one in ablation.py; PLAIN_RECIPE gives the original DCGAN)
-    label_smoothing: float = 0.0  # one-sided: the target for real faces is 1 - this (ganhacks #6); 0.1 usual
-    discriminator_norm: str = "batch"  # or "spectral": spectral normalisation instead of batch norm (Miyato 2018)
-    flip_faces: bool = False  # mirror each real face left-right with probability 1/2
-    diff_augment: Sequence[str] = DIFF_AUGMENTATIONS  # DiffAugment (Zhao 2020) of every face D sees; []: off
-    reuse_fakes: bool = False  # one generator forward per step: the G step backpropagates through D's step's fakes
+    label_smoothing: float = setting(0.0, "one-sided: the discriminator's target for real faces is 1 − this "
+                                     "(ganhacks #6; 0.1 is usual)")
+    discriminator_norm: str = setting("batch", '"batch", or "spectral": spectral normalisation on every '
+                                      "discriminator layer instead of batch norm (Miyato et al. 2018)")
+    flip_faces: bool = setting(False, "mirror each real face left-right with probability 1/2")
+    diff_augment: Sequence[str] = setting(DIFF_AUGMENTATIONS, "DiffAugment (Zhao et al. 2020) of every face the "
+                                          'discriminator sees: any of "color", "translation", "cutout" ([]: off)')
+    reuse_fakes: bool = setting(False, "one generator forward per step: the generator step backpropagates "
+                                "through the discriminator step's fakes, as pytorch/examples does")
     # outputs
-    checkpoint_dir: str = "my_net"
-    sample_dir: str = "imgs"
-    sample_every: int = 100  # grids at step 1, 1 + sample_every, 1 + 2 × sample_every, ... (the seed's 1, 101, 1001)
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    fresh: bool = False  # True: archive what checkpoint_dir and sample_dir hold and start from step 0
+    checkpoint_dir: str = setting("my_net", "the run's folder: checkpoints, config.json, logs")
+    sample_dir: str = setting("imgs", "sample grids examples-1.png, -101.png, -201.png, …")
+    sample_every: int = setting(100, "a grid at step 1 and every this many steps after it")
+    checkpoint_every: int = setting(500, "a checkpoint every this many steps, and whenever training stops")
+    keep_checkpoints: int = setting(3, "the newest checkpoints kept")
+    fresh: bool = setting(False, "True: move what checkpoint_dir and sample_dir hold into their archive/<time>/ "
+                          "and start at step 0")
     # quality while training (metrics.py): 0 turns it off
-    metrics_every: int = 0
-    metric_samples: int = 2048  # generated faces scored against as many training faces
-    metrics: Sequence[str] = ("swd",)  # any of "swd", "fid", "kid" (FID and KID need requirements-metrics.txt)
-    best_metric: str = "swd"  # the network scoring lowest on it is kept in checkpoint_dir/best-<metric>/
+    metrics_every: int = setting(0, "score the faces every this many steps (0: off)")
+    metric_samples: int = setting(2048, "generated faces scored against as many training faces")
+    metrics: Sequence[str] = setting(("swd",), 'any of "swd", "fid", "kid" (FID and KID: pip install -r '
+                                     "requirements-metrics.txt)")
+    best_metric: str = setting("swd", "the network scoring lowest on it is kept in checkpoint_dir/best-<metric>/")
 
     def __post_init__(self):
         self.attributes = list(self.attributes or [])
@@ -113,9 +140,6 @@ class Config:
         if isinstance(self.metric_samples, bool) or not isinstance(self.metric_samples, int) or \
                 self.metric_samples < 2:
             raise ValueError(f"metric_samples must be a whole number of at least 2, got {self.metric_samples!r}")
-        unknown = [name for name in self.metrics if name not in METRICS]
-        if unknown or not self.metrics:
-            raise ValueError(f"metrics must be a non-empty list of {', '.join(METRICS)}, got {self.metrics!r}")
         if self.best_metric not in self.metrics:
             raise ValueError(f"best_metric must be one of the metrics computed ({', '.join(self.metrics)}), "
                              f"got {self.best_metric!r}")
@@ -136,7 +160,7 @@ class Config:
         if self.resident_data not in (None, True, False):
             raise ValueError(f"resident_data must be None (automatic), True or False, got {self.resident_data!r}")
         for name in ("flip_faces", "reuse_fakes"):
-            if getattr(self, name) not in (True, False):
+            if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         unknown = [name for name in self.diff_augment if name not in DIFF_AUGMENTATIONS]
         if unknown or len(set(self.diff_augment)) != len(self.diff_augment):
@@ -156,6 +180,67 @@ class Config:
         return cls(**{key: value for key, value in values.items() if key in known})
 
 
+# --------------------------------------------------------------------------------------------- settings, written out
+
+def settings_table() -> str:
+    """docs/settings.md: every setting, its default and its help, as a Markdown table."""
+    lines = ["| setting | default | meaning |", "| --- | --- | --- |"]
+    for field in dataclasses.fields(Config):
+        default, help_text = (text.replace("|", "\\|") for text in (_literal(field.default), field.metadata["help"]))
+        lines.append(f"| `{field.name}` | `{default}` | {help_text} |")
+    return "\n".join(lines) + "\n"
+
+
+def _literal(value) -> str:
+    """A default as Python source: lists for sequences, as a notebook or papermill writes them."""
+    return repr(list(value)) if isinstance(value, (tuple, list)) else repr(value)
+
+
+def parameters_cell(width: int = 116) -> List[str]:
+    """The lines of gan_new.ipynb's parameters cell that set the Config fields: `name = default  # help`, the help
+    wrapped onto comment lines below at `width` characters."""
+    lines = []
+    for field in dataclasses.fields(Config):
+        first = f"{field.name} = {_literal(field.default)}  # "
+        wrapped = textwrap.wrap(field.metadata["help"], width - len(first))
+        rest = textwrap.wrap(" ".join(wrapped[1:]), width - 4) if len(wrapped) > 1 else []
+        lines += [first + wrapped[0]] + [f"#   {line}" for line in rest]
+    return lines
+
+
+def _argument_type(field):
+    """How a command line spells a setting: None, true/false, a comma-separated list, or the field's type."""
+    def parse(text: str):
+        if field.type in (Sequence[str],):
+            return [part for part in text.split(",") if part]
+        if text.lower() in ("none", "auto") and field.default is None:
+            return None
+        if field.type in (bool, Optional[bool]):
+            if text.lower() not in ("true", "false", "on", "off", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "on", "1")
+        base = {Optional[str]: str}.get(field.type, field.type)
+        return base(text)
+    parse.__name__ = field.name
+    return parse
+
+
+def add_arguments(parser, names: Optional[Sequence[str]] = None):
+    """A --flag for each setting named (default: every setting), with its default and help from Config."""
+    for field in dataclasses.fields(Config):
+        if names is None or field.name in names:
+            parser.add_argument(f"--{field.name.replace('_', '-')}", type=_argument_type(field),
+                                default=field.default, help=f"{field.metadata['help']} (default: "
+                                f"{_literal(field.default)})".replace("%", "%%"))
+
+
+def config_from_arguments(arguments, **overrides) -> Config:
+    """The Config of the parsed flags that add_arguments made, with overrides."""
+    values = {field.name: getattr(arguments, field.name) for field in dataclasses.fields(Config)
+              if hasattr(arguments, field.name)}
+    return Config(**{**values, **overrides})
+
+
 # The settings that decide the networks' variables: a checkpoint only restores into networks with the same ones.
 NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size",
                   "discriminator_norm", "uses_ema")
@@ -163,7 +248,7 @@ NETWORK_FIELDS = ("image_size", "z_dim", "generator_width", "discriminator_width
 # The original recipe of Radford et al. and carpedm20/DCGAN-tensorflow, by settings alone: Config(**PLAIN_RECIPE).
 PLAIN_RECIPE = dict(ema_decay=0.0, generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, beta_1=0.5,
                     label_smoothing=0.0, discriminator_norm="batch", flip_faces=False, diff_augment=[],
-                    reuse_fakes=False)
+                    kernel_size=5, reuse_fakes=False, precision="float32")
 
 
 def compute_precision(config: "Config") -> str:

@@ -85,3 +85,39 @@ def machine() -> str:
     flags = cpu_flags()
     isa = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
     return f"CPU, {os.cpu_count()} cores, {cpu_model()} ({', '.join(isa) or 'no AVX2'})"
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy of a `strategy` setting ("default": the current one device)."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":  # the cluster comes from the TF_CONFIG environment variable
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files (grids, logs, the real checkpoints)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0
+                                    and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def has_gpu() -> bool:
+    """Whether TensorFlow trains on GPUs here: the automatic XLA setting turns on for them."""
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def setup_devices():
+    """Let TensorFlow grow GPU memory as needed instead of taking all of it; say which device trains."""
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process: the setting stands as it was
+            pass
+    return f"{len(gpus)} GPU(s)" if gpus else "CPU"
+

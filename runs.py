@@ -1,0 +1,243 @@
+"""Saved runs: what a training run leaves in its folder, and how to read it back without the training loop.
+
+    gan, config = runs.load_gan("my_net")   # rebuilt from my_net/config.json, newest checkpoint restored
+
+A run's folder (`checkpoint_dir`, default `my_net/`) holds `config.json` (every setting, as the run last started),
+`starts.jsonl` (one line per start or resume: the time, the step, the machine and the settings it started with),
+the checkpoints `ckpt-N.*` (tf.train.CheckpointManager), `losses.csv`, `metrics.csv` when it measured quality,
+`best-<metric>/` and TensorBoard's `logs/`. Sample grids are `imgs/examples-{step}.png`.
+"""
+
+import csv
+import dataclasses
+import datetime
+import glob
+import json
+import os
+import re
+import warnings
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+import celeba_utils
+import dcgan
+import devices
+
+CONFIG_FILE = "config.json"
+STARTS_FILE = "starts.jsonl"
+LOSS_FILE = "losses.csv"
+LOSS_COLUMNS = ("step", "discriminator_loss", "generator_loss", "images_per_second", "seconds")
+METRICS_FILE = "metrics.csv"
+BEST_FILE = "best.json"
+
+
+def grid_file(sample_dir: str, step: int) -> str:
+    return os.path.join(sample_dir, f"examples-{step}.png")
+
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+def read_config(checkpoint_dir: str) -> Optional[dcgan.Config]:
+    """The settings a run saved. A recipe setting missing from them (ema_decay, discriminator_norm, ...) was saved
+    by a version before it existed, which trained the plain recipe: it takes its PLAIN_RECIPE value, so older runs
+    restore into the networks they trained, not into today's defaults."""
+    path = os.path.join(checkpoint_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as handle:
+            return dcgan.Config.from_dict({**dcgan.PLAIN_RECIPE, **json.load(handle)})
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path} is not a valid run configuration ({error}); move it away or fix it") from None
+
+
+def write_config(config: dcgan.Config):
+    with celeba_utils.atomic_write(os.path.join(config.checkpoint_dir, CONFIG_FILE), "w") as handle:
+        handle.write(config.to_json())
+
+
+def config_differences(saved: dcgan.Config, requested: dcgan.Config, fields) -> List[Tuple[str, object, object]]:
+    """(name, saved value, requested value) of each of the fields where the two configs differ."""
+    return [(name, getattr(saved, name), getattr(requested, name))
+            for name in fields if getattr(saved, name) != getattr(requested, name)]
+
+
+def check_same_networks(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
+    differences = [f"{name} {old} (saved) vs {new} (requested)"
+                   for name, old, new in config_differences(saved, requested, dcgan.NETWORK_FIELDS)]
+    if differences:
+        raise ValueError(f"The checkpoint in {checkpoint_dir} is of other networks: {'; '.join(differences)}. "
+                         f"It is left untouched. Use the saved settings to resume, another checkpoint_dir for new "
+                         f"networks, or fresh=True to archive it and start again.")
+
+
+def warn_of_recipe_changes(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
+    """A resumed run trains on with the requested recipe (learning rates, augmentation, ...), which may be a
+    choice; say so, since a default that changed since the run began changes it too."""
+    recipe = tuple(dcgan.PLAIN_RECIPE) + ("batch_size",)
+    changes = [f"{name} {old} → {new}" for name, old, new in config_differences(saved, requested, recipe)]
+    if changes:
+        warnings.warn(f"Resuming the run in {checkpoint_dir} with another training recipe than it began with: "
+                      f"{'; '.join(changes)}. To keep the run's own, pass those settings as they were "
+                      f"(training.read_config('{checkpoint_dir}') holds them).", stacklevel=3)
+
+
+def checkpoint_manager(gan: dcgan.DCGAN, config: dcgan.Config) -> tf.train.CheckpointManager:
+    return tf.train.CheckpointManager(gan.checkpoint(), config.checkpoint_dir, max_to_keep=config.keep_checkpoints,
+                                      checkpoint_name="ckpt")
+
+
+def list_checkpoints(checkpoint_dir: str) -> List[Tuple[int, str]]:
+    """(step, path prefix) of every checkpoint in the folder, oldest first, found by their index files (so a
+    lost or stale `checkpoint` state file hides none)."""
+    found = []
+    for index in glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index")):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
+        if match:
+            found.append((int(match.group(1)), index[:-len(".index")]))
+    return sorted(found)
+
+
+def restore(gan: dcgan.DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Optional[str]:
+    """Load the newest readable checkpoint (or the one of a given step) into gan; return its path, None if there
+    is none. A damaged checkpoint (truncated, half-written) is reported, and the next older one is used."""
+    candidates = list_checkpoints(checkpoint_dir)
+    if step is not None:
+        if step not in dict(candidates):
+            steps = ", ".join(str(each) for each, _ in candidates) or "none"
+            raise ValueError(f"No checkpoint of step {step} in {checkpoint_dir}; the steps there: {steps}")
+        candidates = [(step, dict(candidates)[step])]
+    for _, path in reversed(candidates):
+        try:
+            gan.checkpoint().restore(path).assert_existing_objects_matched()
+            return path
+        except Exception as error:  # TensorFlow raises OpError, IndexError, ValueError … for damaged files
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            warnings.warn(f"The checkpoint {path} is damaged ({reason}); trying an older one.")
+    if candidates:
+        raise ValueError(f"No checkpoint in {checkpoint_dir} could be read into the networks that config.json "
+                         f"describes (tried {len(candidates)}): they are damaged, or config.json does not belong to "
+                         "them. They are left as they are; restore the run's own config.json, move them away, or "
+                         "train with another checkpoint_dir.")
+    return None
+
+
+def record_start(config: dcgan.Config, step: int):
+    """Append this start (or resume) of a run to checkpoint_dir/starts.jsonl: the time, the step it starts at, the
+    machine, the precision it computes in and every setting, so a run's recipe history stays on disk."""
+    record = dict(time=datetime.datetime.now().isoformat(timespec="seconds"), step=step, machine=devices.machine(),
+                  precision=devices.resolve_precision(config.precision)[0], settings=dataclasses.asdict(config))
+    with open(os.path.join(config.checkpoint_dir, STARTS_FILE), "a") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def read_starts(checkpoint_dir: str) -> List[dict]:
+    """Every start of a run recorded in its starts.jsonl, oldest first (a half-written last line passed over)."""
+    path = os.path.join(checkpoint_dir, STARTS_FILE)
+    starts = []
+    if os.path.isfile(path):
+        with open(path) as handle:
+            for line in handle:
+                try:
+                    starts.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return starts
+
+
+def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overrides):
+    """Rebuild the networks from checkpoint_dir/config.json and restore them, the moving average with batch-norm
+    statistics of its own (DCGAN.refresh_average_statistics): (gan, config)."""
+    config = read_config(checkpoint_dir)
+    if config is None:
+        raise FileNotFoundError(f"No {CONFIG_FILE} in {os.path.abspath(checkpoint_dir)}: train first "
+                                "(run gan_new.ipynb), or point checkpoint_dir at a training run's folder")
+    config = dataclasses.replace(config, checkpoint_dir=checkpoint_dir, **overrides)
+    gan = dcgan.DCGAN(config)
+    if restore(gan, checkpoint_dir, step) is None:
+        raise FileNotFoundError(f"No checkpoint in {os.path.abspath(checkpoint_dir)}: train first (run gan_new.ipynb)")
+    gan.refresh_average_statistics()
+    return gan, config
+
+
+
+def read_best(folder: str) -> Optional[dict]:
+    path = os.path.join(folder, BEST_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+
+# --------------------------------------------------------------------------------------------- logs
+
+def read_rows(path: str, columns: Optional[Sequence[str]] = None, up_to_step: Optional[int] = None) -> List[dict]:
+    """The rows of a step log as dicts of numbers (empty or missing cells: NaN), a half-written last line passed
+    over; `columns` default to the file's own."""
+    rows = []
+    if not os.path.isfile(path):
+        return rows
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = columns or reader.fieldnames or ["step"]
+        for row in reader:
+            try:
+                values = {column: float(row[column]) if row.get(column) not in ("", None) else float("nan")
+                          for column in columns}
+                values["step"] = int(values["step"])
+            except (TypeError, ValueError, KeyError):
+                continue
+            if up_to_step is None or values["step"] <= up_to_step:
+                rows.append(values)
+    return rows
+
+
+def read_losses(checkpoint_dir: str, up_to_step: Optional[int] = None) -> List[dict]:
+    return read_rows(os.path.join(checkpoint_dir, LOSS_FILE), LOSS_COLUMNS, up_to_step)
+
+
+def read_metrics(checkpoint_dir: str, up_to_step: Optional[int] = None) -> List[dict]:
+    return read_rows(os.path.join(checkpoint_dir, METRICS_FILE), None, up_to_step)
+
+
+def plot_losses(checkpoint_dir: str = "my_net", smoothing: int = 50):
+    """Both losses against the step (thin: raw, thick: running mean over `smoothing` steps) and, when the run
+    measured them, its quality metrics beside them."""
+    import matplotlib.pyplot as plt
+
+    rows, scores = read_losses(checkpoint_dir), read_metrics(checkpoint_dir)
+    figure, axes = plt.subplots(1, 2 if scores else 1, figsize=(14 if scores else 9, 4), squeeze=False)
+    losses_axes = axes[0, 0]
+    if not rows:
+        losses_axes.set_title(f"no losses logged yet in {checkpoint_dir}")
+    else:
+        steps = np.array([row["step"] for row in rows])
+        for column, color in (("discriminator_loss", "tab:blue"), ("generator_loss", "tab:orange")):
+            values = np.array([row[column] for row in rows])
+            losses_axes.plot(steps, values, color=color, alpha=0.3, linewidth=0.8)
+            window = max(1, min(smoothing, len(values)))
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            losses_axes.plot(steps[window - 1:], smooth, color=color, label=column.replace("_", " "))
+        losses_axes.set_xlabel("step")
+        losses_axes.set_ylabel("loss")
+        losses_axes.legend()
+        losses_axes.grid(alpha=0.3)
+    if scores:
+        metrics_axes = axes[0, 1]
+        steps = [row["step"] for row in scores]
+        config = read_config(checkpoint_dir)
+        for name in config.metrics if config else []:  # the metrics the run measured, by name
+            values = np.array([row.get(name, np.nan) for row in scores])
+            if np.isfinite(values).any():
+                metrics_axes.plot(steps, values, marker="o", label=name.upper())
+        metrics_axes.set_xlabel("step")
+        metrics_axes.set_ylabel("lower is better")
+        metrics_axes.set_title(f"{int(scores[-1]['generated'])} generated vs {int(scores[-1]['real'])} real faces")
+        metrics_axes.legend()
+        metrics_axes.grid(alpha=0.3)
+    return figure
+

@@ -1,0 +1,51 @@
+"""Score a training run's faces, or a folder of images, with the project's metrics: one line per metric.
+
+    python score.py --checkpoint my_net --data img_align_celeba --samples 2048 --metrics swd,fid,kid
+    python score.py --checkpoint my_net --step 18000 --data img_align_celeba
+    python score.py --images my_faces/ --data img_align_celeba
+
+A checkpoint is scored exactly as training scores it (metrics.score_generator: the faces of seeds 0 … samples − 1,
+against a fixed sample of as many real faces), so this repeats a number of my_net/metrics.csv.
+"""
+
+import argparse
+
+import celeba_utils
+import metrics
+import runs
+
+
+def score_checkpoint(checkpoint_dir: str, real, samples: int = 2048, names=("swd",), step=None, cache_dir=None,
+                     seed: int = 0) -> dict:
+    """The metrics of a saved run's network (the newest checkpoint, or that of `step`), drawn as training draws."""
+    gan, _ = runs.load_gan(checkpoint_dir, step)
+    return metrics.score_generator(gan.sampling_generator, real, names, samples, seed, cache_dir)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a training run's folder (my_net)")
+    source.add_argument("--images", help="a folder of generated images")
+    parser.add_argument("--step", type=int, help="the checkpoint's step (default: the newest)")
+    parser.add_argument("--data", required=True, help="the real faces: a folder or zip of images")
+    parser.add_argument("--samples", type=int, default=2048, help="generated faces (and real faces) to compare")
+    parser.add_argument("--metrics", default="swd,fid,kid", help=f"comma-separated, among {', '.join(metrics.METRICS)}")
+    parser.add_argument("--seed", type=int, default=0, help="the first face's seed, and the real sample's")
+    parser.add_argument("--cache-dir")
+    arguments = parser.parse_args()
+
+    names = metrics.check_names(arguments.metrics.split(","), "--metrics")
+    faces = celeba_utils.load_faces(arguments.data, cache_dir=arguments.cache_dir)
+    if arguments.checkpoint:
+        result = score_checkpoint(arguments.checkpoint, faces.images, arguments.samples, names, arguments.step,
+                                  arguments.cache_dir, arguments.seed)
+    else:
+        generated = celeba_utils.load_faces(arguments.images, cache_dir=arguments.cache_dir).images[:arguments.samples]
+        result = metrics.evaluate(generated, metrics.real_sample(faces.images, arguments.samples, arguments.seed),
+                                  names, arguments.cache_dir, arguments.seed)
+    print(metrics.report(result))
+
+
+if __name__ == "__main__":
+    main()

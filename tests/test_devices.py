@@ -1,0 +1,54 @@
+"""devices: the precision "auto" picks from the CPU's flags and the GPUs' compute capability, the machine's name."""
+
+import pytest
+
+import dcgan
+import devices
+
+ZEN3 = {"avx2", "fma", "sse4_2"}  # AVX2 only: bfloat16 is emulated, several times slower than float32
+ZEN4 = ZEN3 | {"avx512f", "avx512_bf16"}
+SAPPHIRE_RAPIDS = ZEN3 | {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+
+
+@pytest.mark.parametrize("flags, gpus, expected", [
+    (ZEN3, [], "float32"),
+    (ZEN4, [], "mixed_bfloat16"),
+    (SAPPHIRE_RAPIDS, [], "mixed_bfloat16"),
+    (set(), [], "float32"),  # nothing known (not Linux): the safe choice
+    (ZEN3, [(8, 0)], "mixed_bfloat16"),  # an A100 trains, whatever the host CPU
+    (ZEN4, [(7, 5)], "float32"),  # a T4 has no bfloat16 units
+    (ZEN3, [(8, 6), (7, 0)], "float32"),  # every GPU must run it
+    (ZEN3, [(9, 0), (8, 9)], "mixed_bfloat16"),
+])
+def test_auto_precision_is_bfloat16_only_where_the_device_runs_it_fast(flags, gpus, expected):
+    precision, reason = devices.resolve_precision("auto", flags=flags, gpus=gpus)
+    assert precision == expected and reason
+
+
+def test_a_chosen_precision_is_kept_whatever_the_machine():
+    for precision in devices.PRECISIONS:
+        assert devices.resolve_precision(precision, flags=ZEN3, gpus=[]) == (precision, "chosen")
+
+
+def test_the_networks_compute_in_what_auto_resolves_to_on_this_machine():
+    expected = devices.resolve_precision("auto")[0]
+    generator = dcgan.build_generator(dcgan.Config(precision="auto", generator_width=4, z_dim=8))
+    assert generator.get_layer("up1").compute_dtype == {"float32": "float32", "mixed_bfloat16": "bfloat16",
+                                                         "mixed_float16": "float16"}[expected]
+
+
+def test_cpu_flags_and_model_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                       "model name\t: AMD EPYC 9B14\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert devices.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512f", "avx512_bf16"}
+    assert devices.cpu_model(str(cpuinfo)) == "AMD EPYC 9B14 (family 25, model 17)"
+    assert devices.cpu_flags(str(tmp_path / "missing")) == set()
+    assert devices.cpu_model(str(tmp_path / "missing"))  # falls back to what the platform says
+
+
+def test_the_machine_line_names_the_cpu_and_its_bfloat16_instructions():
+    line = devices.machine()
+    assert line.startswith("CPU, ") and devices.cpu_model() in line
+    assert ("avx512_bf16" in line) == ("avx512_bf16" in devices.cpu_flags())

@@ -1,0 +1,84 @@
+"""runs: a saved run read back without the training loop: load_gan, damaged or foreign checkpoints, old configs,
+and the record of every start."""
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+import dcgan
+import runs
+import training
+from conftest import tiny_config
+
+
+def test_load_gan_without_a_run_says_to_train_first(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No config.json in .*train first"):
+        runs.load_gan(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_a_run_saved_before_the_recipe_settings_existed_restores_as_the_plain_recipe(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, **dcgan.PLAIN_RECIPE)
+    training.train(config, show=False)
+    path = tmp_path / "my_net" / "config.json"
+    saved = json.loads(path.read_text())
+    for name in ("ema_decay", "label_smoothing", "discriminator_norm", "flip_faces", "diff_augment", "resident_data"):
+        del saved[name]  # what the first version wrote
+    path.write_text(json.dumps(saved))
+    gan, restored = runs.load_gan(str(tmp_path / "my_net"))
+    assert int(gan.step.numpy()) == 2 and gan.ema_generator is None
+    assert {name: getattr(restored, name) for name in dcgan.PLAIN_RECIPE} == dcgan.PLAIN_RECIPE
+    # today's defaults (a moving average) ask for other networks: a clear refusal, and the run is left as it was
+    with pytest.raises(ValueError, match="uses_ema False \\(saved\\) vs True \\(requested\\)"):
+        training.train(dataclasses.replace(config, ema_decay=0.999), show=False)
+    assert json.loads(path.read_text()) == saved
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_falls_back_to_an_older_one(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=4, checkpoint_every=2)
+    training.train(config, show=False)
+    data = tmp_path / "my_net" / "ckpt-4.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:100])  # truncated, as by a full disk
+    with pytest.warns(UserWarning, match=r"ckpt-4 is damaged"):
+        run = training.train(config, show=False, steps=5)
+    assert (run.start_step, run.step) == (2, 5)
+    os.remove(tmp_path / "my_net" / "checkpoint")  # the state file lost: checkpoints are found by their index
+    (tmp_path / "my_net" / "ckpt-5.index").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="ckpt-5 is damaged"):
+        gan, _ = runs.load_gan(config.checkpoint_dir)
+    assert int(gan.step.numpy()) in (2, 4)  # ckpt-4 was rewritten at step 4 of the resumed run
+    for name in os.listdir(tmp_path / "my_net"):
+        if name.startswith("ckpt-") and name.endswith(".index"):
+            (tmp_path / "my_net" / name).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"No checkpoint in .*my_net could be read .*damaged, or config.json"), \
+            pytest.warns(UserWarning):
+        runs.load_gan(config.checkpoint_dir)
+
+
+@pytest.mark.slow
+def test_a_config_that_does_not_match_its_checkpoint_is_a_clear_error(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=1)
+    training.train(config, show=False)
+    path = tmp_path / "my_net" / "config.json"
+    path.write_text(path.read_text().replace('"generator_width": 4', '"generator_width": 8'))
+    with pytest.raises(ValueError, match="config.json does not belong to them"), pytest.warns(UserWarning):
+        runs.load_gan(config.checkpoint_dir)
+
+
+@pytest.mark.slow
+def test_every_start_of_a_run_is_recorded_with_its_settings_step_and_machine(tmp_path, made_faces, cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=2)
+    training.train(config, show=False)
+    with pytest.warns(UserWarning, match="label_smoothing 0.0 → 0.1"):
+        training.train(config, show=False, steps=3, label_smoothing=0.1)
+    with open(tmp_path / "my_net" / runs.STARTS_FILE, "a") as handle:
+        handle.write('{"time": "2026-')  # a start cut off by a crash while writing
+    starts = runs.read_starts(config.checkpoint_dir)
+    assert [start["step"] for start in starts] == [0, 2]
+    assert [start["settings"]["label_smoothing"] for start in starts] == [0.0, 0.1]  # the recipe's history
+    assert dcgan.Config.from_dict(starts[0]["settings"]) == config
+    assert all(start["machine"] and start["precision"] == "float32" for start in starts)
+    assert runs.read_config(config.checkpoint_dir).label_smoothing == 0.1  # config.json: as it last started

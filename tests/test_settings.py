@@ -1,0 +1,76 @@
+"""One source for every setting: dcgan.Config's fields and help make the notebook's parameters cell, docs/settings.md
+and the command lines' flags; these tests fail when any of them drifts. And the notebooks are committed clean."""
+
+import dataclasses
+import importlib.util
+import json
+
+import pytest
+
+import bench
+import dcgan
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("settings_tool", ROOT / "tools" / "settings.py")
+settings_tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(settings_tool)
+
+
+def notebook_cell(name: str, tag: str = "parameters") -> str:
+    notebook = json.loads((ROOT / name).read_text())
+    return "".join(next(cell for cell in notebook["cells"] if tag in cell["metadata"].get("tags", []))["source"])
+
+
+def test_every_setting_has_help():
+    for field in dataclasses.fields(dcgan.Config):
+        assert len(field.metadata.get("help", "")) > 10, f"dcgan.Config.{field.name} needs its help text"
+
+
+def test_the_notebook_parameters_cell_is_made_from_the_settings_and_sets_each_to_its_default():
+    source = notebook_cell("gan_new.ipynb")
+    assert source == settings_tool.with_settings(source), "run python tools/settings.py"
+    values = {}
+    exec(source, {}, values)
+    assert dcgan.Config.from_dict(values) == dcgan.Config()
+    assert set(values) - {field.name for field in dataclasses.fields(dcgan.Config)} == {"evaluation_samples"}
+
+
+def test_the_settings_table_in_docs_is_made_from_the_settings():
+    document = (ROOT / "docs" / "settings.md").read_text()
+    assert document == settings_tool.settings_document(), "run python tools/settings.py"
+    for field in dataclasses.fields(dcgan.Config):
+        assert f"| `{field.name}` |" in document
+
+
+def test_the_settings_tool_rewrites_only_the_settings_lines_of_the_cell():
+    drifted = "# parameters\nz_dim = 7  # an old help\n#   wrapped\nseed = 3  # old\nevaluation_samples = 5  # mine"
+    fresh = settings_tool.with_settings(drifted)
+    assert fresh.startswith("# parameters\n") and fresh.endswith("\nevaluation_samples = 5  # mine")
+    assert "z_dim = 7" not in fresh and "z_dim = 100  # length of the latent vector z" in fresh
+    assert fresh.count("\nseed = 0  # ") == 1 and settings_tool.with_settings(fresh) == fresh
+
+
+def test_every_setting_is_a_flag_of_bench_with_the_same_default_and_help():
+    parser = bench.make_parser()
+    flags = {action.dest: action for action in parser._actions}
+    for field in dataclasses.fields(dcgan.Config):
+        default = parser.get_default(field.name)
+        assert default == field.default or field.name == "image_path", field.name  # bench reads the sample
+        assert field.metadata["help"] in flags[field.name].help.replace("%%", "%")
+    arguments = parser.parse_args(["--diff-augment", "color,cutout", "--jit-compile", "true", "--resident-data",
+                                   "none", "--precision", "auto", "--kernel-size", "4", "--reuse-fakes", "on",
+                                   "--partition", "train", "--ema-decay", "0"])
+    config = dcgan.config_from_arguments(arguments)
+    assert (config.diff_augment, config.jit_compile, config.resident_data, config.precision, config.kernel_size,
+            config.reuse_fakes, config.partition, config.ema_decay) == (["color", "cutout"], True, None, "auto", 4,
+                                                                        True, "train", 0.0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--flip-faces", "maybe"])
+
+
+@pytest.mark.parametrize("name", ["gan_new.ipynb", "interpolate.ipynb"])
+def test_notebooks_are_committed_without_outputs(name):
+    notebook = json.loads((ROOT / name).read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{name}: clear the outputs"
