@@ -282,7 +282,8 @@ def read_partitions(path: str) -> dict:
     return partitions
 
 
-def _find_list(image_path: str, file_name: str, given: Optional[str]) -> str:
+def find_list(image_path: str, file_name: str, given: Optional[str] = None) -> str:
+    """The path of one of CelebA's list files: `given`, or found beside or inside the image folder."""
     if given:
         if not os.path.isfile(given):
             raise FileNotFoundError(f"No file at {given}")
@@ -304,10 +305,10 @@ def select(faces: Faces, image_path: str, partition: Optional[str] = None, attri
     if partition is not None:
         if partition not in PARTITIONS:
             raise ValueError(f"partition must be one of {', '.join(PARTITIONS)} or None, got {partition!r}")
-        partitions = read_partitions(_find_list(image_path, "list_eval_partition.txt", partition_file))
+        partitions = read_partitions(find_list(image_path, "list_eval_partition.txt", partition_file))
         keep &= np.array([partitions.get(name, -1) == PARTITIONS[partition] for name in base_names])
     if attributes:
-        table = read_attributes(_find_list(image_path, "list_attr_celeba.txt", attribute_file))
+        table = read_attributes(find_list(image_path, "list_attr_celeba.txt", attribute_file))
         row_of = {name: row for row, name in enumerate(table.files)}
         rows = np.array([row_of.get(name, -1) for name in base_names])
         keep &= rows >= 0

@@ -6,7 +6,8 @@
     latent.write_gif(frames, "testimgs/test.gif", fps=10)
 
 Waypoints are cells [row, column] of the training grid (the 100 fixed vectors of imgs/examples-*.png),
-"column C" or "row R" (that line of the grid, top to bottom or left to right), integer seeds, or "random".
+"column C" or "row R" (that line of the grid, top to bottom or left to right), integer seeds, "random", or a z
+itself (a projected photo, an edited face: editing.py).
 """
 
 import dataclasses
@@ -45,17 +46,19 @@ def waypoint_vectors(waypoints: Sequence, grid_latents, seed: int = 0) -> np.nda
             cells = [(row, number) for row in range(GRID_ROWS)] if line == "column" else \
                 [(number, column) for column in range(GRID_COLUMNS)]
             vectors.extend(grid_latents[row * GRID_COLUMNS + column] for row, column in cells)
-        elif waypoint == "random":
+        elif isinstance(waypoint, str) and waypoint == "random":
             vectors.append(random.standard_normal(z_dim).astype(np.float32))
         elif isinstance(waypoint, (int, np.integer)) and not isinstance(waypoint, bool):
             vectors.append(seed_vector(int(waypoint), z_dim))
+        elif isinstance(waypoint, np.ndarray) and waypoint.shape == (z_dim,):  # a z itself: a projected photo, an edit
+            vectors.append(waypoint.astype(np.float32))
         elif isinstance(waypoint, (list, tuple)) and len(waypoint) == 2:
             row, column = (int(value) for value in waypoint)
             _check_cell(row, column, waypoint)
             vectors.append(grid_latents[row * GRID_COLUMNS + column])
         else:
             raise ValueError(f"waypoints: {waypoint!r} is not a waypoint; use [row, column] of the 10×10 grid, "
-                             "'column C', 'row R', an integer seed or 'random'")
+                             f"'column C', 'row R', an integer seed, 'random' or a z of {z_dim} numbers")
     if len(vectors) < 2:
         raise ValueError(f"waypoints: a path needs at least 2 points, got {len(vectors)} from {list(waypoints)!r}")
     return np.stack(vectors).astype(np.float32)

@@ -37,7 +37,7 @@ def celeba():
 
 def drawn_face(seed: int, width: int = 178, height: int = 218) -> Image.Image:
     """A face-like picture as aligned CelebA frames it: a skin-toned oval with eyes, brows and a mouth on a
-    background, every colour, size and position drawn from the seed."""
+    background, every colour, size and position drawn from the seed (drawn_attributes tells what it shows)."""
     random = np.random.default_rng(seed)
     picture = Image.new("RGB", (width, height), tuple(int(v) for v in random.integers(0, 256, 3)))
     draw = ImageDraw.Draw(picture)
@@ -55,9 +55,32 @@ def drawn_face(seed: int, width: int = 178, height: int = 218) -> Image.Image:
         draw.line((ex - 8, eye_y - 9, ex + 8, eye_y - 10), fill=hair, width=3)
     smile = random.uniform(0, 1)
     mouth_y = cy + ry * 0.5
-    draw.arc((cx - 14, mouth_y - 6 - 6 * smile, cx + 14, mouth_y + 6), 0 if smile > 0.5 else 180,
-             180 if smile > 0.5 else 360, fill=(150, 40, 50), width=3)
+    if smile > 0.5:  # a wide open smile
+        draw.chord((cx - 18, mouth_y - 8, cx + 18, mouth_y + 12), 0, 180, fill=(150, 40, 50))
+    else:
+        draw.arc((cx - 14, mouth_y, cx + 14, mouth_y + 12), 180, 360, fill=(150, 40, 50), width=3)
     return picture
+
+
+def drawn_attributes(seed: int) -> dict:
+    """What drawn_face(seed) shows, as CelebA's labels: Smiling for an open smile, Pale_Skin for light skin."""
+    random = np.random.default_rng(seed)
+    random.integers(0, 256, 3)  # the background
+    skin = random.uniform(0.5, 1.1)
+    random.normal(0, 4), random.normal(0, 4), random.uniform(34, 44), random.uniform(46, 56)
+    random.integers(0, 120, 3), random.uniform(0.35, 0.5)
+    return {"Smiling": random.uniform(0, 1) > 0.5, "Pale_Skin": skin > 0.9}
+
+
+def write_attribute_list(path, seeds, names=("5_o_Clock_Shadow", "Pale_Skin", "Smiling", "Young")):
+    """A list_attr_celeba.txt for drawn faces 000001.jpg …: their drawn attributes, the others at random."""
+    random = np.random.default_rng(0)
+    lines = [str(len(seeds)), " ".join(names)]
+    for seed in seeds:
+        drawn = drawn_attributes(seed)
+        values = [drawn[name] if name in drawn else random.uniform() < 0.3 for name in names]
+        lines.append(f"{seed:06d}.jpg " + " ".join("1" if value else "-1" for value in values))
+    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,9 @@ LAYERS = {
     "celeba_utils": 0, "devices": 0,
     "dcgan": 1,
     "runs": 2,
+    "attributes": 1,
     "latent": 3,
-    "metrics": 4,
+    "metrics": 4, "editing": 4,
     "training": 5,
     "score": 6, "ablation": 6, "bench": 6,
 }

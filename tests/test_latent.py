@@ -138,29 +138,39 @@ def test_interpolate_returns_its_path_and_the_modes_compare_on_those_vectors(tra
 # ----------------------------------------------------------------------------- the notebook
 
 @pytest.mark.slow
-def test_interpolate_notebook_renders_the_path_between_two_grid_faces(tmp_path, made_faces, cache_dir):
+def test_interpolate_notebook_renders_the_path_between_two_grid_faces_and_an_edit(tmp_path, made_faces, cache_dir):
+    import editing
+
     training.train(dcgan.Config(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=3,
                                 checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"), **TINY),
                    show=False)
+    gan, _ = runs.load_gan(str(tmp_path / "my_net"))
+    normal = np.random.default_rng(3).standard_normal((1, TINY["z_dim"])).astype(np.float32)
+    directions = editing.Directions(["Smiling"], normal / np.linalg.norm(normal), np.array([0.9]), np.array([0.5]),
+                                    editing.network_fingerprint(gan.sampling_generator))
+    editing.save_directions(directions, str(tmp_path / "my_net"))
     gif, strip = tmp_path / "testimgs" / "test.gif", tmp_path / "testimgs" / "examples.png"
+    edit = {"face": [9, 3], "edit": {"Smiling": 3}}
     papermill.execute_notebook(
         str(ROOT / "interpolate.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(ROOT), progress_bar=False,
-        parameters=dict(checkpoint_dir=str(tmp_path / "my_net"), waypoints=[[0, 3], [9, 3]], frames=6, upscale=2,
-                        gif_path=str(gif), strip_path=str(strip)))
-    gan, _ = runs.load_gan(str(tmp_path / "my_net"))
-    endpoints = gan.grid_latents.numpy()[[3, 93]]
-    expected = latent.upscale(latent.generate_frames(gan.sampling_generator, endpoints), 2)
+        parameters=dict(checkpoint_dir=str(tmp_path / "my_net"), waypoints=[[0, 3], [9, 3], edit], frames=7,
+                        upscale=2, gif_path=str(gif), strip_path=str(strip),
+                        arithmetic={"a": [[0, 1]], "b": [[2, 2]], "c": [[5, 7]]}))
+    cell_z = gan.grid_latents.numpy()[[3, 93]]
+    waypoint_z = np.concatenate([cell_z, cell_z[1:] + 3 * directions.normals])  # frames 0, 3 and 6
+    expected = latent.upscale(latent.generate_frames(gan.sampling_generator, waypoint_z), 2)
 
     with Image.open(gif) as animation:
-        assert animation.n_frames == 6 and animation.size == (128, 128) and animation.info["loop"] == 0
+        assert animation.n_frames == 7 and animation.size == (128, 128) and animation.info["loop"] == 0
     import imageio.v3 as iio
     frames = iio.imread(gif, index=None)[..., :3].astype(int)
-    for frame, image, other in zip(frames[[0, -1]], expected, expected[::-1]):
+    for frame, image, other in zip(frames[[0, -1]], expected[[0, -1]], expected[[-1, 0]]):
         error = np.abs(frame - image).mean()
         assert error < 3  # a GIF has 256 colours: near, not bit-exact
         assert error < np.abs(frame - other).mean()  # and nearer its own endpoint than the other one
 
-    tiles = np.asarray(Image.open(strip)).reshape(1, 128, 6, 128, 3).swapaxes(1, 2).reshape(6, 128, 128, 3)
-    np.testing.assert_array_equal(tiles[[0, -1]], expected)  # examples.png is lossless: exact frames
-    assert not np.array_equal(tiles[0], tiles[-1])
-    assert np.abs(tiles.astype(int) - frames).mean() < 4  # and the same frames as the GIF
+    tiles = np.asarray(Image.open(strip)).reshape(1, 128, 7, 128, 3).swapaxes(1, 2).reshape(7, 128, 128, 3)
+    np.testing.assert_array_equal(tiles[[0, 3, 6]], expected)  # examples.png is lossless: exact frames
+    assert not np.array_equal(tiles[3], tiles[6])  # the edit changed the face
+    notebook = (tmp_path / "out.ipynb").read_text()
+    assert "attribute directions: Smiling" in notebook  # the directions were found and used

@@ -1,0 +1,469 @@
+"""Steer a face: attribute directions in z, edits, vector arithmetic, your own photo, and a live explorer.
+
+    gan, config = runs.load_gan("my_net")
+    classifier, names = attributes.load_classifier("my_net/attributes")
+    directions = editing.fit_directions(gan.sampling_generator, classifier, names)   # saved in my_net/
+    z = editing.waypoint_vector({"face": [0, 3], "edit": {"Smiling": 3}}, gan, directions)
+
+Directions follow InterFaceGAN (Shen et al. 2020): a few thousand generated faces are labelled by the attribute
+classifier (attributes.py), a linear boundary is fitted in z for each attribute, and its unit normal is the
+direction. An edit can hold other attributes fixed by projecting their normals out (conditional manipulation).
+Directions belong to the network they were fitted on: they are saved beside its checkpoints with a fingerprint
+of its weights, and refused for another network. `project` finds the z of a photo (after stylegan2-ada's
+projector: Adam on z from several starts, a pixel term and a feature term from the trained discriminator).
+"""
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import time
+from typing import Dict, Optional, Sequence
+
+import keras
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+from PIL import Image
+
+import attributes
+import celeba_utils
+import devices
+import latent
+import runs
+
+DIRECTIONS_FILE = "directions.npz"
+
+
+# --------------------------------------------------------------------------------------------- directions
+
+def network_fingerprint(generator) -> str:
+    """A digest of the generator's trained weights: what a direction belongs to."""
+    digest = hashlib.sha256()
+    for weight in generator.trainable_weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Directions:
+    """Unit normals of the attribute boundaries in z, one row per attribute, with how well each boundary
+    separates the classifier's labels of held-out generated faces, and the network they belong to."""
+    names: list
+    normals: np.ndarray  # (attributes, z_dim), unit rows
+    boundary_accuracy: np.ndarray  # (attributes,)
+    positive_share: np.ndarray  # (attributes,) share of generated faces the classifier labelled positive
+    fingerprint: str
+
+    def direction(self, name: str, keep: Sequence[str] = ()) -> np.ndarray:
+        """The unit direction of an attribute; with `keep`, the part orthogonal to those attributes' normals, so
+        that moving along it leaves them unchanged to first order (InterFaceGAN's conditional manipulation)."""
+        normal = self.normals[self.index(name)].astype(np.float64)
+        if keep:
+            others = self.normals[[self.index(other) for other in keep if other != name]].astype(np.float64)
+            if len(others):
+                normal = normal - others.T @ np.linalg.lstsq(others @ others.T, others @ normal, rcond=None)[0]
+        return (normal / np.linalg.norm(normal)).astype(np.float32)
+
+    def edit(self, z, edits: Dict[str, float], keep: Sequence[str] = ()) -> np.ndarray:
+        """z moved by strength × direction for each attribute of `edits`."""
+        z = np.array(z, np.float32)
+        for name, strength in edits.items():
+            z = z + float(strength) * self.direction(name, keep)
+        return z
+
+    def index(self, name: str) -> int:
+        if name not in self.names:
+            raise ValueError(f"No direction for {name!r}; there are: {', '.join(self.names)}")
+        return self.names.index(name)
+
+    def strongest(self, count: int) -> list:
+        """The attributes whose boundaries separate the labels best."""
+        return [self.names[index] for index in np.argsort(-self.boundary_accuracy)[:count]]
+
+
+def fit_boundary(z: np.ndarray, labels: np.ndarray, l2: float = 1e-2):
+    """Logistic regression of labels on z (L-BFGS, a small L2 penalty): (unit normal, intercept)."""
+    features = np.concatenate([z, np.ones((len(z), 1))], axis=1).astype(np.float64)
+    signs = np.where(labels, 1.0, -1.0)
+
+    def loss(weights):
+        margins = signs * (features @ weights)
+        value = np.logaddexp(0, -margins).mean() + l2 * np.sum(weights[:-1] ** 2) / 2
+        gradient = -(features * (signs / (1 + np.exp(margins)))[:, None]).mean(axis=0)
+        gradient[:-1] += l2 * weights[:-1]
+        return value, gradient
+
+    weights = scipy.optimize.minimize(loss, np.zeros(features.shape[1]), jac=True, method="L-BFGS-B").x
+    norm = np.linalg.norm(weights[:-1])
+    return weights[:-1] / max(norm, 1e-12), weights[-1] / max(norm, 1e-12)
+
+
+def label_generated_faces(generator, classifier, samples: int, seed: int):
+    """(z, faces, probabilities) of `samples` generated faces, for the seeds seed, seed + 1, …"""
+    z = np.stack([latent.seed_vector(each, generator.input_shape[-1]) for each in range(seed, seed + samples)])
+    faces = latent.generate_frames(generator, z)
+    return z, faces, attributes.probabilities(classifier, faces)
+
+
+def fit_directions(generator, classifier, names: Sequence[str], samples: int = 4000, seed: int = 100_000,
+                   extreme_share: float = 0.25, folder: Optional[str] = None) -> Directions:
+    """Label `samples` generated faces with the classifier and fit each attribute's boundary in z. As InterFaceGAN
+    does, the faces the classifier scores highest (the top `extreme_share`) are the positives and those it scores
+    lowest the negatives, so an attribute most faces lack still gets its direction; the boundary is fitted on
+    four fifths of the faces and its accuracy measured on the rest. An attribute whose probability hardly varies
+    gets no direction. Saved in `folder` (the run's checkpoint_dir) when given."""
+    z, _, probability = label_generated_faces(generator, classifier, samples, seed)
+    fitted = int(samples * 0.8)
+    kept, normals, accuracy, share = [], [], [], []
+    for index, name in enumerate(names):
+        scores = probability[:, index]
+        if scores.std() < 1e-3:
+            continue
+        parts = []
+        for part in (slice(0, fitted), slice(fitted, samples)):
+            order = np.argsort(scores[part])
+            count = max(1, int(len(order) * extreme_share))
+            chosen = np.concatenate([order[:count], order[-count:]])
+            parts.append((z[part][chosen], np.arange(len(chosen)) >= count))
+        normal, intercept = fit_boundary(*parts[0])
+        held_z, held_labels = parts[1]
+        kept.append(name)
+        normals.append(normal)
+        accuracy.append(float(np.mean((held_z @ normal + intercept > 0) == held_labels)))
+        share.append(float(np.mean(scores > 0.5)))
+    if not kept:
+        raise ValueError("The classifier's scores do not vary over the generated faces, so no direction can be fitted: "
+                         "train the GAN longer, or check the classifier (attributes.py)")
+    directions = Directions(kept, np.array(normals, np.float32), np.array(accuracy), np.array(share),
+                            network_fingerprint(generator))
+    if folder:
+        save_directions(directions, folder)
+    return directions
+
+
+def save_directions(directions: Directions, folder: str):
+    with celeba_utils.atomic_write(os.path.join(folder, DIRECTIONS_FILE)) as handle:
+        np.savez(handle, names=np.array(directions.names), normals=directions.normals,
+                 boundary_accuracy=directions.boundary_accuracy, positive_share=directions.positive_share,
+                 fingerprint=np.array(directions.fingerprint))
+
+
+def load_directions(folder: str, generator) -> Directions:
+    """The directions saved beside a run, refused (ValueError) if they were fitted on another network."""
+    path = os.path.join(folder, DIRECTIONS_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No {DIRECTIONS_FILE} in {os.path.abspath(folder)}: fit them first with "
+                                "editing.fit_directions(gan.sampling_generator, classifier, names, folder=...)")
+    with np.load(path) as saved:
+        directions = Directions(list(saved["names"]), saved["normals"], saved["boundary_accuracy"],
+                                saved["positive_share"], str(saved["fingerprint"]))
+    if directions.fingerprint != network_fingerprint(generator):
+        raise ValueError(f"The directions in {path} were fitted on another network (fingerprint "
+                         f"{directions.fingerprint}, this one {network_fingerprint(generator)}): fit them again "
+                         "for this network with editing.fit_directions")
+    return directions
+
+
+# --------------------------------------------------------------------------------------------- edits as waypoints
+
+def waypoint_vector(waypoint, gan, directions: Optional[Directions] = None, seed: int = 0) -> np.ndarray:
+    """One latent vector: any waypoint latent.waypoint_vectors knows, a z itself (e.g. a projected photo), or
+    {"face": <waypoint>, "edit": {"Smiling": 3}, "keep": ["Male"]}: that face moved along the directions."""
+    if isinstance(waypoint, dict):
+        if directions is None:
+            raise ValueError(f"waypoints: {waypoint!r} edits a face and needs directions (editing.load_directions)")
+        unknown = set(waypoint) - {"face", "edit", "keep"}
+        if unknown or "face" not in waypoint:
+            raise ValueError(f"waypoints: an edit is {{'face': ..., 'edit': {{'Smiling': 3}}, 'keep': [...]}}, "
+                             f"got {waypoint!r}")
+        base = waypoint_vector(waypoint["face"], gan, directions, seed)
+        return directions.edit(base, waypoint.get("edit", {}), waypoint.get("keep", ()))
+    return latent.waypoint_vectors([waypoint, waypoint], gan.grid_latents.numpy(), seed)[0]
+
+
+def path_vectors(waypoints: Sequence, gan, directions: Optional[Directions] = None, seed: int = 0) -> np.ndarray:
+    """The latent vectors of a list of waypoints, edits among them ("column C" gives ten, as in latent.py)."""
+    resolved = [waypoint_vector(waypoint, gan, directions, seed) if isinstance(waypoint, dict) else waypoint
+                for waypoint in waypoints]
+    return latent.waypoint_vectors(resolved, gan.grid_latents.numpy(), seed)
+
+
+def along_direction(z, directions: Directions, name: str, strengths: Sequence[float],
+                    keep: Sequence[str] = ()) -> np.ndarray:
+    """One vector per strength: z moved that far along an attribute's direction."""
+    direction = directions.direction(name, keep)
+    return np.stack([np.asarray(z, np.float32) + strength * direction for strength in strengths])
+
+
+def arithmetic(gan, a: Sequence, b: Sequence, c: Sequence, variations: int = 4, noise: float = 0.25, seed: int = 0,
+               use_average: bool = True):
+    """The DCGAN paper's vector arithmetic (Radford et al. 2016, fig. 7): the mean z of the exemplars of A minus
+    B's plus C's. Returns (result z, one picture): the three averaged faces, then the result and `variations`
+    of it with a little noise added, as the paper shows them."""
+    means = [np.mean(path_vectors(list(group) * (2 if len(group) == 1 else 1), gan, seed=seed), axis=0)
+             for group in (a, b, c)]  # (a single exemplar is listed twice: a path needs two points)
+    result = means[0] - means[1] + means[2]
+    jitter = np.random.default_rng(seed).standard_normal((variations, result.shape[0])).astype(np.float32) * noise
+    z = np.concatenate([np.stack(means), result[None], result[None] + jitter]).astype(np.float32)
+    faces = latent.generate_frames(latent.generator_of(gan, use_average), z)
+    return result.astype(np.float32), celeba_utils.image_grid(faces, rows=1, columns=len(faces))
+
+
+# --------------------------------------------------------------------------------------------- measuring an edit
+
+def edit_effects(generator, classifier, names: Sequence[str], directions: Directions, faces: int = 200,
+                 strength: float = 3.0, seed: int = 200_000, attributes_to_edit: Optional[Sequence[str]] = None):
+    """For each attribute edited from −strength to +strength on `faces` generated faces: the share of faces whose
+    probability of it rose, its mean rise, and the mean absolute change of every other attribute."""
+    z = np.stack([latent.seed_vector(each, generator.input_shape[-1]) for each in range(seed, seed + faces)])
+    effects = {}
+    for name in attributes_to_edit or directions.names:
+        low = attributes.probabilities(classifier, latent.generate_frames(generator, directions.edit(
+            z, {name: -strength})))
+        high = attributes.probabilities(classifier, latent.generate_frames(generator, directions.edit(
+            z, {name: strength})))
+        index, change = list(names).index(name), high - low
+        others = np.delete(np.abs(change), index, axis=1)
+        effects[name] = dict(rose=round(float(np.mean(change[:, index] > 0)), 3),
+                             mean_rise=round(float(change[:, index].mean()), 3),
+                             others_mean_absolute_change=round(float(others.mean()), 3))
+    return effects
+
+
+# --------------------------------------------------------------------------------------------- your own photo
+
+@dataclasses.dataclass
+class Projection:
+    z: np.ndarray  # the best match's latent vector: a waypoint like any other
+    face: np.ndarray  # uint8, what the network draws from it
+    photo: np.ndarray  # uint8, the photo cropped and scaled as training faces are
+    pixel_error: float  # RMS difference of face and photo, 0–255 scale
+    random_error: float  # the same for the median of 64 random faces: how far an unfitted face is
+    seconds: float
+
+
+def _feature_network(discriminator):
+    """The discriminator's last convolution features (before the logit): what the feature term compares."""
+    last = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.LeakyReLU)][-1]
+    return keras.Model(discriminator.inputs, last.output)
+
+
+def read_photo(photo, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
+    """A photo (path or HWC uint8 array) as training faces are made: centre crop, antialiased resize. A picture of
+    exactly image_size × image_size is taken as a face already made so (a grid tile, a generated face)."""
+    name = photo if isinstance(photo, str) else "the photo"
+    if isinstance(photo, str):
+        if not os.path.isfile(photo):
+            raise FileNotFoundError(f"No photo at {photo}")
+        try:
+            with Image.open(photo) as picture:
+                square = picture.size == (image_size, image_size)
+                face = np.asarray(picture.convert("RGB")) if square else None
+            if face is None:
+                face = celeba_utils.load_face(photo, image_size, crop_size)
+        except Exception as error:
+            raise ValueError(f"{photo} cannot be read as an image ({error}): give a JPEG or PNG photo of a face") \
+                from None
+    else:
+        array = np.asarray(photo)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"photo must be a path or a uint8 (height, width, 3) array, got {array.dtype} "
+                             f"{array.shape}")
+        if array.shape[:2] == (image_size, image_size):
+            face = array
+        else:
+            buffer = io.BytesIO()
+            Image.fromarray(array).save(buffer, format="PNG")
+            buffer.seek(0)
+            face = celeba_utils.load_face(buffer, image_size, crop_size)
+    if face.reshape(-1, 3).astype(np.float32).std(axis=0).max() < 4:  # every channel nearly constant
+        raise ValueError(f"{name} is nearly one flat colour: there is no face in it to match")
+    return face
+
+
+def project(gan, photo, starts: int = 8, steps: int = 200, learning_rate: float = 0.1,
+            feature_weight: float = 0.5, seed: int = 0, crop_size: int = 108, usable_ratio: float = 0.75,
+            use_average: bool = True) -> Projection:
+    """The z whose face best matches a photo: Adam on `starts` random z at once, minimising the mean squared
+    pixel difference plus feature_weight × that of the discriminator's features, for `steps` steps; the best
+    start wins. A photo whose best match is not clearly closer than a random face (pixel error above
+    usable_ratio × the random faces' median) is refused: it is not a face this network can draw."""
+    start_time = time.perf_counter()
+    generator = latent.generator_of(gan, use_average)
+    target_face = read_photo(photo, gan.config.image_size, crop_size)
+    target = celeba_utils.to_float(target_face[None])
+    features = _feature_network(gan.discriminator)
+    target_features = features(target, training=False)
+    z = tf.Variable(np.random.default_rng(seed).standard_normal((starts, gan.config.z_dim)).astype(np.float32))
+    moments = [tf.Variable(tf.zeros_like(z)) for _ in range(2)]  # Adam's (Kingma and Ba 2015), on z alone
+    beta_1, beta_2 = 0.9, 0.999
+
+    @tf.function
+    def step(count):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            images = generator(z, training=False)
+            pixel = tf.reduce_mean(tf.square(images - target), axis=[1, 2, 3])
+            feature = tf.reduce_mean(tf.square(tf.cast(features(images, training=False), tf.float32)
+                                               - tf.cast(target_features, tf.float32)), axis=[1, 2, 3])
+            loss = pixel + feature_weight * feature
+            total = tf.reduce_sum(loss)  # inside the tape: each start's z gets its own loss's gradient
+        gradient = tape.gradient(total, z)
+        moments[0].assign(beta_1 * moments[0] + (1 - beta_1) * gradient)
+        moments[1].assign(beta_2 * moments[1] + (1 - beta_2) * tf.square(gradient))
+        corrected = moments[0] / (1 - beta_1 ** count) / (tf.sqrt(moments[1] / (1 - beta_2 ** count)) + 1e-8)
+        z.assign_sub(learning_rate * corrected)
+        return loss
+
+    for count in range(1, steps + 1):
+        loss = step(tf.constant(count, tf.float32))
+    best = int(tf.argmin(loss))
+    face = latent.generate_frames(generator, z.numpy()[best:best + 1])[0]
+    random_faces = latent.generate_frames(generator, np.random.default_rng(seed + 1).standard_normal(
+        (64, gan.config.z_dim)).astype(np.float32))
+    error = _rms(face, target_face)
+    random_error = float(np.median([_rms(each, target_face) for each in random_faces]))
+    name = photo if isinstance(photo, str) else "the photo"
+    if error > usable_ratio * random_error:
+        raise ValueError(f"{name}: the best match ({error:.1f} RMS) is barely closer than a random face "
+                         f"({random_error:.1f}): it does not look like a face this network can draw. Use a "
+                         "roughly frontal face photo, centred and upright as CelebA's aligned faces are")
+    return Projection(z.numpy()[best], face, target_face, error, random_error, time.perf_counter() - start_time)
+
+
+def _rms(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2)))
+
+
+# --------------------------------------------------------------------------------------------- the live explorer
+
+def explorer(gan, directions: Directions, shown: Optional[Sequence[str]] = None, strongest: int = 6,
+             upscale_factor: int = 4, use_average: bool = True):
+    """ipywidgets sliders for a seed and the strongest attribute directions, redrawing the one face as they move
+    (generation is batch-independent, so each redraw draws one face). Returns the widget box; its `sliders`
+    (name → slider, "seed" among them) and `image` are there for code and tests."""
+    import ipywidgets as widgets
+
+    generator = latent.generator_of(gan, use_average)
+    shown = list(shown or directions.strongest(strongest))
+    seed_slider = widgets.IntSlider(value=0, min=0, max=9999, description="seed", continuous_update=False)
+    sliders = {name: widgets.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.25, description=name[:14],
+                                         continuous_update=False) for name in shown}
+    image = widgets.Image(format="png")
+
+    def current_z():
+        z = latent.seed_vector(seed_slider.value, gan.config.z_dim)
+        return directions.edit(z, {name: slider.value for name, slider in sliders.items()})
+
+    def redraw(change=None):
+        face = latent.upscale(latent.generate_frames(generator, current_z()[None]), upscale_factor)[0]
+        buffer = io.BytesIO()
+        Image.fromarray(face).save(buffer, format="PNG")
+        image.value = buffer.getvalue()
+
+    for slider in [seed_slider, *sliders.values()]:
+        slider.observe(redraw, names="value")
+    redraw()
+    box = widgets.HBox([image, widgets.VBox([seed_slider, *sliders.values()])])
+    box.sliders, box.image, box.current_z = {"seed": seed_slider, **sliders}, image, current_z
+    return box
+
+
+# --------------------------------------------------------------------------------------------- the measurements
+
+def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_dir: str = "docs/editing",
+            edited: int = 12, faces: int = 200, projections: int = 100, cache_dir: Optional[str] = None) -> dict:
+    """What docs/editing/ reports, for a trained run: the classifier (trained into checkpoint_dir/attributes if
+    it is not there), directions fitted for the run's network, the effect of the `edited` best-separated
+    directions on `faces` faces from −3 to +3 with a grid, and `projections` photos of held_out_folder that are
+    not in data[0] projected, against a random z and the best of 1,000 random z."""
+    os.makedirs(out_dir, exist_ok=True)
+    gan, _ = runs.load_gan(checkpoint_dir)
+    generator = gan.sampling_generator
+    classifier_dir = os.path.join(checkpoint_dir, "attributes")
+    if not os.path.isfile(os.path.join(classifier_dir, attributes.SETTINGS_FILE)):
+        attributes.train_classifier(list(data), classifier_dir, cache_dir=cache_dir)
+    classifier, names = attributes.load_classifier(classifier_dir)
+    with open(os.path.join(classifier_dir, attributes.ACCURACY_FILE)) as handle:
+        accuracy = json.load(handle)
+    directions = fit_directions(generator, classifier, names, folder=checkpoint_dir)
+    chosen = directions.strongest(edited)
+    effects = edit_effects(generator, classifier, names, directions, faces=faces, attributes_to_edit=chosen)
+    strengths = [-3, -2, -1, 0, 1, 2, 3]
+    rows = [latent.generate_frames(generator, along_direction(latent.seed_vector(300_000 + row, gan.config.z_dim),
+                                                              directions, name, strengths))
+            for row, name in enumerate(chosen[:6])]
+    celeba_utils.save_png(celeba_utils.image_grid(np.concatenate(rows), rows=len(rows), columns=len(strengths)),
+                          os.path.join(out_dir, "edits.png"))
+    # A − B + C with exemplars chosen by the classifier: smiling women − neutral women + neutral men
+    z, _, probability = label_generated_faces(generator, classifier, 2000, 500_000)
+    smiling, male = probability[:, names.index("Smiling")], probability[:, names.index("Male")]
+    pick = lambda mask: list(z[np.flatnonzero(mask)[:3]])  # noqa: E731
+    _, picture = arithmetic(gan, a=pick((smiling > 0.8) & (male < 0.2)), b=pick((smiling < 0.2) & (male < 0.2)),
+                            c=pick((smiling < 0.2) & (male > 0.8)))
+    celeba_utils.save_png(picture, os.path.join(out_dir, "arithmetic.png"))
+    projection = measure_projection(gan, data[0], held_out_folder, projections, out_dir, cache_dir)
+    results = dict(checkpoint_step=int(gan.step.numpy()), classifier=accuracy, directions=dict(
+        zip(directions.names, [round(float(value), 3) for value in directions.boundary_accuracy])),
+        edits=effects, projection=projection)
+    with celeba_utils.atomic_write(os.path.join(out_dir, "results.json"), "w") as handle:
+        json.dump(results, handle, indent=1)
+    return results
+
+
+def measure_projection(gan, training_folder: str, held_out_folder: str, count: int, out_dir: str,
+                       cache_dir: Optional[str] = None) -> dict:
+    """Project `count` faces of held_out_folder whose names are not in training_folder; compare the mean pixel
+    error with a random z's and with the best of 1,000 random z's, and time one projection."""
+    trained_on = set(os.path.basename(str(name)) for name in
+                     celeba_utils.load_faces(training_folder, cache_dir=cache_dir, progress=False).names)
+    held_out = celeba_utils.load_faces(held_out_folder, cache_dir=cache_dir, progress=False)
+    chosen = [index for index, name in enumerate(held_out.names) if os.path.basename(str(name)) not in trained_on]
+    chosen = chosen[:count]
+    generator = gan.sampling_generator
+    random_faces = latent.generate_frames(generator, np.stack([latent.seed_vector(seed, gan.config.z_dim)
+                                                               for seed in range(400_000, 401_000)]))
+    errors, random_errors, best_random, seconds, refused, shown = [], [], [], [], 0, []
+    for index in chosen:
+        photo = held_out.images[index]
+        try:
+            projection = project(gan, photo)
+        except ValueError:
+            refused += 1
+            continue
+        errors.append(projection.pixel_error)
+        seconds.append(projection.seconds)
+        distances = np.sqrt(((random_faces.astype(np.float32) - photo.astype(np.float32)) ** 2).mean(axis=(1, 2, 3)))
+        random_errors.append(float(distances[0]))
+        best_random.append(float(distances.min()))
+        if len(shown) < 8:
+            shown += [photo, projection.face]
+    if shown:  # photos on top, their projections below
+        picture = celeba_utils.image_grid(np.stack(shown[0::2] + shown[1::2]), rows=2, columns=len(shown) // 2)
+        celeba_utils.save_png(picture, os.path.join(out_dir, "projections.png"))
+    return dict(photos=len(chosen), refused=refused, projected_rms=round(float(np.mean(errors)), 2),
+                random_z_rms=round(float(np.mean(random_errors)), 2),
+                best_of_1000_random_rms=round(float(np.mean(best_random)), 2),
+                seconds_per_projection=round(float(np.median(seconds)), 2), machine=devices.machine())
+
+
+def main():
+    import argparse
+
+    parser = argparse.ArgumentParser(description=measure.__doc__)
+    parser.add_argument("--checkpoint", default="my_net")
+    parser.add_argument("--data", nargs="+", required=True, help="CelebA folders the classifier trains on")
+    parser.add_argument("--held-out", required=True, help="a folder of faces to project (those not in --data's first)")
+    parser.add_argument("--out", default=os.path.join("docs", "editing"))
+    parser.add_argument("--projections", type=int, default=100)
+    parser.add_argument("--cache-dir")
+    arguments = parser.parse_args()
+    results = measure(arguments.checkpoint, arguments.data, arguments.held_out, arguments.out,
+                      projections=arguments.projections, cache_dir=arguments.cache_dir)
+    print(json.dumps({key: value for key, value in results.items() if key != "classifier"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
