@@ -18,9 +18,18 @@ DISCRIMINATOR = 2 * (32 * 32 * 25 * 3 * 64 + 16 * 16 * 25 * 64 * 128 + 8 * 8 * 2
 
 @pytest.mark.parametrize("norm", dcgan.DISCRIMINATOR_NORMS)
 def test_the_flop_count_matches_the_architecture_with_either_discriminator(norm):
-    gan = dcgan.DCGAN(dcgan.Config(discriminator_norm=norm, ema_decay=0))
+    gan = dcgan.DCGAN(dcgan.Config(discriminator_norm=norm, ema_decay=0, kernel_size=5, reuse_fakes=False))
     assert bench.forward_flops(gan.generator) == GENERATOR
     assert bench.forward_flops(gan.discriminator) == DISCRIMINATOR
     # D step: G forward, then D forward (1×) and backward (2×) on a real and a fake face: G + 6 D.
     # G step: G and D forward, D backward to its input only (1×), G backward (2×): 3 G + 2 D.
     assert bench.training_flops_per_image(gan) == 4 * GENERATOR + 8 * DISCRIMINATOR
+
+
+def test_kernel_4_and_reused_fakes_count_16_25ths_of_each_convolution_and_one_generator_forward_less():
+    gan = dcgan.DCGAN(dcgan.Config(ema_decay=0, kernel_size=4, reuse_fakes=True))
+    generator = 2 * 100 * 4 * 4 * 512 + (GENERATOR - 2 * 100 * 4 * 4 * 512) * 16 // 25
+    discriminator = 2 * 4 * 4 * 512 + (DISCRIMINATOR - 2 * 4 * 4 * 512) * 16 // 25
+    assert bench.forward_flops(gan.generator) == generator
+    assert bench.forward_flops(gan.discriminator) == discriminator
+    assert bench.training_flops_per_image(gan) == 3 * generator + 8 * discriminator  # 2.29 GFLOP
