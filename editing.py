@@ -180,7 +180,7 @@ def waypoint_vector(waypoint, gan, directions: Optional[Directions] = None, seed
                              f"got {waypoint!r}")
         base = waypoint_vector(waypoint["face"], gan, directions, seed)
         return directions.edit(base, waypoint.get("edit", {}), waypoint.get("keep", ()))
-    return latent.waypoint_vectors([waypoint, waypoint], gan.grid_latents.numpy(), seed)[0]
+    return latent.resolve_waypoints([waypoint], gan.grid_latents.numpy(), seed)[0]
 
 
 def path_vectors(waypoints: Sequence, gan, directions: Optional[Directions] = None, seed: int = 0) -> np.ndarray:
@@ -202,8 +202,8 @@ def arithmetic(gan, a: Sequence, b: Sequence, c: Sequence, variations: int = 4, 
     """The DCGAN paper's vector arithmetic (Radford et al. 2016, fig. 7): the mean z of the exemplars of A minus
     B's plus C's. Returns (result z, one picture): the three averaged faces, then the result and `variations`
     of it with a little noise added, as the paper shows them."""
-    means = [np.mean(path_vectors(list(group) * (2 if len(group) == 1 else 1), gan, seed=seed), axis=0)
-             for group in (a, b, c)]  # (a single exemplar is listed twice: a path needs two points)
+    means = [np.mean(latent.resolve_waypoints(list(group), gan.grid_latents.numpy(), seed), axis=0)
+             for group in (a, b, c)]
     result = means[0] - means[1] + means[2]
     jitter = np.random.default_rng(seed).standard_normal((variations, result.shape[0])).astype(np.float32) * noise
     z = np.concatenate([np.stack(means), result[None], result[None] + jitter]).astype(np.float32)

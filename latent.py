@@ -34,7 +34,15 @@ def seed_vector(seed: int, z_dim: int) -> np.ndarray:
 
 
 def waypoint_vectors(waypoints: Sequence, grid_latents, seed: int = 0) -> np.ndarray:
-    """Resolve waypoints (see the module's doc) to an array of latent vectors, one row each."""
+    """Resolve the waypoints of a path (see the module's doc) to an array of latent vectors, one row each."""
+    vectors = resolve_waypoints(waypoints, grid_latents, seed)
+    if len(vectors) < 2:
+        raise ValueError(f"waypoints: a path needs at least 2 points, got {len(vectors)} from {list(waypoints)!r}")
+    return vectors
+
+
+def resolve_waypoints(waypoints: Sequence, grid_latents, seed: int = 0) -> np.ndarray:
+    """The latent vectors of any number of waypoints, one row each ("column C" gives ten)."""
     grid_latents = np.asarray(grid_latents)
     z_dim = grid_latents.shape[1]
     random = np.random.default_rng(seed)
@@ -59,9 +67,7 @@ def waypoint_vectors(waypoints: Sequence, grid_latents, seed: int = 0) -> np.nda
         else:
             raise ValueError(f"waypoints: {waypoint!r} is not a waypoint; use [row, column] of the 10×10 grid, "
                              f"'column C', 'row R', an integer seed, 'random' or a z of {z_dim} numbers")
-    if len(vectors) < 2:
-        raise ValueError(f"waypoints: a path needs at least 2 points, got {len(vectors)} from {list(waypoints)!r}")
-    return np.stack(vectors).astype(np.float32)
+    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, z_dim), np.float32)
 
 
 def _check_cell(row: int, column: int, waypoint):
