@@ -3,6 +3,7 @@
 Every speed figure the project publishes names the machine it was measured on: `machine()` is that line.
 """
 
+import functools
 import os
 import platform
 from typing import Optional
@@ -15,6 +16,7 @@ FAST_BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 FAST_BFLOAT16_GPU_CAPABILITY = (8, 0)  # Ampere and later
 
 
+@functools.lru_cache(maxsize=None)  # read once per process: every network build and record asks
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's model name with its family and model numbers (Linux: "AMD EPYC" alone does not tell Zen 3,
     family 25 model 1, from Zen 4, model 17), or what the platform module knows."""
@@ -35,16 +37,17 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     return fields["model name"] + numbers
 
 
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set:
+@functools.lru_cache(maxsize=None)
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset:
     """The instruction-set flags of this machine's CPU (Linux); empty where the file cannot be read."""
     try:
         with open(cpuinfo) as handle:
             for line in handle:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 def gpu_capabilities() -> list:
