@@ -81,6 +81,55 @@ def test_mixed_precision_trains_with_finite_losses_and_float32_outputs(precision
     assert sum(not np.array_equal(b, a) for b, a in zip(before, after)) > len(before) // 2
 
 
+@pytest.mark.parametrize("precision, tolerance", [("float32", 1e-5), ("mixed_bfloat16", 2e-2),
+                                                   ("mixed_float16", 2e-3)])
+def test_fused_batch_norm_computes_what_keras_batch_norm_does(precision, tolerance):
+    policy = keras.mixed_precision.DTypePolicy(precision)
+    keras_norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
+    fused_norm = dcgan.FusedBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
+    x = tf.cast(tf.random.normal((20, 8, 8, 16), seed=2) * 3 + 1, policy.compute_dtype)
+    gamma, beta = np.random.default_rng(3).normal(1.0, 0.5, 16), np.random.default_rng(4).normal(0.0, 1.0, 16)
+    for norm in (keras_norm, fused_norm):
+        norm.build(x.shape)
+        norm.gamma.assign(gamma)
+        norm.beta.assign(beta)
+    weights = tf.constant(np.random.default_rng(5).normal(size=x.shape), tf.float32)
+    gradients, outputs = [], []
+    for norm in (keras_norm, fused_norm):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            output = tf.cast(norm(x, training=True), tf.float32)
+            loss = tf.reduce_sum(output * weights)  # weights varying per element: gradients that do not vanish
+        outputs.append(output.numpy())
+        gradients.append([tf.cast(g, tf.float32).numpy() for g in tape.gradient(loss, [x, norm.gamma, norm.beta])])
+
+    def close(a, b):  # relative to the values' scale
+        np.testing.assert_allclose(a, b, atol=tolerance * max(1.0, float(np.abs(a).max())))
+
+    close(outputs[0], outputs[1])
+    assert fused_norm.compute_dtype == policy.compute_dtype and outputs[1].std() > 0.5
+    for keras_gradient, fused_gradient in zip(*gradients):
+        close(keras_gradient, fused_gradient)
+    np.testing.assert_allclose(keras_norm.moving_mean.numpy(), fused_norm.moving_mean.numpy(), rtol=1e-3, atol=1e-4)
+    # Keras moves toward the population variance; the fused kernel returns the Bessel-corrected one (×1280/1279
+    # here), undone. Compare the batch variances the moving ones moved toward (momentum 0.9, from 1).
+    batch_variances = [(norm.moving_variance.numpy() - 0.9) / 0.1 for norm in (keras_norm, fused_norm)]
+    np.testing.assert_allclose(batch_variances[0], batch_variances[1], rtol=1e-4)
+    assert batch_variances[1].min() > 4  # the statistics did move (x has variance 9)
+    close(tf.cast(keras_norm(x), tf.float32).numpy(), tf.cast(fused_norm(x), tf.float32).numpy())  # inference mode
+
+
+def test_the_networks_normalise_with_the_fused_kernel():
+    gan = dcgan.DCGAN(dcgan.Config(**TINY))
+    norms = [layer for model in (gan.generator, gan.discriminator) for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(isinstance(layer, dcgan.FusedBatchNormalization) for layer in norms)
+    graph = tf.function(lambda z: gan.generator(z, training=True)).get_concrete_function(
+        tf.TensorSpec((2, TINY["z_dim"]))).graph
+    op_types = {op.type for op in graph.get_operations()}
+    assert "FusedBatchNormV3" in op_types and "SquaredDifference" not in op_types
+
+
 def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():
     config = dcgan.Config(**TINY)
     gan = dcgan.DCGAN(config)
