@@ -42,6 +42,8 @@ SETTINGS: Dict[str, dict] = {
     "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018
     "flip_faces": dict(flip_faces=True),  # horizontal flips of the real faces
     "diff_augment": dict(diff_augment=["color", "translation", "cutout"]),  # Zhao et al. 2020
+    # DiffAugment without its colour jitter, which may shift the palette (issue #16: SWD's coarsest level)
+    "diff_augment_translation_cutout": dict(diff_augment=["translation", "cutout"]),
     # speed candidates: less work per image, or faster arithmetic, for (ideally) the same faces
     "kernel_4": dict(kernel_size=4),  # Radford et al.'s own code and pytorch/examples: no uneven overlap
     "reuse_fakes": dict(reuse_fakes=True),  # one generator forward per step, as pytorch/examples
