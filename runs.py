@@ -66,12 +66,15 @@ def config_differences(saved: dcgan.Config, requested: dcgan.Config, fields) -> 
 
 
 def check_same_networks(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
-    differences = [f"{name} {old} (saved) vs {new} (requested)"
-                   for name, old, new in config_differences(saved, requested, dcgan.NETWORK_FIELDS)]
-    if differences:
-        raise ValueError(f"The checkpoint in {checkpoint_dir} is of other networks: {'; '.join(differences)}. "
-                         f"It is left untouched. Use the saved settings to resume, another checkpoint_dir for new "
-                         f"networks, or fresh=True to archive it and start again.")
+    changed = config_differences(saved, requested, dcgan.NETWORK_FIELDS)
+    if changed:
+        differences = "; ".join(f"{name} {old} (saved) vs {new} (requested)" for name, old, new in changed)
+        names = [("ema_decay" if name == "uses_ema" else name) for name, _, _ in changed]  # uses_ema: derived
+        saved_values = ", ".join(f"{name}={getattr(saved, name)!r}" for name in names)
+        raise ValueError(f"The checkpoint in {checkpoint_dir} is of other networks: {differences}. It is left "
+                         f"untouched. To resume it, pass {saved_values} (its config.json; a default may have "
+                         f"changed since it began); or use another checkpoint_dir for new networks, or fresh=True "
+                         f"to archive it and start again.")
 
 
 def warn_of_recipe_changes(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):

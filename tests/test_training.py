@@ -78,7 +78,8 @@ def test_a_checkpoint_of_other_networks_is_refused_and_left_untouched(tmp_path, 
     training.train(config, show=False)
     before = {name: (tmp_path / "my_net" / name).read_bytes() for name in os.listdir(tmp_path / "my_net")
               if os.path.isfile(tmp_path / "my_net" / name)}
-    with pytest.raises(ValueError, match=r"other networks: generator_width 4 \(saved\) vs 8 \(requested\)"):
+    with pytest.raises(ValueError, match=r"other networks: generator_width 4 \(saved\) vs 8 \(requested\)\. "
+                       r"It is left untouched\. To resume it, pass generator_width=4 "):
         training.train(config, show=False, steps=4, generator_width=8)
     after = {name: (tmp_path / "my_net" / name).read_bytes() for name in before}
     assert after == before
