@@ -59,8 +59,8 @@ class Config:
                                    "512-256-128-64 at 64)")
     discriminator_width: int = setting(64, "channels of the discriminator's first layer (×1, ×2, ×4, ×8: "
                                        "64-128-256-512 at 64)")
-    kernel_size: int = setting(5, "convolution kernel of both networks: 5 (DCGAN-tensorflow) or 4 (Radford et "
-                               "al.'s code, pytorch/examples: 36% less work, no uneven overlap)")
+    kernel_size: int = setting(4, "convolution kernel of both networks: 4 (Radford et al.'s code, "
+                               "pytorch/examples: no uneven overlap) or 5 (DCGAN-tensorflow, the seed: 25/16 the work)")
     batchnorm_momentum: float = setting(0.9, "momentum of batch norm's moving statistics, used at generation time")
     ema_decay: float = setting(0.999, "grids, metrics and GIFs draw with an exponential moving average of the "
                                "generator's weights (0: off, the plain DCGAN recipe)")
@@ -94,8 +94,9 @@ class Config:
     flip_faces: bool = setting(False, "mirror each real face left-right with probability 1/2")
     diff_augment: Sequence[str] = setting(DIFF_AUGMENTATIONS, "DiffAugment (Zhao et al. 2020) of every face the "
                                           'discriminator sees: any of "color", "translation", "cutout" ([]: off)')
-    reuse_fakes: bool = setting(False, "one generator forward per step: the generator step backpropagates "
-                                "through the discriminator step's fakes, as pytorch/examples does")
+    reuse_fakes: bool = setting(True, "one generator forward per step: the generator step backpropagates "
+                                "through the discriminator step's fakes, as pytorch/examples does (False: it "
+                                "draws new z and runs the generator again, as the seed did)")
     # outputs
     checkpoint_dir: str = setting("my_net", "the run's folder: checkpoints, config.json, logs")
     sample_dir: str = setting("imgs", "sample grids examples-1.png, -101.png, -201.png, …")

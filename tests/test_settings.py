@@ -58,12 +58,12 @@ def test_every_setting_is_a_flag_of_bench_with_the_same_default_and_help():
         assert default == field.default or field.name == "image_path", field.name  # bench reads the sample
         assert field.metadata["help"] in flags[field.name].help.replace("%%", "%")
     arguments = parser.parse_args(["--diff-augment", "color,cutout", "--jit-compile", "true", "--resident-data",
-                                   "none", "--precision", "auto", "--kernel-size", "4", "--reuse-fakes", "on",
+                                   "none", "--precision", "auto", "--kernel-size", "5", "--reuse-fakes", "off",
                                    "--partition", "train", "--ema-decay", "0"])
     config = dcgan.config_from_arguments(arguments)
     assert (config.diff_augment, config.jit_compile, config.resident_data, config.precision, config.kernel_size,
-            config.reuse_fakes, config.partition, config.ema_decay) == (["color", "cutout"], True, None, "auto", 4,
-                                                                        True, "train", 0.0)
+            config.reuse_fakes, config.partition, config.ema_decay) == (["color", "cutout"], True, None, "auto", 5,
+                                                                        False, "train", 0.0)
     with pytest.raises(SystemExit):
         parser.parse_args(["--flip-faces", "maybe"])
 
