@@ -68,7 +68,7 @@ def test_one_training_step_changes_both_networks_and_counts_the_step():
 
 @pytest.mark.parametrize("precision, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
 def test_mixed_precision_trains_with_finite_losses_and_float32_outputs(precision, compute):
-    gan, logs, before, after = one_step(dcgan.Config(precision=precision, **TINY))
+    gan, logs, before, after = one_step(dcgan.Config(**{**TINY, "precision": precision}))
     for _ in range(20):  # float16's dynamic loss scale starts at 2^15: the first steps may overflow and be skipped
         if sum(not np.array_equal(b, a) for b, a in zip(before, after)) > len(before) // 2:
             break  # each optimizer's loss scale settles on its own: wait until both networks have moved
@@ -258,7 +258,7 @@ CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
 def test_each_candidate_setting_trains_a_few_real_steps_with_finite_losses(setting):
-    gan, logs, before, after = one_step(dcgan.Config(**{**dcgan.PLAIN_RECIPE, **setting, **TINY}))
+    gan, logs, before, after = one_step(dcgan.Config(**{**dcgan.PLAIN_RECIPE, **TINY, **setting}))
     for _ in range(2):
         logs = gan.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
     after = [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
