@@ -173,18 +173,21 @@ def chosen_defaults(results: Sequence[dict], images_seen: int, generator: str = 
     """The defaults' setting. The best measured one (best_measured), unless another measured setting (seed 0)
     scores within the seed spread of it or better and trained faster on the same machine, where the best
     setting also ran: then the fastest of those. Training times are compared on one machine only, since
-    machines differ several-fold."""
+    machines differ several-fold, and each setting's time there is its fastest run from any seed (seconds_on),
+    the same way for both sides: another process sharing the machine only ever slows a run down."""
     best = best_measured(results, images_seen, generator, metric)
     best_score = find(results, best, generator, images_seen)[metric]
     spread = seed_spread(results, images_seen, generator, metric)
     faster = []
     for record in results:
         if (record["generator"], record["images_seen"], seed_of(record)) != (generator, images_seen, 0) \
-                or metric not in record or record["setting"] == best or not record.get("train_seconds"):
+                or metric not in record or record["setting"] == best:
             continue
-        reference = seconds_on(results, best, record.get("machine"), images_seen, generator)
-        if record[metric] <= best_score + spread and reference and record["train_seconds"] < reference:
-            faster.append((record["train_seconds"] / reference, record["setting"]))
+        machine = record.get("machine")
+        seconds = seconds_on(results, record["setting"], machine, images_seen, generator)
+        reference = seconds_on(results, best, machine, images_seen, generator)
+        if record[metric] <= best_score + spread and seconds and reference and seconds < reference:
+            faster.append((seconds / reference, record["setting"]))
     return min(faster)[1] if faster else best
 
 

@@ -66,7 +66,7 @@ class Config:
                                "generator's weights (0: off, the plain DCGAN recipe)")
     ema_statistics_batches: int = setting(10, "the average's batch-norm statistics are measured on this many "
                                           "batches of 100 of its own faces (0: copied from the trained generator)")
-    precision: str = setting("float32", '"auto": mixed bfloat16 where the device runs it fast (CPUs with '
+    precision: str = setting("auto", '"auto": mixed bfloat16 where the device runs it fast (CPUs with '
                              "amx_bf16 or avx512_bf16, GPUs of compute capability 8.0+), float32 elsewhere; or "
                              '"float32", "mixed_bfloat16", "mixed_float16" (loss scaling)')
     # devices

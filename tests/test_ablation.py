@@ -202,6 +202,12 @@ def test_a_faster_setting_within_the_seed_spread_becomes_the_defaults_compared_o
     assert ablation.chosen_defaults(results[:2] + [record("diff_augment+kernel_4", 100.0, 900)],
                                     96_000) == "diff_augment"  # no time of the best on that machine: no claim
     assert ablation.seed_spread(results[:2], 96_000) == 0.0
+    timed_on_a_shared_machine = results[:3] + [record("diff_augment+kernel_4", 105.0, 2500),
+                                               record("diff_augment+kernel_4", 103.0, 900, seed=1)]
+    assert ablation.seconds_on(timed_on_a_shared_machine, "diff_augment+kernel_4", "zen4", 96_000) == 900
+    assert ablation.chosen_defaults(timed_on_a_shared_machine, 96_000) == "diff_augment+kernel_4"  # its fastest run
+    assert ablation.chosen_defaults(timed_on_a_shared_machine + [record("diff_augment", 100.0, 800, seed=2)],
+                                    96_000) == "diff_augment"  # the best's fastest run counts the same way
 
 
 def test_the_peers_faces_are_scored_by_the_same_judge_and_listed_last(tmp_path, made_faces, cache_dir):
