@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 
+import numpy as np
 import pytest
 
 import dcgan
@@ -82,3 +83,24 @@ def test_every_start_of_a_run_is_recorded_with_its_settings_step_and_machine(tmp
     assert dcgan.Config.from_dict(starts[0]["settings"]) == config
     assert all(start["machine"] and start["precision"] == "float32" for start in starts)
     assert runs.read_config(config.checkpoint_dir).label_smoothing == 0.1  # config.json: as it last started
+
+
+@pytest.mark.slow
+def test_a_run_trained_in_bfloat16_draws_and_resumes_in_float32_on_a_machine_without_it(tmp_path, made_faces,
+                                                                                          cache_dir):
+    # "auto", the default, picks bfloat16 on one machine and float32 on another: the same checkpoint serves both
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, precision="mixed_bfloat16")
+    training.train(config, show=False)
+    in_bfloat16, _ = runs.load_gan(config.checkpoint_dir)
+    in_float32, _ = runs.load_gan(config.checkpoint_dir, precision="float32")
+    assert in_bfloat16.generator.get_layer("up1").compute_dtype == "bfloat16"
+    assert in_float32.generator.get_layer("up1").compute_dtype == "float32"
+    for saved, loaded in zip(in_bfloat16.generator.weights, in_float32.generator.weights):
+        assert saved.dtype == loaded.dtype == "float32" and np.array_equal(saved.numpy(), loaded.numpy())
+    z = np.random.default_rng(0).standard_normal((8, config.z_dim)).astype("float32")
+    faces_bfloat16 = in_bfloat16.generator(z, training=False).numpy()
+    faces_float32 = in_float32.generator(z, training=False).numpy()
+    assert 0 < np.abs(faces_bfloat16 - faces_float32).max() < 0.1  # the same faces, to bfloat16's precision
+    with pytest.warns(UserWarning, match="precision mixed_bfloat16 → float32"):
+        training.train(config, show=False, steps=3, precision="float32")
+    assert int(runs.load_gan(config.checkpoint_dir)[0].step.numpy()) == 3
