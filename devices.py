@@ -6,7 +6,7 @@ Every speed figure the project publishes names the machine it was measured on: `
 import functools
 import os
 import platform
-from typing import Optional
+from typing import Mapping, Optional
 
 import tensorflow as tf
 
@@ -14,6 +14,9 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # CPU flags of bfloat16 matrix instructions (oneDNN uses them): where mixed bfloat16 runs faster than float32
 FAST_BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 FAST_BFLOAT16_GPU_CAPABILITY = (8, 0)  # Ampere and later
+# oneDNN instruction-set limits (ONEDNN_MAX_CPU_ISA) below its bfloat16 kernels: with them, as with oneDNN off
+# (TF_ENABLE_ONEDNN_OPTS=0), TensorFlow computes bfloat16 without those instructions
+ONEDNN_ISAS_WITHOUT_BFLOAT16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
 
 
 @functools.lru_cache(maxsize=None)  # read once per process: every network build and record asks
@@ -59,11 +62,25 @@ def gpu_capabilities() -> list:
     return capabilities
 
 
-def resolve_precision(precision: str, flags: Optional[set] = None, gpus: Optional[list] = None):
+def onednn_bfloat16_off(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """Why TensorFlow's oneDNN kernels cannot use the CPU's bfloat16 instructions in this process (the environment
+    variable that turns them off or limits them), or None."""
+    environ = os.environ if environ is None else environ
+    if environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("0", "false"):
+        return "TF_ENABLE_ONEDNN_OPTS=0 turns off oneDNN, whose kernels use the bfloat16 instructions"
+    isa = environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa in ONEDNN_ISAS_WITHOUT_BFLOAT16:
+        return f"ONEDNN_MAX_CPU_ISA={isa} keeps oneDNN from the bfloat16 instructions"
+    return None
+
+
+def resolve_precision(precision: str, flags: Optional[set] = None, gpus: Optional[list] = None,
+                      environ: Optional[Mapping[str, str]] = None):
     """(precision, reason): the precision "auto" stands for on this machine, else `precision` itself.
     "auto" is mixed bfloat16 where the device has bfloat16 matrix units (every GPU of compute capability 8.0 or
-    more; on the CPU, the flags amx_bf16 or avx512_bf16) and float32 elsewhere: on an AVX2-only CPU bfloat16 is
-    emulated and runs several times slower than float32. `flags` and `gpus` default to this machine's."""
+    more; on the CPU, the flags amx_bf16 or avx512_bf16, used by oneDNN unless the environment turns it off) and
+    float32 elsewhere: on an AVX2-only CPU bfloat16 is emulated and runs several times slower than float32.
+    `flags`, `gpus` and `environ` default to this machine's and this process's."""
     if precision != "auto":
         return precision, "chosen"
     gpus = gpu_capabilities() if gpus is None else gpus
@@ -74,6 +91,9 @@ def resolve_precision(precision: str, flags: Optional[set] = None, gpus: Optiona
         return "mixed_bfloat16", f"GPUs of compute capability {', '.join('.'.join(map(str, c)) for c in gpus)}"
     flags = cpu_flags() if flags is None else flags
     fast = [flag for flag in FAST_BFLOAT16_CPU_FLAGS if flag in flags]
+    off = onednn_bfloat16_off(environ)
+    if fast and off:
+        return "float32", f"CPU with {' and '.join(fast)}, but {off}"
     if fast:
         return "mixed_bfloat16", f"CPU with {' and '.join(fast)}"
     return "float32", "CPU without bfloat16 instructions (no amx_bf16 or avx512_bf16)"

@@ -25,6 +25,23 @@ def test_auto_precision_is_bfloat16_only_where_the_device_runs_it_fast(flags, gp
     assert precision == expected and reason
 
 
+@pytest.mark.parametrize("environ, expected", [
+    ({}, "mixed_bfloat16"),
+    ({"TF_ENABLE_ONEDNN_OPTS": "1"}, "mixed_bfloat16"),
+    ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "float32"),  # what TensorFlow's start-up message suggests, for exact sums
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "float32"),
+    ({"ONEDNN_MAX_CPU_ISA": "avx512_core_vnni"}, "float32"),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, "mixed_bfloat16"),
+    ({"ONEDNN_MAX_CPU_ISA": "ALL"}, "mixed_bfloat16"),
+])
+def test_auto_precision_keeps_float32_where_the_environment_keeps_onednn_from_bfloat16(environ, expected):
+    precision, reason = devices.resolve_precision("auto", flags=ZEN4, gpus=[], environ=environ)
+    assert precision == expected
+    if expected == "float32":
+        assert next(iter(environ)) in reason  # training prints the reason: it names the variable
+    assert devices.resolve_precision("auto", flags=ZEN4, gpus=[(8, 0)], environ=environ)[0] == "mixed_bfloat16"
+
+
 def test_a_chosen_precision_is_kept_whatever_the_machine():
     for precision in devices.PRECISIONS:
         assert devices.resolve_precision(precision, flags=ZEN3, gpus=[]) == (precision, "chosen")
