@@ -92,8 +92,9 @@ class Config:
     discriminator_norm: str = setting("batch", '"batch", or "spectral": spectral normalisation on every '
                                       "discriminator layer instead of batch norm (Miyato et al. 2018)")
     flip_faces: bool = setting(False, "mirror each real face left-right with probability 1/2")
-    diff_augment: Sequence[str] = setting(DIFF_AUGMENTATIONS, "DiffAugment (Zhao et al. 2020) of every face the "
-                                          'discriminator sees: any of "color", "translation", "cutout" ([]: off)')
+    diff_augment: Sequence[str] = setting(("translation", "cutout"), "DiffAugment (Zhao et al. 2020) of every face "
+                                          'the discriminator sees: any of "color", "translation", "cutout" ([]: '
+                                          'off); "color" measured worse on colour and layout (SWD)')
     reuse_fakes: bool = setting(True, "one generator forward per step: the generator step backpropagates "
                                 "through the discriminator step's fakes, as pytorch/examples does (False: it "
                                 "draws new z and runs the generator again, as the seed did)")
