@@ -17,6 +17,8 @@ grid of generated faces (never training images). Setting names joined by "+" com
 defaults (dcgan.Config) are the best measured run, alone or combined: best_measured().
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import argparse
 import datetime
 import json

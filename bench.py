@@ -8,6 +8,8 @@ Every training setting of dcgan.Config is a flag (`python bench.py --help`), wit
 Each speed is the median of several timed intervals after warm-up. Runs unchanged on a GPU.
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import argparse
 import dataclasses
 import os

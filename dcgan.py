@@ -11,6 +11,8 @@ the discriminator, batch norm on every layer but the first; weights from N(0, 0.
 Adam with learning rate 2e-4 and beta_1 0.5.
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import dataclasses
 import json
 import math

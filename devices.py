@@ -3,6 +3,8 @@
 Every speed figure the project publishes names the machine it was measured on: `machine()` is that line.
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import functools
 import os
 import platform
@@ -64,10 +66,14 @@ def gpu_capabilities() -> list:
 
 def onednn_bfloat16_off(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """Why TensorFlow's oneDNN kernels cannot use the CPU's bfloat16 instructions in this process (the environment
-    variable that turns them off or limits them), or None."""
+    variable that turns them off or limits them, or oneDNN found off), or None. `environ` defaults to this
+    process's, and then TensorFlow is also asked whether oneDNN is on (onednn.enabled)."""
+    process = environ is None
     environ = os.environ if environ is None else environ
     if environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("0", "false"):
         return "TF_ENABLE_ONEDNN_OPTS=0 turns off oneDNN, whose kernels use the bfloat16 instructions"
+    if process and not onednn.enabled():
+        return f"{onednn.state()}: its kernels use the bfloat16 instructions"
     isa = environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
     if isa in ONEDNN_ISAS_WITHOUT_BFLOAT16:
         return f"ONEDNN_MAX_CPU_ISA={isa} keeps oneDNN from the bfloat16 instructions"
@@ -100,14 +106,15 @@ def resolve_precision(precision: str, flags: Optional[set] = None, gpus: Optiona
 
 
 def machine() -> str:
-    """One line naming what trains here: the GPUs, or the CPU with its cores and bfloat16 instructions."""
+    """One line naming what trains here: the GPUs, or the CPU with its cores, its instructions (AVX2 only,
+    AVX-512 BF16, AMX) and whether TensorFlow's oneDNN kernels run on it, which halves or doubles its speed."""
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         capabilities = ", ".join(".".join(map(str, capability)) for capability in gpu_capabilities())
         return f"{len(gpus)} GPU(s) (compute capability {capabilities})"
     flags = cpu_flags()
     isa = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
-    return f"CPU, {os.cpu_count()} cores, {cpu_model()} ({', '.join(isa) or 'no AVX2'})"
+    return f"CPU, {os.cpu_count()} cores, {cpu_model()} ({', '.join(isa) or 'no AVX2'}), {onednn.state()}"
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -13,6 +13,8 @@ of its weights, and refused for another network. `project` finds the z of a phot
 projector: Adam on z from several starts, a pixel term and a feature term from the trained discriminator).
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import dataclasses
 import hashlib
 import io

@@ -10,6 +10,8 @@ Waypoints are cells [row, column] of the training grid (the 100 fixed vectors of
 itself (a projected photo, an edited face: editing.py).
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import dataclasses
 import math
 import os

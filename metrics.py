@@ -11,6 +11,8 @@ command line (`score.py`), the ablation and the notebook all score through it, s
 the score of step N's checkpoint. Nothing here imports the training loop.
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import concurrent.futures
 import functools
 import hashlib

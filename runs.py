@@ -8,6 +8,8 @@ the checkpoints `ckpt-N.*` (tf.train.CheckpointManager), `losses.csv`, `metrics.
 `best-<metric>/` and TensorBoard's `logs/`. Sample grids are `imgs/examples-{step}.png`.
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import csv
 import dataclasses
 import datetime

@@ -8,6 +8,8 @@ A checkpoint is scored exactly as training scores it (metrics.score_generator: t
 against a fixed sample of as many real faces), so this repeats a number of my_net/metrics.csv.
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import argparse
 
 import celeba_utils

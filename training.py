@@ -8,6 +8,8 @@ and the 100 grid vectors are the same, so grids from before and after a stop lin
 (Jupyter's stop button, Ctrl-C, SIGTERM): a checkpoint is written before training returns.
 """
 
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import contextlib
 import csv
 import dataclasses

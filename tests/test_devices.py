@@ -47,11 +47,15 @@ def test_a_chosen_precision_is_kept_whatever_the_machine():
         assert devices.resolve_precision(precision, flags=ZEN3, gpus=[]) == (precision, "chosen")
 
 
-def test_the_networks_compute_in_what_auto_resolves_to_on_this_machine():
-    expected = devices.resolve_precision("auto")[0]
+@pytest.mark.parametrize("flags, dtype", [(ZEN3, "float32"), (ZEN4, "bfloat16")])
+def test_the_networks_compute_in_what_auto_picks_for_the_machine(monkeypatch, flags, dtype):
+    monkeypatch.setattr(devices, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(devices, "gpu_capabilities", lambda: [])
+    monkeypatch.setattr(devices.onednn, "enabled", lambda: True)
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     generator = dcgan.build_generator(dcgan.Config(precision="auto", generator_width=4, z_dim=8))
-    assert generator.get_layer("up1").compute_dtype == {"float32": "float32", "mixed_bfloat16": "bfloat16",
-                                                         "mixed_float16": "float16"}[expected]
+    assert generator.get_layer("up1").compute_dtype == dtype
 
 
 def test_cpu_flags_and_model_are_read_from_cpuinfo(tmp_path):
@@ -65,7 +69,19 @@ def test_cpu_flags_and_model_are_read_from_cpuinfo(tmp_path):
     assert devices.cpu_model(str(tmp_path / "missing"))  # falls back to what the platform says
 
 
-def test_the_machine_line_names_the_cpu_and_its_bfloat16_instructions():
+@pytest.mark.parametrize("onednn_on", [True, False])
+def test_the_machine_line_names_the_cpu_its_instructions_and_onednn(monkeypatch, onednn_on):
+    monkeypatch.setattr(devices.tf.config, "list_logical_devices", lambda kind: [])
+    monkeypatch.setattr(devices, "cpu_flags", lambda: ZEN4)
+    monkeypatch.setattr(devices.onednn, "enabled", lambda: onednn_on)
     line = devices.machine()
-    assert line.startswith("CPU, ") and devices.cpu_model() in line
-    assert ("avx512_bf16" in line) == ("avx512_bf16" in devices.cpu_flags())
+    assert line.startswith("CPU, ") and devices.cpu_model() in line and "avx512_bf16" in line
+    assert line.endswith("oneDNN on" if onednn_on else "oneDNN off")
+    monkeypatch.setattr(devices, "cpu_flags", lambda: ZEN3)
+    assert "avx512_bf16" not in devices.machine() and "avx2" in devices.machine()
+
+
+def test_the_machine_line_names_the_gpus_where_they_train(monkeypatch):
+    monkeypatch.setattr(devices.tf.config, "list_logical_devices", lambda kind: ["gpu:0", "gpu:1"])
+    monkeypatch.setattr(devices, "gpu_capabilities", lambda: [(8, 0), (8, 0)])
+    assert devices.machine() == "2 GPU(s) (compute capability 8.0, 8.0)"

@@ -7,6 +7,7 @@ from conftest import ROOT
 
 # Each module, and the layer it belongs to: a module may import only modules of lower layers.
 LAYERS = {
+    "onednn": -1,  # sets TensorFlow's kernels before TensorFlow loads: imported first by every other module
     "celeba_utils": 0, "devices": 0,
     "dcgan": 1,
     "runs": 2,
