@@ -2,7 +2,7 @@
 
     python attributes.py --data ../shared/celeba/img_align_celeba ../shared/celeba/img_align_celeba_89x109
 
-It labels generated faces, so that latent.py can find attribute directions in z (InterFaceGAN). Faces are cropped
+It labels generated faces, so that editing.py can find attribute directions in z (InterFaceGAN). Faces are cropped
 and scaled as training faces are (celeba_utils.load_faces), labels come from list_attr_celeba.txt beside the
 folders. Faces held out from training score it: CelebA's validation partition when the folders hold it, else a
 fixed tenth of the faces chosen by file name. It is saved in `checkpoint_dir/attributes/` (the classifier, its
@@ -44,7 +44,8 @@ class ClassifierSettings:
 
 
 def build_classifier(settings: ClassifierSettings) -> keras.Model:
-    """64×64 face in [-1, 1] → one logit per attribute: five strided 3×3 convolutions with batch norm and ReLU,
+    """64×64 face in [-1, 1] → one logit per attribute: five 3×3 convolutions (the first at full resolution, the
+    other four strided) with batch norm and ReLU,
     global average pooling, one dense layer."""
     image = keras.Input((settings.image_size, settings.image_size, 3), name="image")
     x = image

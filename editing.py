@@ -9,8 +9,9 @@ Directions follow InterFaceGAN (Shen et al. 2020): a few thousand generated face
 classifier (attributes.py), a linear boundary is fitted in z for each attribute, and its unit normal is the
 direction. An edit can hold other attributes fixed by projecting their normals out (conditional manipulation).
 Directions belong to the network they were fitted on: they are saved beside its checkpoints with a fingerprint
-of its weights, and refused for another network. `project` finds the z of a photo (after stylegan2-ada's
-projector: Adam on z from several starts, a pixel term and a feature term from the trained discriminator).
+of its weights, and refused for another network. `project` finds the z of a photo: Adam on z from several
+starts, a pixel term and a feature term from the trained discriminator (stylegan2-ada's projector, by contrast,
+optimises w with an LPIPS distance).
 """
 
 import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)

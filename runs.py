@@ -87,7 +87,7 @@ def warn_of_recipe_changes(saved: dcgan.Config, requested: dcgan.Config, checkpo
     if changes:
         warnings.warn(f"Resuming the run in {checkpoint_dir} with another training recipe than it began with: "
                       f"{'; '.join(changes)}. To keep the run's own, pass those settings as they were "
-                      f"(training.read_config('{checkpoint_dir}') holds them).", stacklevel=3)
+                      f"(runs.read_config('{checkpoint_dir}') holds them).", stacklevel=3)
 
 
 def checkpoint_manager(gan: dcgan.DCGAN, config: dcgan.Config) -> tf.train.CheckpointManager:

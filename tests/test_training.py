@@ -1,4 +1,4 @@
-"""training: a real tiny run on the CelebA sample, resume, stop by signal, refusals, and the notebook."""
+"""training: a real tiny run on drawn faces, resume, stop by signal, refusals, and the notebook."""
 
 import json
 import os
