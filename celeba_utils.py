@@ -27,7 +27,7 @@ CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 GET_CELEBA = (f"Download CelebA's 'Align&Cropped Images' (img_align_celeba.zip, 202,599 faces) from {CELEBA_URL} "
               "and unzip it beside the notebook, or pass image_path=<folder or .zip>.")
 CELEBA_WIDTH, CELEBA_HEIGHT = 178, 218  # the aligned CelebA images the 108-pixel crop is defined on
-CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when decoding changes, so old caches are not reused (2: crops by picture kind)
 PARTITIONS = {"train": 0, "validation": 1, "test": 2}
 
 
@@ -39,10 +39,21 @@ class Faces(NamedTuple):
 
 # --------------------------------------------------------------------------------------------- decoding one image
 
+def is_aligned_celeba(width: int, height: int) -> bool:
+    """Whether a picture has the shape of CelebA's aligned faces: 178×218, or a scaled copy (89×109 …), within 1%."""
+    return abs(width / height - CELEBA_WIDTH / CELEBA_HEIGHT) <= 0.01 * CELEBA_WIDTH / CELEBA_HEIGHT
+
+
 def crop_box(width: int, height: int, crop_size: int = 108):
-    """The centre square to crop: crop_size pixels of an aligned 178×218 face, scaled for other image sizes."""
-    scale = min(width / CELEBA_WIDTH, height / CELEBA_HEIGHT)
-    side = min(width, height, max(1, round(crop_size * scale)))
+    """The centre square a face is cut from, decided by what the picture is:
+    - aligned CelebA (is_aligned_celeba): the centre crop_size pixels of 178 (DCGAN-tensorflow's CelebA crop),
+      scaled with the picture;
+    - any other picture: its largest centred square, so a square picture (a generated face, a grid tile, a face
+      already cropped) is kept whole, and a portrait or landscape photo loses only its longer sides' edges."""
+    if is_aligned_celeba(width, height):
+        side = min(width, height, max(1, round(crop_size * width / CELEBA_WIDTH)))
+    else:
+        side = min(width, height)
     left, top = (width - side) / 2, (height - side) / 2
     return (left, top, left + side, top + side)
 
@@ -64,8 +75,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_face(source, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
-    """One file (path or file object) → (image_size, image_size, 3) uint8: EXIF rotation applied, centre crop,
-    antialiased resize. Raises whatever Pillow raises for a file that is not a readable image."""
+    """One file (path or file object) → (image_size, image_size, 3) uint8: EXIF rotation applied, the centre
+    square of crop_box, antialiased resize; a picture already image_size × image_size comes back pixel for pixel.
+    Raises whatever Pillow raises for a file that is not a readable image."""
     with Image.open(source) as image:
         if image.format == "JPEG" and not image.getexif().get(0x0112):
             # Decode at a reduced scale when the crop stays at least image_size pixels: much faster for big photos.
@@ -74,6 +86,8 @@ def load_face(source, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
             image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
+        if image.size == (image_size, image_size):
+            return np.asarray(image, dtype=np.uint8).copy()
         face = image.resize((image_size, image_size), Image.Resampling.LANCZOS,
                             box=crop_box(*image.size, crop_size))
         return np.asarray(face, dtype=np.uint8)

@@ -254,33 +254,26 @@ def _feature_network(discriminator):
 
 
 def read_photo(photo, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
-    """A photo (path or HWC uint8 array) as training faces are made: centre crop, antialiased resize. A picture of
-    exactly image_size × image_size is taken as a face already made so (a grid tile, a generated face)."""
+    """A photo (path or HWC uint8 array) as training faces are made (celeba_utils.load_face: the centre square its
+    kind of picture gets, antialiased resize; a face already image_size × image_size is kept as it is)."""
     name = photo if isinstance(photo, str) else "the photo"
     if isinstance(photo, str):
         if not os.path.isfile(photo):
             raise FileNotFoundError(f"No photo at {photo}")
-        try:
-            with Image.open(photo) as picture:
-                square = picture.size == (image_size, image_size)
-                face = np.asarray(picture.convert("RGB")) if square else None
-            if face is None:
-                face = celeba_utils.load_face(photo, image_size, crop_size)
-        except Exception as error:
-            raise ValueError(f"{photo} cannot be read as an image ({error}): give a JPEG or PNG photo of a face") \
-                from None
+        source = photo
     else:
         array = np.asarray(photo)
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"photo must be a path or a uint8 (height, width, 3) array, got {array.dtype} "
                              f"{array.shape}")
-        if array.shape[:2] == (image_size, image_size):
-            face = array
-        else:
-            buffer = io.BytesIO()
-            Image.fromarray(array).save(buffer, format="PNG")
-            buffer.seek(0)
-            face = celeba_utils.load_face(buffer, image_size, crop_size)
+        source = io.BytesIO()
+        Image.fromarray(array).save(source, format="PNG")
+        source.seek(0)
+    try:
+        face = celeba_utils.load_face(source, image_size, crop_size)
+    except Exception as error:
+        raise ValueError(f"{name} cannot be read as an image ({error}): give a JPEG or PNG photo of a face") \
+            from None
     if face.reshape(-1, 3).astype(np.float32).std(axis=0).max() < 4:  # every channel nearly constant
         raise ValueError(f"{name} is nearly one flat colour: there is no face in it to match")
     return face

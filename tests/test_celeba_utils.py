@@ -17,8 +17,26 @@ def test_crop_box_is_the_celeba_108_square_and_scales_with_the_image():
     assert celeba_utils.crop_box(178, 218, 108) == (35.0, 55.0, 143.0, 163.0)
     left, top, right, bottom = celeba_utils.crop_box(89, 109, 108)
     assert right - left == bottom - top == 54
-    left, top, right, bottom = celeba_utils.crop_box(1000, 500, 108)  # a landscape photo: centred square
-    assert right - left == bottom - top == round(108 * 500 / 218) and left == (1000 - (right - left)) / 2
+
+
+@pytest.mark.parametrize("width, height, box", [
+    (1000, 500, (250.0, 0.0, 750.0, 500.0)),  # a landscape photo: its largest centred square
+    (480, 640, (0.0, 80.0, 480.0, 560.0)),  # a portrait photo
+    (64, 64, (0.0, 0.0, 64.0, 64.0)),  # a generated face, a grid tile: whole
+    (300, 300, (0.0, 0.0, 300.0, 300.0)),  # a face already cropped square, larger
+])
+def test_pictures_that_are_not_aligned_celeba_keep_their_largest_centred_square(width, height, box):
+    assert not celeba_utils.is_aligned_celeba(width, height)
+    assert celeba_utils.crop_box(width, height, 108) == box
+
+
+def test_a_face_at_the_training_size_survives_loading_pixel_for_pixel(tmp_path):
+    face = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(face).save(tmp_path / "face.png")
+    assert np.array_equal(celeba_utils.load_face(str(tmp_path / "face.png")), face)
+    bigger = np.repeat(np.repeat(face, 2, axis=0), 2, axis=1)  # the same face at 128×128: whole, scaled down
+    Image.fromarray(bigger).save(tmp_path / "bigger.png")
+    assert np.abs(celeba_utils.load_face(str(tmp_path / "bigger.png")).astype(int) - face).mean() < 25
 
 
 def test_load_face_is_the_antialiased_resize_of_the_centre_crop(celeba):

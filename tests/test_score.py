@@ -63,6 +63,30 @@ def test_a_folder_of_images_is_scored_against_the_real_faces(tmp_path, made_face
     assert swd(noise) > 2 * swd(same)
 
 
+def test_a_folder_of_generated_faces_scores_as_the_faces_themselves(tmp_path, made_faces, cache_dir):
+    # the faces of a real (tiny) generator, written as 64×64 PNGs: loading them must not crop or zoom them, so the
+    # command line's score of the folder is the score of the arrays
+    data = str(made_faces / "img_align_celeba")
+    config = dcgan.Config(image_path=data, cache_dir=cache_dir, steps=2, checkpoint_dir=str(tmp_path / "my_net"),
+                          sample_dir=str(tmp_path / "imgs"), **TINY)
+    training.train(config, show=False)
+    gan, _ = runs.load_gan(config.checkpoint_dir)
+    faces = metrics.as_uint8(dcgan.generate(gan.sampling_generator, np.random.default_rng(0).normal(
+        size=(40, config.z_dim)).astype(np.float32)).numpy())
+    folder = tmp_path / "generated"
+    folder.mkdir()
+    from PIL import Image
+    for index, face in enumerate(faces):
+        Image.fromarray(face).save(folder / f"{index:04d}.png")
+    lines = score_command("--images", str(folder), "--data", data, "--samples", "40", "--metrics", "swd",
+                          cache_dir=cache_dir)
+    printed = {line.split()[0]: float(line.split()[1]) for line in lines}
+    real = training.load_training_faces(config, progress=False).images
+    expected = metrics.evaluate(faces, metrics.real_sample(real, 40, 0), ["swd"], cache_dir, 0)
+    for column in ("swd64", "swd32", "swd16", "swd"):
+        assert printed[column] == pytest.approx(expected[column], abs=1e-4)
+
+
 def test_unknown_metric_names_are_refused_with_the_choices():
     with pytest.raises(ValueError, match="--metrics must be a non-empty list of swd, fid, kid, got \\['is'\\]"):
         metrics.check_names(["is"], "--metrics")
