@@ -147,6 +147,33 @@ def test_the_notebook_trains_headless_and_resumes(tmp_path, made_faces, cache_di
     assert "(16 generated vs 16 real faces)" in output and "swd64" in output  # the final evaluation cell
 
 
+@pytest.mark.slow
+def test_the_notebooks_settings_and_config_cells_run_again_after_the_last_cell(tmp_path, made_faces, cache_dir):
+    # as people use Jupyter: run everything, then change a setting and run the parameters and config cells again;
+    # no name a later cell brings in (an import) may replace a setting
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.read(str(ROOT / "gan_new.ipynb"), as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    parameters = next(cell for cell in code if "parameters" in cell.metadata.get("tags", []))
+    config_cell = next(cell for cell in code if "dcgan.Config.from_dict(globals())" in cell.source)
+    train_cell = next(cell for cell in code if "training.train(" in cell.source)
+    last = code[-1]
+    values = dict(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=2, sample_every=100,
+                  checkpoint_every=100, checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"),
+                  evaluation_samples=16, **TINY)
+    chosen = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in values.items()))
+    check = nbformat.v4.new_code_cell("print(type(config.metrics).__name__, config.metrics, config.steps)")
+    client = nbclient.NotebookClient(notebook, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    with client.setup_kernel():
+        for index, cell in enumerate([parameters, chosen, config_cell, train_cell, last, parameters, chosen,
+                                      config_cell, check]):
+            client.execute_cell(cell, index)  # raises CellExecutionError, with the traceback, on any error
+    assert "swd64" in json.dumps(last.outputs)  # the last cell did score the run
+    assert check.outputs[0]["text"].strip() == "list ['swd'] 2"
+
+
 # ----------------------------------------------------------------------------- faults
 
 def start_training(tmp_path, made_faces, cache_dir, log, **settings):
