@@ -133,11 +133,19 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-metrics", action="store_true", help="time the quality metrics instead of training")
     parser.add_argument("--time-interpolation", action="store_true",
                         help="time restoring a network and a 60-frame GIF")
+    parser.add_argument("--training-only", action="store_true",
+                        help="stop after the training figures (no parts alone, matrix product or generation)")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="TensorFlow's threads within one operation (0: TensorFlow's choice, every core)")
+    parser.add_argument("--inter-op-threads", type=int, default=0,
+                        help="TensorFlow's operations run at once (0: TensorFlow's choice)")
     return parser
 
 
 def main():
     arguments = make_parser().parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(arguments.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(arguments.inter_op_threads)
 
     device = devices.setup_devices()
     gpus = tf.config.list_physical_devices("GPU")
@@ -198,6 +206,10 @@ def main():
           f"{'on the device' if resident else 'streamed'}); "
           f"{flops / 1e9:.2f} GFLOP per image -> {achieved:.0f} GFLOP/s")
     print(f"training, end to end: {pipeline_rate:6.1f} images/s ({100 * pipeline_rate / step_rate:.0f}% of step only)")
+    print(f"threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or 'auto'}, inter-op "
+          f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'}")
+    if arguments.training_only:
+        return
     if gan.ema_generator is not None:
         update = tf.function(gan.update_ema)
         updates_per_second = median_rate(update, 1, calls=20, repeats=3)
