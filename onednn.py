@@ -36,7 +36,8 @@ def enabled() -> bool:
 def state() -> str:
     """"oneDNN on" or "oneDNN off (why)", for the machine line of every figure the project publishes."""
     if enabled():
-        return "oneDNN on"
+        limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip()
+        return f"oneDNN on (ONEDNN_MAX_CPU_ISA={limit})" if limit and limit.upper() != "ALL" else "oneDNN on"
     if USER_VALUE is not None:
         return f"oneDNN off ({VARIABLE}={USER_VALUE})"
     return "oneDNN off (TensorFlow was imported before the project)" if TENSORFLOW_IMPORTED_FIRST else "oneDNN off"
