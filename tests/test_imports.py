@@ -16,6 +16,7 @@ LAYERS = {
     "metrics": 4, "editing": 4,
     "training": 5,
     "score": 6, "ablation": 6, "bench": 6,
+    "time_to_fid": 7,
 }
 
 

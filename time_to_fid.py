@@ -1,0 +1,410 @@
+"""Speed as users feel it: seconds of training until the faces reach a FID, the defaults against the peer, in one
+sitting on one machine. Prints the figures and writes OUT/time-to-fid.json and OUT/time-to-fid.png.
+
+    python time_to_fid.py --data ../shared/celeba/img_align_celeba --peer ../shared/anchors/torch_dcgan.py
+
+Three parts, run one after another (--part all), each in its own process so that neither framework's threads
+slow the other; a part already done is not run again:
+1. "defaults": train dcgan.Config's defaults as a user gets them (grids every 100 steps, checkpoints every 500)
+   for --budget images; every --every images, draw the judge's 2,048 faces from the trained generator and from
+   the moving average. The seconds counted run from the call to training.train, loading the cached faces and
+   compiling included, less the time spent drawing these faces.
+2. "peer": the pytorch/examples DCGAN (a script such as the one in shared/anchors, run as its README says: batch
+   64, the celeba108 crop, no untimed warm-up) for as many images, drawing its 2,048 faces the way it draws them
+   (batch statistics) every --every images, timed by the same rule.
+3. "score": every point scored by the ablation's judge (FID of the 2,048 faces against 2,048 training faces),
+   and the seconds each curve took to first reach the peer's FID after the whole budget (linear between points).
+
+The faces drawn along the way stay in --runs (default ~/dcgan-time-to-fid): they come from networks trained on
+CelebA, which stays out of the project. The figures name the machine.
+"""
+
+import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
+import argparse
+import gc
+import json
+import os
+import runpy
+import subprocess
+import sys
+import time
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+PARTS = ("defaults", "peer")
+SAMPLES = 2048  # the ablation's judge: 2,048 generated faces against as many training faces
+PEER_BATCH = 64  # the peer's batch, as its README runs it
+DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-time-to-fid")
+
+
+def points_file(runs_dir: str, part: str) -> str:
+    return os.path.join(runs_dir, part, "points.json")
+
+
+def read_points(runs_dir: str, part: str) -> Optional[dict]:
+    path = points_file(runs_dir, part)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_points(runs_dir: str, part: str, record: dict):
+    import celeba_utils
+
+    with celeba_utils.atomic_write(points_file(runs_dir, part), "w") as handle:
+        json.dump(record, handle, indent=1)
+
+
+class Stopwatch:
+    """Training seconds: the time since start() less the time spent inside paused()."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.excluded = 0.0
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started - self.excluded
+
+    def paused(self):
+        watch = self
+
+        class Pause:
+            def __enter__(self):
+                self.at = time.perf_counter()
+
+            def __exit__(self, *exc):
+                watch.excluded += time.perf_counter() - self.at
+
+        return Pause()
+
+
+def is_due(images: int, previous_images: int, every: int) -> bool:
+    """Whether a multiple of `every` images lies in (previous_images, images]."""
+    return images // every > previous_images // every
+
+
+def save_faces(path: str, faces: dict):
+    """The faces of one point (uint8 NHWC arrays by generator), written whole or not at all."""
+    import celeba_utils
+
+    with celeba_utils.atomic_write(path) as handle:
+        np.savez_compressed(handle, **faces)
+
+
+# --------------------------------------------------------------------------------------------- part 1: the defaults
+
+def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 0, cache_dir: Optional[str] = None,
+                 samples: int = SAMPLES, **settings) -> dict:
+    """Train the defaults (with `settings` changed: the tests' tiny networks) for `budget` images, drawing the
+    judge's faces every `every` images (see the module)."""
+    import keras
+
+    import ablation
+    import dcgan
+    import devices
+    import latent
+    import training
+
+    folder = os.path.join(runs_dir, "defaults")
+    batch_size = settings.get("batch_size", dcgan.Config.batch_size)
+    config = dcgan.Config(image_path=data, cache_dir=cache_dir, seed=seed, fresh=True, steps=-(-budget // batch_size),
+                          checkpoint_dir=os.path.join(folder, "my_net"), sample_dir=os.path.join(folder, "imgs"),
+                          **settings)
+    points: List[dict] = []
+    judge_seeds = range(ablation.JUDGE_SEED, ablation.JUDGE_SEED + samples)  # as metrics.score_generator draws
+
+    class DrawFaces(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.previous = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            images = int(logs["step"]) * config.batch_size
+            previous, self.previous = self.previous, images
+            if not is_due(images, previous, every) and images < budget:
+                return
+            with watch.paused():
+                faces = {"trained": latent.generate_faces(self.model.generator, judge_seeds)}
+                if self.model.ema_generator is not None:
+                    self.model.refresh_average_statistics()
+                    faces["average"] = latent.generate_faces(self.model.ema_generator,
+                                                             judge_seeds)
+                path = os.path.join(folder, f"faces-{images:06d}.npz")
+                save_faces(path, faces)
+            points.append(dict(images=images, seconds=round(watch.seconds(), 2), faces=os.path.basename(path)))
+            print(f"defaults: {images:,} images in {points[-1]['seconds']:.0f} s of training", flush=True)
+
+    os.makedirs(folder, exist_ok=True)
+    watch = Stopwatch()
+    training.train(config, show=False, callbacks=[DrawFaces()])
+    record = dict(part="defaults", budget=budget, every=every, batch_size=config.batch_size, seed=seed,
+                  precision=devices.resolve_precision(config.precision)[0], machine=devices.machine(),
+                  date=time.strftime("%Y-%m-%d %H:%M"), points=points)
+    write_points(runs_dir, "defaults", record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------- part 2: the peer
+
+def run_peer(script: str, data: str, runs_dir: str, budget: int, every: int, seed: int = 0,
+             samples: int = SAMPLES) -> dict:
+    """Run the peer's script for `budget` images; after the generator's update of every `every` images, draw
+    2,048 faces from its generator in training mode (its own way of drawing), with a random stream of its own,
+    so that training goes on exactly as without the drawing."""
+    import torch
+
+    if budget % PEER_BATCH or every % PEER_BATCH:
+        raise ValueError(f"--budget and --every must be multiples of the peer's batch, {PEER_BATCH}")
+    folder = os.path.join(runs_dir, "peer")
+    os.makedirs(folder, exist_ok=True)
+    points: List[dict] = []
+    state = dict(updates=0, generator=None)
+
+    def generator_of(optimizer) -> torch.nn.Module:
+        """The network whose parameters this optimizer moves (the script keeps it in its own namespace)."""
+        first = optimizer.param_groups[0]["params"][0]
+        for thing in gc.get_objects():
+            if isinstance(thing, torch.nn.Sequential) and next(thing.parameters(), None) is first:
+                return thing
+        raise RuntimeError(f"{script}: cannot find the generator its optimizer trains")
+
+    def after_update(optimizer, args, kwargs):
+        state["updates"] += 1
+        if state["updates"] % 2:  # each step updates the discriminator, then the generator
+            return
+        images = state["updates"] // 2 * PEER_BATCH
+        if images % every and images < budget:
+            return
+        with watch.paused():
+            if state["generator"] is None:
+                state["generator"] = generator_of(optimizer)
+            network = state["generator"]
+            z_dim = network[0].in_channels
+            stream = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                faces = torch.cat([network(torch.randn(128, z_dim, 1, 1, generator=stream))
+                                   for _ in range(-(-samples // 128))])[:samples]
+            faces = ((faces.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+            path = os.path.join(folder, f"faces-{images:06d}.npz")
+            save_faces(path, {"trained": faces})
+        points.append(dict(images=images, seconds=round(watch.seconds(), 2), faces=os.path.basename(path)))
+        print(f"peer: {images:,} images in {points[-1]['seconds']:.0f} s of training", flush=True)
+
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    hook = register_optimizer_step_post_hook(after_update)
+    arguments = sys.argv
+    sys.argv = [script, "--data", data, "--steps", str(budget // PEER_BATCH), "--batch", str(PEER_BATCH),
+                "--crop", "celeba108", "--warmup", "0"]
+    watch = Stopwatch()
+    try:
+        runpy.run_path(script, run_name="__main__")
+    finally:
+        sys.argv = arguments
+        hook.remove()
+    import devices  # after training: TensorFlow's threads stay out of the peer's run
+
+    record = dict(part="peer", script=os.path.basename(script), budget=budget, every=every, batch_size=PEER_BATCH,
+                  seed=seed, precision="float32", machine=devices.machine(), date=time.strftime("%Y-%m-%d %H:%M"),
+                  torch=torch.__version__, points=points)
+    write_points(runs_dir, "peer", record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------- part 3: scores
+
+def first_reaching(points: Sequence[dict], target: float, key: str = "fid") -> Optional[float]:
+    """The seconds at which a curve first reaches `target` (a score at or below it), linear between its points;
+    None if it never does."""
+    previous = None
+    for point in points:
+        if key in point and point[key] <= target:
+            if previous is None or key not in previous:
+                return point["seconds"]
+            share = (previous[key] - target) / (previous[key] - point[key])
+            return previous["seconds"] + share * (point["seconds"] - previous["seconds"])
+        previous = point
+    return None
+
+
+def first_at_or_below(score, count: int, target: float) -> Optional[int]:
+    """The first of `count` points whose score(index) is at or below `target`, found by bisection (for a curve
+    that falls as training goes on: the points it skips are never scored), with the point before it scored too,
+    for interpolation; None if even the last point is above."""
+    low, high = -1, count - 1
+    if score(high) > target:
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if score(middle) <= target else (middle, high)
+    if high > 0:
+        score(high - 1)
+    return high
+
+
+class Scorer:
+    """Scores the points of both curves by the ablation's judge on demand, each saved as soon as it is measured
+    (a score of 2,048 faces takes minutes on a CPU: Inception runs on all of them)."""
+
+    def __init__(self, data: str, runs_dir: str, cache_dir: Optional[str] = None):
+        import ablation
+        import celeba_utils
+        import metrics
+
+        self.records = {part: read_points(runs_dir, part) for part in PARTS}
+        for part, record in self.records.items():
+            if record is None:
+                raise ValueError(f"No {part} curve in {runs_dir}: run --part {part} first")
+        self.runs_dir, self.cache_dir, self.seed = runs_dir, cache_dir, ablation.JUDGE_SEED
+        faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=False).images
+        self.real = metrics.real_sample(faces, SAMPLES, self.seed)
+
+    def points(self, part: str) -> List[dict]:
+        return self.records[part]["points"]
+
+    def fid(self, part: str, index: int, generator: str = "average") -> float:
+        """The FID of one point's faces from `generator` ("trained" or "average"; the peer has only "trained")."""
+        import metrics
+
+        generator = "trained" if part == "peer" else generator
+        point = self.points(part)[index]
+        key = f"fid_{generator}"
+        if key not in point:
+            with np.load(os.path.join(self.runs_dir, part, point["faces"])) as faces:
+                point[key] = round(metrics.evaluate(faces[generator], self.real, ["fid"], self.cache_dir,
+                                                    self.seed)["fid"], 3)
+            write_points(self.runs_dir, part, self.records[part])
+            print(f"{part} {generator}, {point['images']:,} images: FID {point[key]:.2f}", flush=True)
+        return point[key]
+
+    def first_below(self, part: str, generator: str, target: float) -> Optional[int]:
+        return first_at_or_below(lambda index: self.fid(part, index, generator), len(self.points(part)), target)
+
+    def fill(self):
+        """Score every point not yet scored, coarse first (every second point of each curve, from the end, then
+        the others), so that a fill stopped part way still draws whole curves."""
+        for finer in (False, True):
+            for part, generator in (("peer", "trained"), ("defaults", "average"), ("defaults", "trained")):
+                count = len(self.points(part))
+                for index in range(count - 1, -1, -1):
+                    if bool((count - 1 - index) % 2) == finer:
+                        self.fid(part, index, generator)
+
+
+def curve(points: Sequence[dict], generator: str) -> List[dict]:
+    """The scored points of one generator as (images, seconds, fid)."""
+    key = f"fid_{generator}"
+    return [dict(images=p["images"], seconds=p["seconds"], fid=p[key]) for p in points if key in p]
+
+
+def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, fill: bool = False) -> dict:
+    """The peer's FID after its whole budget, the seconds each curve took to first reach it, and their ratio,
+    in OUT/time-to-fid.json with the plot; the points needed for that are scored first, the rest with `fill`."""
+    import celeba_utils
+
+    scorer = Scorer(data, runs_dir, cache_dir)
+    peer_points = scorer.points("peer")
+    target = scorer.fid("peer", len(peer_points) - 1)
+    for generator in ("average", "trained"):
+        scorer.first_below("defaults", generator, target)
+    if fill:
+        scorer.fill()
+    defaults, peer = scorer.records["defaults"], scorer.records["peer"]
+    curves = dict(defaults_average=curve(defaults["points"], "average"),
+                  defaults_trained=curve(defaults["points"], "trained"), peer=curve(peer["points"], "trained"))
+    summary = dict(target_fid=target, budget=peer["budget"], machine=defaults["machine"],
+                   defaults_precision=defaults["precision"], defaults_date=defaults["date"], peer_date=peer["date"],
+                   peer_seconds=first_reaching(curves["peer"], target),
+                   defaults_seconds=first_reaching(curves["defaults_average"], target),
+                   defaults_trained_seconds=first_reaching(curves["defaults_trained"], target), curves=curves)
+    summary["ratio"] = (round(summary["peer_seconds"] / summary["defaults_seconds"], 2)
+                        if summary["defaults_seconds"] else None)
+    os.makedirs(out_dir, exist_ok=True)
+    with celeba_utils.atomic_write(os.path.join(out_dir, "time-to-fid.json"), "w") as handle:
+        json.dump(summary, handle, indent=1)
+    plot(summary, os.path.join(out_dir, "time-to-fid.png"))
+    return summary
+
+
+def plot(summary: dict, path: str):
+    """FID against training seconds: the defaults (the moving average, and the trained generator) and the peer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import celeba_utils
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    styles = dict(defaults_average=("o-", "tab:blue", 1.0, f"the defaults ({summary['defaults_precision']}), "
+                                    "moving average (how they draw)"),
+                  defaults_trained=("o--", "tab:blue", 0.5, "the defaults, trained generator"),
+                  peer=("s-", "tab:orange", 1.0, "the peer (pytorch/examples DCGAN, float32, batch 64)"))
+    for name, (style, color, alpha, label) in styles.items():
+        points = summary["curves"][name]
+        axes.plot([p["seconds"] for p in points], [p["fid"] for p in points], style, color=color, alpha=alpha,
+                  label=label)
+    axes.axhline(summary["target_fid"], color="gray", linewidth=0.8, linestyle=":")
+    axes.text(axes.get_xlim()[1], summary["target_fid"], f" the peer after {summary['budget']:,} images",
+              va="bottom", ha="right", color="gray", fontsize=8)
+    axes.set_xlabel("seconds of training")
+    axes.set_ylabel("FID (2,048 vs 2,048 training faces)")
+    axes.set_yscale("log")
+    axes.set_title(f"{summary['machine']} ({summary['defaults_date']})", fontsize=8)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    with celeba_utils.atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=110)
+    plt.close(figure)
+
+
+def report(summary: dict) -> str:
+    lines = [f"machine: {summary['machine']}",
+             f"the peer's FID after {summary['budget']:,} images: {summary['target_fid']:.1f}, reached in "
+             f"{summary['peer_seconds']:.0f} s"]
+    for name, key in (("the defaults (moving average)", "defaults_seconds"),
+                      ("the defaults' trained generator", "defaults_trained_seconds")):
+        seconds = summary[key]
+        lines.append(f"{name}: " + (f"{seconds:.0f} s, {summary['peer_seconds'] / seconds:.2f}× sooner"
+                                    if seconds else "never, within the budget"))
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the training faces (img_align_celeba: a folder or zip)")
+    parser.add_argument("--peer", help="the peer's training script (for --part peer or all)")
+    parser.add_argument("--part", choices=("all", "defaults", "peer", "score"), default="all")
+    parser.add_argument("--budget", type=int, default=96_000, help="images each side trains on (default 96,000)")
+    parser.add_argument("--every", type=int, default=8_000, help="draw the judge's faces every this many images")
+    parser.add_argument("--runs", default=DEFAULT_RUNS, help="where both sides train and keep their faces")
+    parser.add_argument("--out", default=os.path.join("docs", "speed"), help="where the curves and plot go")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fill", action="store_true", help="score every point, not only those the answer needs")
+    parser.add_argument("--cache-dir")
+    arguments = parser.parse_args(argv)
+    common = dict(runs_dir=arguments.runs, budget=arguments.budget, every=arguments.every, seed=arguments.seed)
+    if arguments.part == "defaults":
+        run_defaults(arguments.data, cache_dir=arguments.cache_dir, **common)
+    elif arguments.part == "peer":
+        if not arguments.peer:
+            raise SystemExit("--peer: the peer's training script is needed for its part")
+        run_peer(arguments.peer, arguments.data, **common)
+    elif arguments.part == "all":
+        for part in PARTS:  # each in a process of its own; a part already done is kept
+            if read_points(arguments.runs, part) is None:
+                command = [sys.executable, os.path.abspath(__file__), "--part", part, "--data", arguments.data,
+                           "--budget", str(arguments.budget), "--every", str(arguments.every), "--runs",
+                           arguments.runs, "--seed", str(arguments.seed)]
+                command += ["--peer", arguments.peer] if arguments.peer else []
+                command += ["--cache-dir", arguments.cache_dir] if arguments.cache_dir else []
+                subprocess.run(command, check=True)
+    if arguments.part in ("all", "score"):
+        print(report(score(arguments.data, arguments.runs, arguments.out, arguments.cache_dir, arguments.fill)))
+
+
+if __name__ == "__main__":
+    main()
