@@ -22,6 +22,7 @@ CelebA, which stays out of the project. The figures name the machine.
 import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -68,22 +69,13 @@ class Stopwatch:
     def seconds(self) -> float:
         return time.perf_counter() - self.started - self.excluded
 
+    @contextlib.contextmanager
     def paused(self):
-        watch = self
-
-        class Pause:
-            def __enter__(self):
-                self.at = time.perf_counter()
-
-            def __exit__(self, *exc):
-                watch.excluded += time.perf_counter() - self.at
-
-        return Pause()
-
-
-def is_due(images: int, previous_images: int, every: int) -> bool:
-    """Whether a multiple of `every` images lies in (previous_images, images]."""
-    return images // every > previous_images // every
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded += time.perf_counter() - started
 
 
 def save_faces(path: str, faces: dict):
@@ -124,7 +116,7 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
         def on_train_batch_end(self, batch, logs=None):
             images = int(logs["step"]) * config.batch_size
             previous, self.previous = self.previous, images
-            if not is_due(images, previous, every) and images < budget:
+            if not training.reached(previous, images, every) and images < budget:
                 return
             with watch.paused():
                 faces = {"trained": latent.generate_faces(self.model.generator, judge_seeds)}
