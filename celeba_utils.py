@@ -76,7 +76,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 def load_face(source, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
     """One file (path or file object) → (image_size, image_size, 3) uint8: EXIF rotation applied, the centre
-    square of crop_box, antialiased resize; a picture already image_size × image_size comes back pixel for pixel.
+    square of crop_box, antialiased resize; a picture already image_size × image_size comes back pixel for pixel
+    (crop_box keeps a square whole, and Pillow's resize to the same size copies it).
     Raises whatever Pillow raises for a file that is not a readable image."""
     with Image.open(source) as image:
         if image.format == "JPEG" and not image.getexif().get(0x0112):
@@ -86,8 +87,6 @@ def load_face(source, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
             image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
-        if image.size == (image_size, image_size):
-            return np.asarray(image, dtype=np.uint8).copy()
         face = image.resize((image_size, image_size), Image.Resampling.LANCZOS,
                             box=crop_box(*image.size, crop_size))
         return np.asarray(face, dtype=np.uint8)
