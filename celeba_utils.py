@@ -7,7 +7,7 @@ the cache. Files that are not readable images are skipped with one counted warni
 is ever written.
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import concurrent.futures
 import contextlib

@@ -8,20 +8,10 @@ A checkpoint is scored exactly as training scores it (metrics.score_generator: t
 against a fixed sample of as many real faces), so this repeats a number of my_net/metrics.csv.
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
-
 import argparse
 
 import celeba_utils
-import metrics
-import runs
-
-
-def score_checkpoint(checkpoint_dir: str, real, samples: int = 2048, names=("swd",), step=None, cache_dir=None,
-                     seed: int = 0) -> dict:
-    """The metrics of a saved run's network (the newest checkpoint, or that of `step`), drawn as training draws."""
-    gan, _ = runs.load_gan(checkpoint_dir, step)
-    return metrics.score_generator(gan.sampling_generator, real, names, samples, seed, cache_dir)
+from facegan import metrics
 
 
 def main():
@@ -40,7 +30,7 @@ def main():
     names = metrics.check_names(arguments.metrics.split(","), "--metrics")
     faces = celeba_utils.load_faces(arguments.data, cache_dir=arguments.cache_dir)
     if arguments.checkpoint:
-        result = score_checkpoint(arguments.checkpoint, faces.images, arguments.samples, names, arguments.step,
+        result = metrics.score_checkpoint(arguments.checkpoint, faces.images, arguments.samples, names, arguments.step,
                                   arguments.cache_dir, arguments.seed)
     else:
         generated = celeba_utils.load_faces(arguments.images, cache_dir=arguments.cache_dir).images[:arguments.samples]

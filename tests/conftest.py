@@ -8,13 +8,11 @@ laid out like CelebA's, of drawn faces, so the suite runs on any clone.
 import io
 import os
 import pathlib
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import onednn  # noqa: E402, F401  (TensorFlow's fast CPU kernels in the tests too, as in every way into the project)
+import facegan  # noqa: E402, F401  (TensorFlow's fast CPU kernels in the tests too, as in every way into the project)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
@@ -99,7 +97,7 @@ def made_faces(tmp_path_factory):
 
 def tiny_config(tmp_path, made_faces, cache_dir, **settings):
     """The settings of a tiny training run on a folder laid out like CelebA's, into tmp_path."""
-    import dcgan
+    from facegan import dcgan
 
     values = dict(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=3, sample_every=2,
                   checkpoint_every=2, checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"),

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ablation
-import dcgan
-import runs
-import training
+from experiments import ablation
+from facegan import dcgan
+from facegan import runs
+from facegan import training
 from conftest import ROOT, TINY
 
 NETWORK = {name: value for name, value in TINY.items() if name != "batch_size"}

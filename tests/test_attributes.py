@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-import attributes
+from facegan import attributes
 from conftest import drawn_face, write_attribute_list
 
 NAMES = ("5_o_Clock_Shadow", "Pale_Skin", "Smiling", "Young")

@@ -2,8 +2,8 @@
 
 import pytest
 
-import bench
-import dcgan
+from experiments import bench
+from facegan import dcgan
 
 # The default generator layer by layer: 2 × multiply-adds per image (input pixels × kernel for a transposed
 # convolution): project 100 → 4·4·512, then 4→8 (512→256), 8→16 (256→128), 16→32 (128→64),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import dcgan
+from facegan import dcgan
 from conftest import TINY
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-import dcgan
-import devices
+from facegan import dcgan
+from facegan import devices
 
 ZEN3 = {"avx2", "fma", "sse4_2"}  # AVX2 only: bfloat16 is emulated, several times slower than float32
 ZEN4 = ZEN3 | {"avx512f", "avx512_bf16"}

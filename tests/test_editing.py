@@ -8,12 +8,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import attributes
-import dcgan
-import editing
-import latent
-import runs
-import training
+from facegan import attributes
+from facegan import dcgan
+from facegan import editing
+from facegan import latent
+from facegan import runs
+from facegan import training
 from conftest import TINY, drawn_face, tiny_config, write_attribute_list
 
 NAMES = ["5_o_Clock_Shadow", "Pale_Skin", "Smiling", "Young"]

@@ -1,5 +1,6 @@
-"""The project's modules import one way: data ← devices ← networks ← saved runs ← generation ← metrics ← the
-training loop ← command lines. Every import is read from the source (ast), those inside functions included."""
+"""The project's modules import one way: data ← devices ← networks ← saved runs ← drawing ← metrics and editing ←
+the training loop ← command lines and experiments. Every import is read from the source (ast), those inside
+functions included."""
 
 import ast
 
@@ -7,32 +8,51 @@ from conftest import ROOT
 
 # Each module, and the layer it belongs to: a module may import only modules of lower layers.
 LAYERS = {
-    "onednn": -1,  # sets TensorFlow's kernels before TensorFlow loads: imported first by every other module
-    "celeba_utils": 0, "devices": 0,
-    "dcgan": 1,
-    "runs": 2,
-    "attributes": 1,
-    "latent": 3,
-    "metrics": 4, "editing": 4,
-    "training": 5,
-    "score": 6, "ablation": 6, "bench": 6,
-    "time_to_fid": 7,
+    "facegan": -1, "facegan.onednn": -2,  # the package's __init__ sets TensorFlow's kernels before TensorFlow loads
+    "celeba_utils": 0, "facegan.devices": 0,
+    "facegan.dcgan": 1,
+    "facegan.runs": 2,
+    "facegan.attributes": 1,
+    "facegan.latent": 3,
+    "facegan.metrics": 4, "facegan.editing": 4,
+    "facegan.training": 5,
+    "score": 6, "experiments": 6, "experiments.ablation": 6, "experiments.bench": 6,
+    "experiments.time_to_fid": 7,
 }
+SOURCES = ("*.py", "facegan/**/*.py", "experiments/*.py")
 
 
-def project_imports(path, names=tuple(LAYERS)) -> set:
-    """The modules among `names` (default: the project's) that a file imports, anywhere in it."""
+def module_name(path) -> str:
+    """The dotted name a file is imported by: facegan/metrics/maths.py → facegan.metrics.maths."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_imports(path, names=None) -> set:
+    """The modules among `names` (default: the project's) that a file imports, anywhere in it: `from facegan
+    import runs` imports facegan.runs (and the package facegan itself)."""
+    names = set(LAYERS if names is None else names)
     modules = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            modules.update(alias.name.split(".")[0] for alias in node.names)
+            modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module.split(".")[0])
-    return modules & set(names)
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    packages = {module.rsplit(".", 1)[0] for module in modules if "." in module}
+    return (modules | packages) & names
+
+
+def project_files() -> list:
+    return sorted({path for pattern in SOURCES for path in ROOT.glob(pattern) if ".venv" not in path.parts})
 
 
 def import_graph() -> dict:
-    return {path.stem: project_imports(path) - {path.stem} for path in sorted(ROOT.glob("*.py"))}
+    graph = {}
+    for path in project_files():
+        name = module_name(path)
+        graph[name] = project_imports(path) - {name}
+    return graph
 
 
 def find_cycle(graph: dict):
@@ -70,8 +90,15 @@ def test_the_import_graph_has_no_cycle():
 def test_each_module_imports_only_lower_layers():
     upward = [f"{module} (layer {LAYERS[module]}) imports {imported} (layer {LAYERS[imported]})"
               for module, imported_modules in import_graph().items() for imported in imported_modules
-              if LAYERS[imported] >= LAYERS[module]]
+              if LAYERS[imported] >= LAYERS[module] and imported != "facegan"]
     assert not upward, "; ".join(upward)
+
+
+def test_a_from_import_of_a_module_counts_as_importing_it(tmp_path):
+    (tmp_path / "user.py").write_text("from facegan import runs\nfrom facegan.metrics import maths\n")
+    found = project_imports(tmp_path / "user.py", ("facegan", "facegan.runs", "facegan.metrics",
+                                                   "facegan.metrics.maths", "facegan.training"))
+    assert found == {"facegan", "facegan.runs", "facegan.metrics", "facegan.metrics.maths"}
 
 
 def test_the_cycle_finder_finds_a_cycle_hidden_inside_a_function(tmp_path):
@@ -81,3 +108,10 @@ def test_the_cycle_finder_finds_a_cycle_hidden_inside_a_function(tmp_path):
     graph = {path.stem: project_imports(path, ("a", "b", "c")) for path in tmp_path.glob("*.py")}
     assert sorted(find_cycle(graph)[:-1]) == ["a", "b", "c"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_nothing_edits_sys_path():
+    files = project_files() + sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "tools").glob("*.py"))
+    edits = [str(path.relative_to(ROOT)) for path in files
+             if "sys.path" in path.read_text() and path.name != "test_imports.py"]
+    assert not edits, f"these edit sys.path; import the installed package instead (pip install -e .): {edits}"

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import dcgan
-import latent
-import runs
-import training
+from facegan import dcgan
+from facegan import latent
+from facegan import runs
+from facegan import training
 from conftest import ROOT, TINY
 
 
@@ -139,7 +139,7 @@ def test_interpolate_returns_its_path_and_the_modes_compare_on_those_vectors(tra
 
 @pytest.mark.slow
 def test_interpolate_notebook_renders_the_path_between_two_grid_faces_and_an_edit(tmp_path, made_faces, cache_dir):
-    import editing
+    from facegan import editing
 
     training.train(dcgan.Config(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=3,
                                 checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"), **TINY),

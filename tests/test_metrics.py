@@ -9,10 +9,10 @@ import pytest
 import scipy.linalg
 
 import celeba_utils
-import dcgan
-import metrics
-import runs
-import training
+from facegan import dcgan
+from facegan import metrics
+from facegan import runs
+from facegan import training
 from conftest import TINY
 
 

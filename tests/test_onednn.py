@@ -10,15 +10,15 @@ import sys
 import pytest
 
 from conftest import ROOT
-from test_imports import LAYERS
+from test_imports import project_files
 
 PROBE = """
 import json, os, warnings
 warnings.simplefilter("always")
 {before}
 with warnings.catch_warnings(record=True) as caught:
-    import devices
-import onednn
+    from facegan import devices
+from facegan import onednn
 print(json.dumps(dict(variable=os.environ.get("TF_ENABLE_ONEDNN_OPTS"), enabled=onednn.enabled(),
                       machine=devices.machine(), state=onednn.state(),
                       auto=devices.resolve_precision("auto", flags={{"avx2", "avx512f", "avx512_bf16"}}, gpus=[])[0],
@@ -68,30 +68,42 @@ def test_tensorflow_imported_first_with_onednn_off_is_told_once_with_the_fix():
 
 
 def first_import_lines(path) -> dict:
-    """The line of each module's first import of onednn, and of tensorflow or keras (anywhere in the file)."""
+    """The line of a file's first import of the project's package (facegan, or its oneDNN module), and of
+    tensorflow or keras (anywhere in the file)."""
     lines = {}
     for node in ast.walk(ast.parse(path.read_text())):
         names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
             [node.module or ""] if isinstance(node, ast.ImportFrom) else []
         for name in names:
-            key = "onednn" if name == "onednn" else "tensorflow" if name.split(".")[0] in ("tensorflow", "keras") \
-                else None
+            top = name.split(".")[0]
+            key = "project" if top == "facegan" else "tensorflow" if top in ("tensorflow", "keras") else None
             if key:
                 lines[key] = min(lines.get(key, node.lineno), node.lineno)
     return lines
 
 
-def test_every_module_imports_onednn_before_tensorflow():
+def test_the_package_sets_onednn_before_anything_else():
+    """Python runs facegan/__init__.py before any of the package's modules, so its first import covers them all."""
+    tree = ast.parse((ROOT / "facegan" / "__init__.py").read_text())
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert imports and isinstance(imports[0], ast.ImportFrom) and imports[0].module == "facegan" \
+        and [alias.name for alias in imports[0].names] == ["onednn"]
+
+
+def test_every_file_outside_the_package_imports_it_before_tensorflow():
+    """Command lines, experiments, tools and conftest.py (which pytest imports before any test)."""
     late = []
-    for name in set(LAYERS) - {"onednn"}:
-        lines = first_import_lines(ROOT / f"{name}.py")
-        if "onednn" not in lines or lines["onednn"] > lines.get("tensorflow", float("inf")):
-            late.append(name)
-    assert not late, f"import onednn first in: {', '.join(sorted(late))}"
+    for path in project_files() + [ROOT / "tests" / "conftest.py"] + sorted((ROOT / "tools").glob("*.py")):
+        if "facegan" in path.relative_to(ROOT).parts:
+            continue
+        lines = first_import_lines(path)
+        if "tensorflow" in lines and lines.get("project", float("inf")) > lines["tensorflow"]:
+            late.append(str(path.relative_to(ROOT)))
+    assert not late, f"import facegan before tensorflow or keras in: {', '.join(late)}"
 
 
 def test_the_order_check_catches_tensorflow_first(tmp_path):
-    (tmp_path / "late.py").write_text("import keras\nimport onednn\n")
-    (tmp_path / "inside.py").write_text("import onednn\n\ndef f():\n    import tensorflow as tf\n")
-    assert first_import_lines(tmp_path / "late.py") == {"tensorflow": 1, "onednn": 2}
-    assert first_import_lines(tmp_path / "inside.py") == {"onednn": 1, "tensorflow": 4}
+    (tmp_path / "late.py").write_text("import keras\nfrom facegan import runs\n")
+    (tmp_path / "inside.py").write_text("import facegan\n\ndef f():\n    import tensorflow as tf\n")
+    assert first_import_lines(tmp_path / "late.py") == {"tensorflow": 1, "project": 2}
+    assert first_import_lines(tmp_path / "inside.py") == {"project": 1, "tensorflow": 4}

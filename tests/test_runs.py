@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-import dcgan
-import runs
-import training
+from facegan import dcgan
+from facegan import runs
+from facegan import training
 from conftest import tiny_config
 
 

@@ -6,11 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-import dcgan
-import metrics
-import runs
-import score
-import training
+from facegan import dcgan
+from facegan import metrics
+from facegan import runs
+from facegan import training
 from conftest import ROOT, TINY
 
 pytestmark = pytest.mark.slow
@@ -41,7 +40,7 @@ def test_the_score_logged_at_step_n_is_the_command_lines_score_of_step_ns_checkp
     assert logged[2]["swd"] != logged[4]["swd"]  # two networks, two scores: the match is not a constant
     # and in-process, as the notebook's last cell calls it: the same number to the last digit
     faces = training.load_training_faces(config, progress=False).images
-    again = score.score_checkpoint(config.checkpoint_dir, faces, samples=24, names=["swd"], step=4,
+    again = metrics.score_checkpoint(config.checkpoint_dir, faces, samples=24, names=["swd"], step=4,
                                    cache_dir=cache_dir)
     assert again["swd"] == pytest.approx(logged[4]["swd"], rel=1e-5)
     assert all(line.endswith("(24 generated vs 24 real faces)") for line in lines)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-import bench
-import dcgan
+from experiments import bench
+from facegan import dcgan
 from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("settings_tool", ROOT / "tools" / "settings.py")

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-import time_to_fid
+from experiments import time_to_fid
 from conftest import TINY
 
 CURVE = [dict(seconds=10, fid=300.0), dict(seconds=20, fid=200.0), dict(seconds=30, fid=100.0),
@@ -41,7 +41,7 @@ def test_the_bisection_finds_the_first_point_below_scoring_only_a_few(target, ex
 
 
 def test_a_multiple_of_every_is_due_once_whatever_the_batch():
-    import training  # the defaults' points fall due by the rule of grids and checkpoints
+    from facegan import training  # the defaults' points fall due by the rule of grids and checkpoints
 
     due = [images for previous, images in zip(range(0, 1000, 100), range(100, 1100, 100))
            if training.reached(previous, images, 250)]

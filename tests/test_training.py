@@ -16,10 +16,10 @@ import tensorflow as tf
 from PIL import Image
 
 import celeba_utils
-import dcgan
-import devices
-import runs
-import training
+from facegan import dcgan
+from facegan import devices
+from facegan import runs
+from facegan import training
 from conftest import ROOT, TINY, tiny_config
 
 
@@ -107,7 +107,7 @@ def test_resuming_with_another_recipe_trains_on_with_it_and_says_what_changed(tm
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_of_the_step_reached(tmp_path, made_faces, cache_dir):
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import training; "
+    script = ("from facegan import training; "
               f"training.train(image_path={str(made_faces / 'img_align_celeba')!r}, cache_dir={cache_dir!r}, "
               f"steps=100000, checkpoint_every=100000, sample_every=100000, generator_width=4, "
               f"discriminator_width=4, z_dim=16, batch_size=8, show=False)")
@@ -184,7 +184,7 @@ def start_training(tmp_path, made_faces, cache_dir, log, **settings):
     values = dict(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=10 ** 6,
                   checkpoint_every=10 ** 6, sample_every=10 ** 6, **TINY)
     values.update(settings)
-    script = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import training; training.train(**{values!r})"
+    script = f"from facegan import training; training.train(**{values!r})"
     return subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -320,12 +320,13 @@ def test_a_data_path_that_is_a_plain_file_is_refused(tmp_path, made_faces, cache
 # ----------------------------------------------------------------------------- devices
 
 DISTRIBUTED_RUN = """
-import json, sys
-sys.path.insert(0, {root!r})
+import json
+import facegan
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras, numpy as np, runs, training
+import keras, numpy as np
+from facegan import runs, training
 
 report = {{}}
 
@@ -358,7 +359,7 @@ def test_mirrored_strategy_on_two_cpu_devices_trains_checkpoints_once_and_resume
     settings = {name: getattr(config, name) for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
                                                          "sample_every", "checkpoint_dir", "sample_dir", "strategy",
                                                          *TINY, *variant)}
-    script = DISTRIBUTED_RUN.format(root=str(ROOT), settings=settings, checkpoint_dir=config.checkpoint_dir)
+    script = DISTRIBUTED_RUN.format(settings=settings, checkpoint_dir=config.checkpoint_dir)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.split("REPORT", 1)[1])
@@ -447,7 +448,7 @@ def test_multi_worker_strategy_runs_as_a_single_worker_on_this_cpu(tmp_path, mad
     settings = dict(image_path=config.image_path, cache_dir=cache_dir, steps=2, checkpoint_every=2,
                     checkpoint_dir=config.checkpoint_dir, sample_dir=config.sample_dir, strategy="multi_worker",
                     **TINY)
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import training; "
+    script = ("from facegan import training; "
               f"run = training.train(show=False, **{settings!r}); print('STEP', run.step)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             env={key: value for key, value in os.environ.items() if key != "TF_CONFIG"})

@@ -12,15 +12,14 @@ import sys
 
 import nbformat
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from facegan import dcgan
 
-import dcgan  # noqa: E402
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SETTINGS_DOC = ROOT / "docs" / "settings.md"
 NOTEBOOK = ROOT / "gan_new.ipynb"
 HEADER = ("# Settings\n\nEvery setting of a training run: a field of `dcgan.Config`, a line of `gan_new.ipynb`'s "
-          "parameters cell (`papermill -p name value`), a flag of `bench.py`, and a key of a run's `config.json`. "
+          "parameters cell (`papermill -p name value`), a flag of `experiments/bench.py`, and a key of a run's `config.json`. "
           "Written by `python tools/settings.py` from `dcgan.Config`; the tests fail when they drift.\n\n")
 
 

@@ -14,8 +14,6 @@ starts, a pixel term and a feature term from the trained discriminator (stylegan
 optimises w with an LPIPS distance).
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
-
 import dataclasses
 import hashlib
 import io
@@ -30,11 +28,11 @@ import scipy.optimize
 import tensorflow as tf
 from PIL import Image
 
-import attributes
+from facegan import attributes
 import celeba_utils
-import devices
-import latent
-import runs
+from facegan import devices
+from facegan import latent
+from facegan import runs
 
 DIRECTIONS_FILE = "directions.npz"
 

@@ -1,7 +1,7 @@
 """Speed as users feel it: seconds of training until the faces reach a FID, the defaults against the peer, in one
 sitting on one machine. Prints the figures and writes OUT/time-to-fid.json and OUT/time-to-fid.png.
 
-    python time_to_fid.py --data ../shared/celeba/img_align_celeba --peer ../shared/anchors/torch_dcgan.py
+    python -m experiments.time_to_fid --data ../shared/celeba/img_align_celeba --peer ../shared/anchors/torch_dcgan.py
 
 Three parts, run one after another (--part all), each in its own process so that neither framework's threads
 slow the other; a part already done is not run again:
@@ -19,7 +19,7 @@ The faces drawn along the way stay in --runs (default ~/dcgan-time-to-fid): they
 CelebA, which stays out of the project. The figures name the machine.
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import argparse
 import contextlib
@@ -95,10 +95,10 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
     import keras
 
     import ablation
-    import dcgan
-    import devices
-    import latent
-    import training
+    from facegan import dcgan
+    from facegan import devices
+    from facegan import latent
+    from facegan import training
 
     folder = os.path.join(runs_dir, "defaults")
     batch_size = settings.get("batch_size", dcgan.Config.batch_size)
@@ -197,7 +197,7 @@ def run_peer(script: str, data: str, runs_dir: str, budget: int, every: int, see
     finally:
         sys.argv = arguments
         hook.remove()
-    import devices  # after training: TensorFlow's threads stay out of the peer's run
+    from facegan import devices  # after training: TensorFlow's threads stay out of the peer's run
 
     record = dict(part="peer", script=os.path.basename(script), budget=budget, every=every, batch_size=PEER_BATCH,
                   seed=seed, precision="float32", machine=devices.machine(), date=time.strftime("%Y-%m-%d %H:%M"),

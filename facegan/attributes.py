@@ -9,8 +9,6 @@ fixed tenth of the faces chosen by file name. It is saved in `checkpoint_dir/att
 settings.json and accuracy.json: per attribute, its accuracy against always answering the majority label).
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
-
 import argparse
 import dataclasses
 import hashlib

@@ -3,14 +3,14 @@
 Every speed figure the project publishes names the machine it was measured on: `machine()` is that line.
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
-
 import functools
 import os
 import platform
 from typing import Mapping, Optional
 
 import tensorflow as tf
+
+from facegan import onednn
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # CPU flags of bfloat16 matrix instructions (oneDNN uses them): where mixed bfloat16 runs faster than float32

@@ -1,14 +1,12 @@
 """Train the face DCGAN: run, resume, checkpoints, sample grids and the loss log.
 
-    import training
+    from facegan import training
     training.train(image_path="img_align_celeba", steps=20000)
 
 Re-running resumes from the newest checkpoint in `checkpoint_dir` (default `my_net/`): the step count goes on,
 and the 100 grid vectors are the same, so grids from before and after a stop line up. Stop at any moment
 (Jupyter's stop button, Ctrl-C, SIGTERM): a checkpoint is written before training returns.
 """
-
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import contextlib
 import csv
@@ -31,10 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 import celeba_utils
-import dcgan
-import devices
-import metrics
-import runs
+from facegan import dcgan
+from facegan import devices
+from facegan import metrics
+from facegan import runs
 
 LOCK_FILE = ".lock"
 

@@ -1,7 +1,7 @@
 """The ablation: each change to the DCGAN recipe alone against the plain recipe, for the same images seen, scored
 by the same judge (FID, KID and SWD from metrics.py). One command reproduces it:
 
-    python ablation.py --data ../shared/celeba/img_align_celeba --budget 96000
+    python -m experiments.ablation --data ../shared/celeba/img_align_celeba --budget 96000
 
 Each setting trains into RUNS/<setting>/ (default ~/dcgan-ablation: the networks are trained on CelebA, so they
 stay out of the project) and is resumed when stopped. Every run also keeps the moving average of its generator,
@@ -17,7 +17,7 @@ grid of generated faces (never training images). Setting names joined by "+" com
 defaults (dcgan.Config) are the best measured run, alone or combined: best_measured().
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import argparse
 import datetime
@@ -29,12 +29,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 import celeba_utils
-import dcgan
-import devices
-import latent
-import metrics
-import runs
-import training
+from facegan import dcgan
+from facegan import devices
+from facegan import latent
+from facegan import metrics
+from facegan import runs
+from facegan import training
 
 # Each candidate as the settings it changes; "plain" is the original recipe (dcgan.PLAIN_RECIPE).
 SETTINGS: Dict[str, dict] = {

@@ -8,8 +8,6 @@ the checkpoints `ckpt-N.*` (tf.train.CheckpointManager), `losses.csv`, `metrics.
 `best-<metric>/` and TensorBoard's `logs/`. Sample grids are `imgs/examples-{step}.png`.
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
-
 import csv
 import dataclasses
 import datetime
@@ -24,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 import celeba_utils
-import dcgan
-import devices
+from facegan import dcgan
+from facegan import devices
 
 CONFIG_FILE = "config.json"
 STARTS_FILE = "starts.jsonl"

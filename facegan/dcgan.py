@@ -11,8 +11,6 @@ the discriminator, batch norm on every layer but the first; weights from N(0, 0.
 Adam with learning rate 2e-4 and beta_1 0.5.
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
-
 import dataclasses
 import json
 import math
@@ -24,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import devices
+from facegan import devices
 from celeba_utils import to_float
 
 PRECISIONS = ("auto",) + devices.PRECISIONS

