@@ -14,7 +14,7 @@ Scores go to OUT/results.json, one record per setting, generator and budget, wri
 setting already scored is not run again. OUT/table.md holds the table and OUT/<setting>-<generator>.png an 8×8
 grid of generated faces (never training images). Setting names joined by "+" combine settings: "ttur+flip_faces";
 "chosen" combines every setting whose default generator scored a lower FID than the plain recipe's, alone. The
-defaults (dcgan.Config) are the best measured run, alone or combined: best_measured().
+defaults (Config) are the best measured run, alone or combined: best_measured().
 """
 
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
@@ -29,14 +29,15 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 import celeba_utils
-from facegan import dcgan
+from facegan.config import Config, PLAIN_RECIPE
+from facegan.gan import DCGAN
 from facegan import devices
 from facegan import latent
 from facegan import metrics
 from facegan import runs
 from facegan import training
 
-# Each candidate as the settings it changes; "plain" is the original recipe (dcgan.PLAIN_RECIPE).
+# Each candidate as the settings it changes; "plain" is the original recipe (PLAIN_RECIPE).
 SETTINGS: Dict[str, dict] = {
     "plain": {},
     "ttur": dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4),  # Heusel et al. 2017
@@ -80,21 +81,21 @@ def run_name(setting: str, seed: int = 0) -> str:
 
 
 def run_config(setting: str, data: str, budget: int, runs_dir: str, batch_size: int = 100, seed: int = 0,
-               cache_dir: Optional[str] = None, **network) -> dcgan.Config:
+               cache_dir: Optional[str] = None, **network) -> Config:
     """The training settings of one ablation run: the plain recipe, the setting's changes, the moving average
     kept for scoring, and ceil(budget / batch_size) steps, from the training seed `seed`."""
     folder = os.path.join(runs_dir, run_name(setting, seed))
-    values = {**dcgan.PLAIN_RECIPE, "ema_decay": EMA_DECAY, **overrides_of(setting), **network}
-    return dcgan.Config(image_path=data, cache_dir=cache_dir, batch_size=batch_size, seed=seed,
+    values = {**PLAIN_RECIPE, "ema_decay": EMA_DECAY, **overrides_of(setting), **network}
+    return Config(image_path=data, cache_dir=cache_dir, batch_size=batch_size, seed=seed,
                         steps=math.ceil(budget / batch_size), checkpoint_dir=os.path.join(folder, "my_net"),
                         sample_dir=os.path.join(folder, "imgs"), sample_every=100, checkpoint_every=100,
                         keep_checkpoints=2, metrics_every=0, **values)
 
 
-def images_seen_by(config: dcgan.Config, steps: Optional[int] = None) -> int:
+def images_seen_by(config: Config, steps: Optional[int] = None) -> int:
     """The real faces a run's discriminator has seen after `steps` (default: all of the run's steps): the budget
     by which runs are compared."""
-    return (config.steps if steps is None else steps) * config.batch_size
+    return (config.training.steps if steps is None else steps) * config.training.batch_size
 
 
 def read_results(out_dir: str) -> List[dict]:
@@ -200,7 +201,7 @@ def chosen_defaults(results: Sequence[dict], images_seen: int, generator: str = 
     return min((score, setting) for share, score, setting in faster if share <= fastest * (1 + TIME_TIE))[1]
 
 
-def pick_generator(gan: dcgan.DCGAN, generator: str):
+def pick_generator(gan: DCGAN, generator: str):
     """The network that draws a generator's faces: "average" with the trained generator's batch-norm statistics (how
     every average drew before standing statistics), "average_precise_bn" with its own (the default now)."""
     if generator == "trained":
@@ -211,25 +212,26 @@ def pick_generator(gan: dcgan.DCGAN, generator: str):
     raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
 
 
-def score_run(config: dcgan.Config, setting: str, generators: Sequence[str], real: np.ndarray, samples: int,
+def score_run(config: Config, setting: str, generators: Sequence[str], real: np.ndarray, samples: int,
               out_dir: str, metric_names: Sequence[str] = ("fid", "kid", "swd"), show: bool = True):
     """Score each generator of a finished run, saving each record and grid as soon as it is measured."""
-    gan, _ = runs.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     steps = int(gan.step.numpy())
     images_seen = images_seen_by(config, steps)
-    losses = runs.read_losses(config.checkpoint_dir)
+    losses = runs.read_losses(config.outputs.checkpoint_dir)
     for generator in generators:
-        if find(read_results(out_dir), setting, generator, images_seen, config.seed):
+        if find(read_results(out_dir), setting, generator, images_seen, config.training.seed):
             continue
         network = pick_generator(gan, generator)
-        scores = metrics.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.cache_dir)
+        scores = metrics.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.data.cache_dir)
         grid = celeba_utils.image_grid(latent.generate_faces(network, GRID_SEEDS), 8, 8)
         record_scores(out_dir, scores, grid, show, setting=setting,
-                      generator=generator, seed=config.seed, overrides=overrides_of(setting), images_seen=images_seen,
-                      steps=steps, batch_size=config.batch_size,
-                      train_seconds=training_seconds(losses, steps, config.batch_size),
+                      generator=generator, seed=config.training.seed, overrides=overrides_of(setting),
+                      images_seen=images_seen,
+                      steps=steps, batch_size=config.training.batch_size,
+                      train_seconds=training_seconds(losses, steps, config.training.batch_size),
                       images_per_second=median_speed(losses),
-                      precision=devices.resolve_precision(config.precision)[0],
+                      precision=devices.resolve_precision(config.networks.precision)[0],
                       wall_seconds=round(losses[-1]["seconds"], 1) if losses else None)
 
 

@@ -3,7 +3,7 @@
     python -m experiments.bench --image-path ../shared/celeba/img_align_celeba
     python -m experiments.bench --precision auto --kernel-size 4 --reuse-fakes true --resident-data false
 
-Every training setting of dcgan.Config is a flag (`python -m experiments.bench --help`), with the same default as training.
+Every training setting of Config is a flag (`python -m experiments.bench --help`), with the same default as training.
 
 Each speed is the median of several timed intervals after warm-up. Runs unchanged on a GPU.
 """
@@ -11,7 +11,6 @@ Each speed is the median of several timed intervals after warm-up. Runs unchange
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import argparse
-import dataclasses
 import os
 import statistics
 import tempfile
@@ -24,7 +23,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import celeba_utils  # noqa: E402
-from facegan import dcgan  # noqa: E402
+from facegan import augment, networks  # noqa: E402
+from facegan.config import Config, add_arguments, config_from_arguments  # noqa: E402
+from facegan.gan import DCGAN  # noqa: E402
 from facegan import devices  # noqa: E402
 from facegan import latent  # noqa: E402
 from facegan import metrics  # noqa: E402
@@ -65,7 +66,7 @@ def training_flops_per_image(gan) -> int:
     generator, discriminator = forward_flops(gan.generator), forward_flops(gan.discriminator)
     d_step = generator + 2 * discriminator + 2 * 2 * discriminator
     g_step = generator + discriminator + discriminator + 2 * generator
-    if gan.config.reuse_fakes:  # the G step reuses the D step's fakes: no second generator forward
+    if gan.recipe.reuse_fakes:  # the G step reuses the D step's fakes: no second generator forward
         g_step -= generator
     return d_step + g_step
 
@@ -106,18 +107,18 @@ def bench_metrics(images: np.ndarray):
     print(f"KID from features (100 subsets):    {time.perf_counter() - start:6.1f} s")
 
 
-def bench_interpolation(config: dcgan.Config):
+def bench_interpolation(config: Config):
     """Seconds to restore a default-size network from its folder and write a 60-frame GIF (and its strip)."""
 
 
     with tempfile.TemporaryDirectory() as folder:
-        run = dataclasses.replace(config, checkpoint_dir=os.path.join(folder, "my_net"))
-        gan = dcgan.DCGAN(run)
-        os.makedirs(run.checkpoint_dir)
+        run = config.replace(checkpoint_dir=os.path.join(folder, "my_net"))
+        gan = DCGAN.from_config(run)
+        os.makedirs(run.outputs.checkpoint_dir)
         runs.write_config(run)
         runs.checkpoint_manager(gan, run).save(checkpoint_number=0)
         start = time.perf_counter()
-        restored, _ = runs.load_gan(run.checkpoint_dir)
+        restored, _ = runs.load_gan(run.outputs.checkpoint_dir)
         latent.interpolate(restored, [[0, 0], [9, 0]], frames=60, upscale_factor=2,
                            gif_path=os.path.join(folder, "test.gif"), strip_path=os.path.join(folder, "examples.png"))
         print(f"restore + 60-frame GIF (128×128) and strip: {time.perf_counter() - start:5.1f} s")
@@ -125,7 +126,7 @@ def bench_interpolation(config: dcgan.Config):
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    dcgan.add_arguments(parser)  # any training setting, e.g. --precision auto --kernel-size 4 --reuse-fakes true
+    add_arguments(parser)  # any training setting, e.g. --precision auto --kernel-size 4 --reuse-fakes true
     parser.set_defaults(image_path=os.path.join("..", "shared", "celeba", "img_align_celeba"))
     parser.add_argument("--steps-per-interval", type=int, default=4, help="training steps per timed interval")
     parser.add_argument("--repeats", type=int, default=3, help="timed intervals per figure")
@@ -150,20 +151,20 @@ def main():
     device = devices.setup_devices()
     gpus = tf.config.list_physical_devices("GPU")
     print(f"device: {device}; {devices.machine()}; TensorFlow {tf.__version__}")
-    config = dcgan.config_from_arguments(arguments)
-    resident = config.resident_data is not False  # as training decides it
-    jit_compile = config.jit_compile if config.jit_compile is not None else devices.has_gpu()
+    config = config_from_arguments(arguments)
+    resident = config.devices.resident_data is not False  # as training decides it
+    jit_compile = config.devices.jit_compile if config.devices.jit_compile is not None else devices.has_gpu()
 
     with tempfile.TemporaryDirectory() as fresh_cache:
         cache_dir = None if arguments.skip_decode else fresh_cache  # --skip-decode: the usual, warm cache
         if not arguments.skip_decode:
             start = time.perf_counter()
-            faces = celeba_utils.load_faces(config.image_path, cache_dir=cache_dir, progress=False)
+            faces = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False)
             seconds = time.perf_counter() - start
             print(f"decode, first pass: {len(faces.images) / seconds:8.0f} images/s "
                   f"({len(faces.images)} images in {seconds:.1f} s, {os.cpu_count()} threads)")
         start = time.perf_counter()
-        faces = celeba_utils.load_faces(config.image_path, cache_dir=cache_dir, progress=False)
+        faces = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False)
         print(f"cached load:        {len(faces.images) / (time.perf_counter() - start):8.0f} images/s")
 
     if arguments.time_metrics:
@@ -172,17 +173,17 @@ def main():
     if arguments.time_interpolation:
         bench_interpolation(config)
         return
-    iterator = iter(celeba_utils.make_dataset(faces.images, config.batch_size, seed=0))
-    rate = median_rate(lambda: next(iterator), config.batch_size, calls=50, repeats=5)
-    print(f"cached pipeline:    {rate:8.0f} images/s (batches of {config.batch_size})")
+    iterator = iter(celeba_utils.make_dataset(faces.images, config.training.batch_size, seed=0))
+    rate = median_rate(lambda: next(iterator), config.training.batch_size, calls=50, repeats=5)
+    print(f"cached pipeline:    {rate:8.0f} images/s (batches of {config.training.batch_size})")
 
-    gan = dcgan.DCGAN(config)
+    gan = DCGAN.from_config(config)
     gan.compile(jit_compile=jit_compile)
     step = tf.function(gan.train_step, jit_compile=jit_compile)
     stream = iterator
     if resident:  # the stream carries indices; the step gathers the faces on the device
         gan.keep_on_device(faces.images)
-        stream = iter(celeba_utils.make_dataset(faces.images, config.batch_size, seed=0, indices_only=True))
+        stream = iter(celeba_utils.make_dataset(faces.images, config.training.batch_size, seed=0, indices_only=True))
     fixed_batch = next(stream)  # step only: the same batch again and again, already where the step wants it
 
     def step_only():
@@ -192,17 +193,17 @@ def main():
         float(step(next(stream))["generator_loss"])
 
     timing = dict(calls=arguments.steps_per_interval, repeats=arguments.repeats)
-    step_rate = median_rate(step_only, config.batch_size, **timing)
-    pipeline_rate = median_rate(end_to_end, config.batch_size, **timing)
+    step_rate = median_rate(step_only, config.training.batch_size, **timing)
+    pipeline_rate = median_rate(end_to_end, config.training.batch_size, **timing)
     flops = training_flops_per_image(gan)
     achieved = step_rate * flops / 1e9
-    precision = dcgan.compute_precision(config)
+    precision = networks.compute_precision(config.networks)
     matmul = matmul_gflops(dtype=tf.bfloat16 if precision == "mixed_bfloat16" and not gpus else tf.float32)
-    print(f"training, step only: {step_rate:7.1f} images/s ({precision}, batch {config.batch_size}, "
-          f"kernel {config.kernel_size}, fakes {'reused' if config.reuse_fakes else 'drawn twice'}, "
-          f"XLA {'on' if jit_compile else 'off'}, EMA decay {config.ema_decay}, discriminator norm "
-          f"{config.discriminator_norm}, flips {'on' if config.flip_faces else 'off'}, DiffAugment "
-          f"{','.join(config.diff_augment) or 'off'}, data "
+    print(f"training, step only: {step_rate:7.1f} images/s ({precision}, batch {config.training.batch_size}, "
+          f"kernel {config.networks.kernel_size}, fakes {'reused' if config.recipe.reuse_fakes else 'drawn twice'}, "
+          f"XLA {'on' if jit_compile else 'off'}, EMA decay {config.recipe.ema_decay}, discriminator norm "
+          f"{config.networks.discriminator_norm}, flips {'on' if config.recipe.flip_faces else 'off'}, DiffAugment "
+          f"{','.join(config.recipe.diff_augment) or 'off'}, data "
           f"{'on the device' if resident else 'streamed'}); "
           f"{flops / 1e9:.2f} GFLOP per image -> {achieved:.0f} GFLOP/s")
     print(f"training, end to end: {pipeline_rate:6.1f} images/s ({100 * pipeline_rate / step_rate:.0f}% of step only)")
@@ -214,32 +215,34 @@ def main():
         update = tf.function(gan.update_ema)
         updates_per_second = median_rate(update, 1, calls=20, repeats=3)
         print(f"EMA update alone:   {1000 / updates_per_second:8.2f} ms per step "
-              f"({100 * step_rate / (config.batch_size * updates_per_second):.2f}% of a training step)")
+              f"({100 * step_rate / (config.training.batch_size * updates_per_second):.2f}% of a training step)")
         refresh_seconds = 1 / median_rate(gan.refresh_average_statistics, 1, calls=1, repeats=3)
         print(f"standing statistics: {refresh_seconds:6.2f} s per refresh, before each grid, measurement and load "
-              f"({refresh_seconds * step_rate / config.batch_size:.1f}% of 100 steps: one grid's worth at the default)")
-    if config.discriminator_norm == "spectral":
-        normalized = [layer for layer in gan.discriminator.layers if isinstance(layer, dcgan.SpectralNorm)]
+              f"({refresh_seconds * step_rate / config.training.batch_size:.1f}% of 100 steps: one grid's worth at "
+              "the default)")
+    if config.networks.discriminator_norm == "spectral":
+        normalized = [layer for layer in gan.discriminator.layers if isinstance(layer, networks.SpectralNorm)]
         normalize = tf.function(lambda: [layer.normalized_kernel(training=True) for layer in normalized])
         per_second = median_rate(normalize, 1, calls=20, repeats=3)
         print(f"spectral norm alone: {1000 / per_second:7.2f} ms per discriminator call "
-              f"({300 * step_rate / (config.batch_size * per_second):.2f}% of a training step: 3 calls)")
-    if config.flip_faces:
-        flip = tf.function(lambda: dcgan.mirror_randomly(gan.real_batch(fixed_batch), gan.noise))
+              f"({300 * step_rate / (config.training.batch_size * per_second):.2f}% of a training step: 3 calls)")
+    if config.recipe.flip_faces:
+        flip = tf.function(lambda: augment.mirror_randomly(gan.real_batch(fixed_batch), gan.noise))
         per_second = median_rate(flip, 1, calls=20, repeats=3)
         print(f"flips alone:        {1000 / per_second:8.2f} ms per step "
-              f"({100 * step_rate / (config.batch_size * per_second):.2f}% of a training step)")
-    if config.diff_augment:  # three batches augmented per step: real and fake for D, fake for G
-        augment = tf.function(lambda: dcgan.diff_augment(gan.real_batch(fixed_batch), config.diff_augment, gan.noise))
-        per_second = median_rate(augment, 1, calls=20, repeats=3)
+              f"({100 * step_rate / (config.training.batch_size * per_second):.2f}% of a training step)")
+    if config.recipe.diff_augment:  # three batches augmented per step: real and fake for D, fake for G
+        augmented = tf.function(lambda: augment.diff_augment(gan.real_batch(fixed_batch), config.recipe.diff_augment,
+                                                             gan.noise))
+        per_second = median_rate(augmented, 1, calls=20, repeats=3)
         print(f"DiffAugment alone:  {1000 / per_second:8.2f} ms per batch "
-              f"({300 * step_rate / (config.batch_size * per_second):.2f}% of a training step: 3 batches)")
+              f"({300 * step_rate / (config.training.batch_size * per_second):.2f}% of a training step: 3 batches)")
     print(f"matrix product 4096²: {matmul:6.0f} GFLOP/s -> the step runs at {100 * achieved / matmul:.0f}% of it")
 
-    z = tf.random.normal((1000, config.z_dim))
-    rate = median_rate(lambda: dcgan.generate(gan.generator, z, batch_size=100).numpy(), 1000, calls=1, repeats=3)
+    z = tf.random.normal((1000, config.networks.z_dim))
+    rate = median_rate(lambda: networks.generate(gan.generator, z, batch_size=100).numpy(), 1000, calls=1, repeats=3)
     print(f"generation:         {rate:8.0f} faces/s (batches of 100)")
-    single = median_rate(lambda: dcgan.generate(gan.generator, z[:1]).numpy(), 1, calls=50, repeats=3)
+    single = median_rate(lambda: networks.generate(gan.generator, z[:1]).numpy(), 1, calls=50, repeats=3)
     print(f"generation, one face at a time: {single:6.0f} faces/s (as a slider redraws a face)")
 
 

@@ -5,7 +5,7 @@ sitting on one machine. Prints the figures and writes OUT/time-to-fid.json and O
 
 Three parts, run one after another (--part all), each in its own process so that neither framework's threads
 slow the other; a part already done is not run again:
-1. "defaults": train dcgan.Config's defaults as a user gets them (grids every 100 steps, checkpoints every 500)
+1. "defaults": train Config's defaults as a user gets them (grids every 100 steps, checkpoints every 500)
    for --budget images; every --every images, draw the judge's 2,048 faces from the trained generator and from
    the moving average. The seconds counted run from the call to training.train, loading the cached faces and
    compiling included, less the time spent drawing these faces.
@@ -95,14 +95,14 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
     import keras
 
     import ablation
-    from facegan import dcgan
+    from facegan.config import Config
     from facegan import devices
     from facegan import latent
     from facegan import training
 
     folder = os.path.join(runs_dir, "defaults")
-    batch_size = settings.get("batch_size", dcgan.Config.batch_size)
-    config = dcgan.Config(image_path=data, cache_dir=cache_dir, seed=seed, fresh=True, steps=-(-budget // batch_size),
+    batch_size = settings.get("batch_size", Config.batch_size)
+    config = Config(image_path=data, cache_dir=cache_dir, seed=seed, fresh=True, steps=-(-budget // batch_size),
                           checkpoint_dir=os.path.join(folder, "my_net"), sample_dir=os.path.join(folder, "imgs"),
                           **settings)
     points: List[dict] = []
@@ -114,7 +114,7 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
             self.previous = 0
 
         def on_train_batch_end(self, batch, logs=None):
-            images = int(logs["step"]) * config.batch_size
+            images = int(logs["step"]) * config.training.batch_size
             previous, self.previous = self.previous, images
             if not training.reached(previous, images, every) and images < budget:
                 return
@@ -132,8 +132,8 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
     os.makedirs(folder, exist_ok=True)
     watch = Stopwatch()
     training.train(config, show=False, callbacks=[DrawFaces()])
-    record = dict(part="defaults", budget=budget, every=every, batch_size=config.batch_size, seed=seed,
-                  precision=devices.resolve_precision(config.precision)[0], machine=devices.machine(),
+    record = dict(part="defaults", budget=budget, every=every, batch_size=config.training.batch_size, seed=seed,
+                  precision=devices.resolve_precision(config.networks.precision)[0], machine=devices.machine(),
                   date=time.strftime("%Y-%m-%d %H:%M"), points=points)
     write_points(runs_dir, "defaults", record)
     return record

@@ -286,11 +286,11 @@ def project(gan, photo, starts: int = 8, steps: int = 200, learning_rate: float 
     usable_ratio × the random faces' median) is refused: it is not a face this network can draw."""
     start_time = time.perf_counter()
     generator = latent.generator_of(gan, use_average)
-    target_face = read_photo(photo, gan.config.image_size, crop_size)
+    target_face = read_photo(photo, gan.networks.image_size, crop_size)
     target = celeba_utils.to_float(target_face[None])
     features = _feature_network(gan.discriminator)
     target_features = features(target, training=False)
-    z = tf.Variable(np.random.default_rng(seed).standard_normal((starts, gan.config.z_dim)).astype(np.float32))
+    z = tf.Variable(np.random.default_rng(seed).standard_normal((starts, gan.networks.z_dim)).astype(np.float32))
     moments = [tf.Variable(tf.zeros_like(z)) for _ in range(2)]  # Adam's (Kingma and Ba 2015), on z alone
     beta_1, beta_2 = 0.9, 0.999
 
@@ -316,7 +316,7 @@ def project(gan, photo, starts: int = 8, steps: int = 200, learning_rate: float 
     best = int(tf.argmin(loss))
     face = latent.generate_frames(generator, z.numpy()[best:best + 1])[0]
     random_faces = latent.generate_frames(generator, np.random.default_rng(seed + 1).standard_normal(
-        (64, gan.config.z_dim)).astype(np.float32))
+        (64, gan.networks.z_dim)).astype(np.float32))
     error = _rms(face, target_face)
     random_error = float(np.median([_rms(each, target_face) for each in random_faces]))
     name = photo if isinstance(photo, str) else "the photo"
@@ -348,7 +348,7 @@ def explorer(gan, directions: Directions, shown: Optional[Sequence[str]] = None,
     image = widgets.Image(format="png")
 
     def current_z():
-        z = latent.seed_vector(seed_slider.value, gan.config.z_dim)
+        z = latent.seed_vector(seed_slider.value, gan.networks.z_dim)
         return directions.edit(z, {name: slider.value for name, slider in sliders.items()})
 
     def redraw(change=None):
@@ -386,7 +386,7 @@ def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_
     chosen = directions.strongest(edited)
     effects = edit_effects(generator, classifier, names, directions, faces=faces, attributes_to_edit=chosen)
     strengths = [-3, -2, -1, 0, 1, 2, 3]
-    rows = [latent.generate_frames(generator, along_direction(latent.seed_vector(300_000 + row, gan.config.z_dim),
+    rows = [latent.generate_frames(generator, along_direction(latent.seed_vector(300_000 + row, gan.networks.z_dim),
                                                               directions, name, strengths))
             for row, name in enumerate(chosen[:6])]
     celeba_utils.save_png(celeba_utils.image_grid(np.concatenate(rows), rows=len(rows), columns=len(strengths)),
@@ -417,7 +417,7 @@ def measure_projection(gan, training_folder: str, held_out_folder: str, count: i
     chosen = [index for index, name in enumerate(held_out.names) if os.path.basename(str(name)) not in trained_on]
     chosen = chosen[:count]
     generator = gan.sampling_generator
-    random_faces = latent.generate_frames(generator, np.stack([latent.seed_vector(seed, gan.config.z_dim)
+    random_faces = latent.generate_frames(generator, np.stack([latent.seed_vector(seed, gan.networks.z_dim)
                                                                for seed in range(400_000, 401_000)]))
     errors, random_errors, best_random, seconds, refused, shown = [], [], [], [], 0, []
     for index in chosen:

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import celeba_utils
-from facegan import dcgan
+from facegan import networks
 
 KINDS = ("slerp", "linear")
 MODES = ("independent", "pad")
@@ -140,7 +140,7 @@ def generate_frames(generator, z, mode: str = "independent", batch_size: int = 1
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     z = np.asarray(z, np.float32)
     if mode == "independent":
-        return celeba_utils.to_uint8(dcgan.generate(generator, z, batch_size))
+        return celeba_utils.to_uint8(networks.generate(generator, z, batch_size))
     saved = [variable.numpy() for variable in generator.non_trainable_variables]
     images = []
     try:

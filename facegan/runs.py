@@ -9,7 +9,6 @@ the checkpoints `ckpt-N.*` (tf.train.CheckpointManager), `losses.csv`, `metrics.
 """
 
 import csv
-import dataclasses
 import datetime
 import glob
 import json
@@ -22,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 import celeba_utils
-from facegan import dcgan
+from facegan.config import PLAIN_RECIPE, Config, checkpoint_shape, flatten
+from facegan.gan import DCGAN
 from facegan import devices
 
 CONFIG_FILE = "config.json"
@@ -40,57 +40,58 @@ def grid_file(sample_dir: str, step: int) -> str:
 
 # --------------------------------------------------------------------------------------------- settings
 
-def read_config(checkpoint_dir: str) -> Optional[dcgan.Config]:
-    """The settings a run saved. A recipe setting missing from them (ema_decay, discriminator_norm, ...) was saved
-    by a version before it existed, which trained the plain recipe: it takes its PLAIN_RECIPE value, so older runs
-    restore into the networks they trained, not into today's defaults."""
+def read_config(checkpoint_dir: str) -> Optional[Config]:
+    """The settings a run saved: in their groups, or one flat dictionary as versions before the groups wrote them.
+    A recipe setting missing from them (ema_decay, discriminator_norm, ...) was saved by a version before it
+    existed, which trained the plain recipe: it takes its PLAIN_RECIPE value, so older runs restore into the
+    networks they trained, not into today's defaults."""
     path = os.path.join(checkpoint_dir, CONFIG_FILE)
     if not os.path.isfile(path):
         return None
     try:
         with open(path) as handle:
-            return dcgan.Config.from_dict({**dcgan.PLAIN_RECIPE, **json.load(handle)})
+            return Config.from_dict({**PLAIN_RECIPE, **flatten(json.load(handle))})
     except (ValueError, TypeError) as error:
         raise ValueError(f"{path} is not a valid run configuration ({error}); move it away or fix it") from None
 
 
-def write_config(config: dcgan.Config):
-    with celeba_utils.atomic_write(os.path.join(config.checkpoint_dir, CONFIG_FILE), "w") as handle:
+def write_config(config: Config):
+    with celeba_utils.atomic_write(os.path.join(config.outputs.checkpoint_dir, CONFIG_FILE), "w") as handle:
         handle.write(config.to_json())
 
 
-def config_differences(saved: dcgan.Config, requested: dcgan.Config, fields) -> List[Tuple[str, object, object]]:
-    """(name, saved value, requested value) of each of the fields where the two configs differ."""
-    return [(name, getattr(saved, name), getattr(requested, name))
-            for name in fields if getattr(saved, name) != getattr(requested, name)]
+def differences(saved: dict, requested: dict) -> List[Tuple[str, object, object]]:
+    """(name, saved value, requested value) of each setting where two dictionaries of settings differ."""
+    return [(name, saved[name], requested[name]) for name in saved if saved[name] != requested[name]]
 
 
-def check_same_networks(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
-    changed = config_differences(saved, requested, dcgan.NETWORK_FIELDS)
+def check_same_networks(saved: Config, requested: Config, checkpoint_dir: str):
+    changed = differences(checkpoint_shape(saved), checkpoint_shape(requested))
     if changed:
-        differences = "; ".join(f"{name} {old} (saved) vs {new} (requested)" for name, old, new in changed)
+        described = "; ".join(f"{name} {old} (saved) vs {new} (requested)" for name, old, new in changed)
         names = [("ema_decay" if name == "uses_ema" else name) for name, _, _ in changed]  # uses_ema: derived
-        saved_values = ", ".join(f"{name}={getattr(saved, name)!r}" for name in names)
-        raise ValueError(f"The checkpoint in {checkpoint_dir} is of other networks: {differences}. It is left "
+        saved_values = ", ".join(f"{name}={saved.settings()[name]!r}" for name in names)
+        raise ValueError(f"The checkpoint in {checkpoint_dir} is of other networks: {described}. It is left "
                          f"untouched. To resume it, pass {saved_values} (its config.json; a default may have "
                          f"changed since it began); or use another checkpoint_dir for new networks, or fresh=True "
                          f"to archive it and start again.")
 
 
-def warn_of_recipe_changes(saved: dcgan.Config, requested: dcgan.Config, checkpoint_dir: str):
+def warn_of_recipe_changes(saved: Config, requested: Config, checkpoint_dir: str):
     """A resumed run trains on with the requested recipe (learning rates, augmentation, ...), which may be a
     choice; say so, since a default that changed since the run began changes it too."""
-    recipe = tuple(dcgan.PLAIN_RECIPE) + ("batch_size",)
-    changes = [f"{name} {old} → {new}" for name, old, new in config_differences(saved, requested, recipe)]
+    recipe = tuple(PLAIN_RECIPE) + ("batch_size",)
+    changes = [f"{name} {old} → {new}" for name, old, new in differences(
+        {name: saved.settings()[name] for name in recipe}, {name: requested.settings()[name] for name in recipe})]
     if changes:
         warnings.warn(f"Resuming the run in {checkpoint_dir} with another training recipe than it began with: "
                       f"{'; '.join(changes)}. To keep the run's own, pass those settings as they were "
                       f"(runs.read_config('{checkpoint_dir}') holds them).", stacklevel=3)
 
 
-def checkpoint_manager(gan: dcgan.DCGAN, config: dcgan.Config) -> tf.train.CheckpointManager:
-    return tf.train.CheckpointManager(gan.checkpoint(), config.checkpoint_dir, max_to_keep=config.keep_checkpoints,
-                                      checkpoint_name="ckpt")
+def checkpoint_manager(gan: DCGAN, config: Config) -> tf.train.CheckpointManager:
+    return tf.train.CheckpointManager(gan.checkpoint(), config.outputs.checkpoint_dir,
+                                      max_to_keep=config.outputs.keep_checkpoints, checkpoint_name="ckpt")
 
 
 def list_checkpoints(checkpoint_dir: str) -> List[Tuple[int, str]]:
@@ -104,7 +105,7 @@ def list_checkpoints(checkpoint_dir: str) -> List[Tuple[int, str]]:
     return sorted(found)
 
 
-def restore(gan: dcgan.DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Optional[str]:
+def restore(gan: DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Optional[str]:
     """Load the newest readable checkpoint (or the one of a given step) into gan; return its path, None if there
     is none. A damaged checkpoint (truncated, half-written) is reported, and the next older one is used."""
     candidates = list_checkpoints(checkpoint_dir)
@@ -128,12 +129,12 @@ def restore(gan: dcgan.DCGAN, checkpoint_dir: str, step: Optional[int] = None) -
     return None
 
 
-def record_start(config: dcgan.Config, step: int):
+def record_start(config: Config, step: int):
     """Append this start (or resume) of a run to checkpoint_dir/starts.jsonl: the time, the step it starts at, the
     machine, the precision it computes in and every setting, so a run's recipe history stays on disk."""
     record = dict(time=datetime.datetime.now().isoformat(timespec="seconds"), step=step, machine=devices.machine(),
-                  precision=devices.resolve_precision(config.precision)[0], settings=dataclasses.asdict(config))
-    with open(os.path.join(config.checkpoint_dir, STARTS_FILE), "a") as handle:
+                  precision=devices.resolve_precision(config.networks.precision)[0], settings=config.to_dict())
+    with open(os.path.join(config.outputs.checkpoint_dir, STARTS_FILE), "a") as handle:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
 
@@ -158,8 +159,8 @@ def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overr
     if config is None:
         raise FileNotFoundError(f"No {CONFIG_FILE} in {os.path.abspath(checkpoint_dir)}: train first "
                                 "(run gan_new.ipynb), or point checkpoint_dir at a training run's folder")
-    config = dataclasses.replace(config, checkpoint_dir=checkpoint_dir, **overrides)
-    gan = dcgan.DCGAN(config)
+    config = config.replace(checkpoint_dir=checkpoint_dir, **overrides)
+    gan = DCGAN.from_config(config)
     if restore(gan, checkpoint_dir, step) is None:
         raise FileNotFoundError(f"No checkpoint in {os.path.abspath(checkpoint_dir)}: train first (run gan_new.ipynb)")
     gan.refresh_average_statistics()
@@ -233,7 +234,7 @@ def plot_losses(checkpoint_dir: str = "my_net", smoothing: int = 50):
         metrics_axes = axes[0, 1]
         steps = [row["step"] for row in scores]
         config = read_config(checkpoint_dir)
-        for name in config.metrics if config else []:  # the metrics the run measured, by name
+        for name in config.quality.metrics if config else []:  # the metrics the run measured, by name
             values = np.array([row.get(name, np.nan) for row in scores])
             if np.isfinite(values).any():
                 metrics_axes.plot(steps, values, marker="o", label=name.upper())

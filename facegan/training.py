@@ -29,7 +29,9 @@ import numpy as np
 import tensorflow as tf
 
 import celeba_utils
-from facegan import dcgan
+from facegan.config import Config
+from facegan import networks
+from facegan.gan import DCGAN
 from facegan import devices
 from facegan import metrics
 from facegan import runs
@@ -40,7 +42,7 @@ LOCK_FILE = ".lock"
 
 
 
-def weights_are_finite(gan: dcgan.DCGAN) -> bool:
+def weights_are_finite(gan: DCGAN) -> bool:
     return all(bool(tf.reduce_all(tf.math.is_finite(variable))) for variable in gan.generator.weights +
                gan.discriminator.weights)
 
@@ -231,13 +233,13 @@ def _cell(value) -> str:
 class LossLog(keras.callbacks.Callback):
     """Losses and speed per step to checkpoint_dir/losses.csv and TensorBoard; stops on a non-finite loss."""
 
-    def __init__(self, config: dcgan.Config, start_step: int):
+    def __init__(self, config: Config, start_step: int):
         super().__init__()
         self.config = config
         self.diverged_at = None
-        self.log = StepLog(os.path.join(config.checkpoint_dir, runs.LOSS_FILE), runs.LOSS_COLUMNS, start_step)
+        self.log = StepLog(os.path.join(config.outputs.checkpoint_dir, runs.LOSS_FILE), runs.LOSS_COLUMNS, start_step)
         self.offset = self.log.kept[-1]["seconds"] if self.log.kept else 0.0
-        self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
+        self.summary = tf.summary.create_file_writer(os.path.join(config.outputs.checkpoint_dir, "logs"))
 
     def on_train_begin(self, logs=None):
         self.start = self.last = time.perf_counter()
@@ -248,7 +250,7 @@ class LossLog(keras.callbacks.Callback):
         d_loss, g_loss = float(logs["discriminator_loss"]), float(logs["generator_loss"])
         now = time.perf_counter()
         steps = step - self.last_step if self.last_step is not None else 1
-        self.speed = steps * self.config.batch_size / max(now - self.last, 1e-9)
+        self.speed = steps * self.config.training.batch_size / max(now - self.last, 1e-9)
         self.last, self.last_step = now, step
         self.log.append({"step": step, "discriminator_loss": d_loss, "generator_loss": g_loss,
                          "images_per_second": self.speed, "seconds": self.offset + now - self.start})
@@ -269,9 +271,9 @@ class BestCheckpoint:
     """The network with the lowest value of a metric so far, in checkpoint_dir/best-<metric>/ with its
     config.json and best.json (metric, value, step): load it with runs.load_gan("my_net/best-swd")."""
 
-    def __init__(self, gan: dcgan.DCGAN, config: dcgan.Config, metric: str):
-        self.folder = os.path.join(config.checkpoint_dir, f"best-{metric}")
-        self.config = dataclasses.replace(config, checkpoint_dir=self.folder)
+    def __init__(self, gan: DCGAN, config: Config, metric: str):
+        self.folder = os.path.join(config.outputs.checkpoint_dir, f"best-{metric}")
+        self.config = config.replace(checkpoint_dir=self.folder)
         self.metric = metric
         self.manager = tf.train.CheckpointManager(gan.checkpoint(), self.folder, max_to_keep=1,
                                                   checkpoint_name="ckpt")
@@ -297,28 +299,29 @@ class MetricsTracker(Periodic):
     many training faces (metrics.score_generator, as score.py scores a checkpoint), to checkpoint_dir/metrics.csv
     and TensorBoard, and the best network kept."""
 
-    def __init__(self, config: dcgan.Config, real_images: np.ndarray, start_step: int, best: BestCheckpoint,
+    def __init__(self, config: Config, real_images: np.ndarray, start_step: int, best: BestCheckpoint,
                  interrupts: _Interrupts):
-        super().__init__(config.metrics_every, start_step)
+        super().__init__(config.quality.metrics_every, start_step)
         self.config = config
         self.real = real_images
-        self.columns = ("step",) + metrics.columns(config.metrics, config.image_size)
-        self.log = StepLog(os.path.join(config.checkpoint_dir, runs.METRICS_FILE), self.columns, start_step)
+        self.columns = ("step",) + metrics.columns(config.quality.metrics, config.networks.image_size)
+        self.log = StepLog(os.path.join(config.outputs.checkpoint_dir, runs.METRICS_FILE), self.columns, start_step)
         self.best = best
         self.interrupts = interrupts
-        self.summary = tf.summary.create_file_writer(os.path.join(config.checkpoint_dir, "logs"))
+        self.summary = tf.summary.create_file_writer(os.path.join(config.outputs.checkpoint_dir, "logs"))
 
     def measure(self, step: int) -> dict:
         self.model.refresh_average_statistics()
-        values = metrics.score_generator(self.model.sampling_generator, self.real, self.config.metrics,
-                                         self.config.metric_samples, self.config.seed, self.config.cache_dir)
+        values = metrics.score_generator(self.model.sampling_generator, self.real, self.config.quality.metrics,
+                                         self.config.quality.metric_samples, self.config.training.seed,
+                                         self.config.data.cache_dir)
         values["step"] = step
         self.log.append(values)
         with self.summary.as_default(step=step):
             for name in self.columns[3:]:
                 tf.summary.scalar(f"metrics/{name}", values[name])
         with self.interrupts.hold():
-            self.best.offer(step, values[self.config.best_metric])
+            self.best.offer(step, values[self.config.quality.best_metric])
         return values
 
     def due(self, step: int, logs: dict):
@@ -334,8 +337,8 @@ class SampleGrids(Periodic):
     """The 10×10 grid of the 100 fixed vectors as sample_dir/examples-{step}.png at step 1 and every
     sample_every steps after it, shown in the notebook as it is written."""
 
-    def __init__(self, config: dcgan.Config, start_step: int, interrupts: _Interrupts, show: bool):
-        super().__init__(config.sample_every, start_step, offset=1)
+    def __init__(self, config: Config, start_step: int, interrupts: _Interrupts, show: bool):
+        super().__init__(config.outputs.sample_every, start_step, offset=1)
         self.config = config
         self.interrupts = interrupts
         self.display = None
@@ -344,10 +347,10 @@ class SampleGrids(Periodic):
 
     def write(self, step: int) -> str:
         self.model.refresh_average_statistics()
-        images = dcgan.generate(self.model.sampling_generator, self.model.grid_latents)
-        path = runs.grid_file(self.config.sample_dir, step)
+        images = networks.generate(self.model.sampling_generator, self.model.grid_latents)
+        path = runs.grid_file(self.config.outputs.sample_dir, step)
         with self.interrupts.hold(), _reporting_write_errors(f"the sample grid {os.path.basename(path)}",
-                                                             self.config.sample_dir):
+                                                             self.config.outputs.sample_dir):
             celeba_utils.save_png(celeba_utils.image_grid(images, 10, 10), path)
         self.last_written = step
         if self.show:
@@ -374,9 +377,9 @@ class SampleGrids(Periodic):
 class Checkpoints(Periodic):
     """A checkpoint every checkpoint_every steps (the last few kept by tf.train.CheckpointManager)."""
 
-    def __init__(self, manager: tf.train.CheckpointManager, config: dcgan.Config, start_step: int,
+    def __init__(self, manager: tf.train.CheckpointManager, config: Config, start_step: int,
                  interrupts: _Interrupts):
-        super().__init__(config.checkpoint_every, start_step)
+        super().__init__(config.outputs.checkpoint_every, start_step)
         self.manager = manager
         self.config = config
         self.interrupts = interrupts
@@ -389,7 +392,7 @@ class Checkpoints(Periodic):
             self.diverged_at = step
             return None
         with self.interrupts.hold(), _reporting_write_errors(f"the checkpoint of step {step}",
-                                                             self.config.checkpoint_dir):
+                                                             self.config.outputs.checkpoint_dir):
             return self.manager.save(checkpoint_number=step)
 
     def due(self, step: int, logs: dict):
@@ -400,10 +403,10 @@ class Checkpoints(Periodic):
 class Progress(keras.callbacks.Callback):
     """A progress bar with step, losses and images/s."""
 
-    def __init__(self, config: dcgan.Config, start_step: int, losses: LossLog, show: bool):
+    def __init__(self, config: Config, start_step: int, losses: LossLog, show: bool):
         super().__init__()
         from tqdm.auto import tqdm
-        self.bar = tqdm(total=config.steps, initial=start_step, unit="step", disable=not show, mininterval=0.5)
+        self.bar = tqdm(total=config.training.steps, initial=start_step, unit="step", disable=not show, mininterval=0.5)
         self.losses = losses
 
     def on_train_batch_end(self, batch, logs=None):
@@ -420,7 +423,7 @@ class Progress(keras.callbacks.Callback):
 
 @dataclasses.dataclass
 class Run:
-    config: dcgan.Config
+    config: Config
     start_step: int
     step: int
     stopped: bool  # True when the user stopped it before `steps`
@@ -428,45 +431,45 @@ class Run:
     grid: Optional[str]
 
 
-def load_training_faces(config: dcgan.Config, progress: bool = True) -> celeba_utils.Faces:
-    faces = celeba_utils.load_faces(config.image_path, config.image_size, config.crop_size, config.cache_dir,
-                                    progress)
-    if config.partition is not None or config.attributes:
-        faces = celeba_utils.select(faces, config.image_path, config.partition, config.attributes)
+def load_training_faces(config: Config, progress: bool = True) -> celeba_utils.Faces:
+    faces = celeba_utils.load_faces(config.data.image_path, config.networks.image_size, config.data.crop_size,
+                                    config.data.cache_dir, progress)
+    if config.data.partition is not None or config.data.attributes:
+        faces = celeba_utils.select(faces, config.data.image_path, config.data.partition, config.data.attributes)
     return faces
 
 
-def train(config: Optional[dcgan.Config] = None, show: bool = True, faces: Optional[celeba_utils.Faces] = None,
+def train(config: Optional[Config] = None, show: bool = True, faces: Optional[celeba_utils.Faces] = None,
           callbacks: Sequence[keras.callbacks.Callback] = (), **settings) -> Run:
-    """Train toward config.steps, resuming from checkpoint_dir; settings override config's fields by name.
+    """Train toward config.training.steps, resuming from checkpoint_dir; settings override config's fields by name.
     `faces` skips loading the data (the notebook loads it once to show it); `callbacks` run after each step."""
-    config = dataclasses.replace(config or dcgan.Config(), **settings)  # bad settings: ValueError, before any work
-    metrics.check_names(config.metrics)
+    config = (config or Config()).replace(**settings)  # bad settings: ValueError, before any work
+    metrics.check_names(config.quality.metrics)
     device = devices.setup_devices()
-    strategy = devices.make_strategy(config.strategy)
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"batch_size ({config.batch_size}) must divide evenly among the "
-                         f"{strategy.num_replicas_in_sync} devices of strategy {config.strategy!r}")
+    strategy = devices.make_strategy(config.devices.strategy)
+    if config.training.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"batch_size ({config.training.batch_size}) must divide evenly among the "
+                         f"{strategy.num_replicas_in_sync} devices of strategy {config.devices.strategy!r}")
     if strategy.num_replicas_in_sync > 1:
-        device = f"{strategy.num_replicas_in_sync} devices ({config.strategy})"
-    restore_dir = config.checkpoint_dir
+        device = f"{strategy.num_replicas_in_sync} devices ({config.devices.strategy})"
+    restore_dir = config.outputs.checkpoint_dir
     if not devices.is_chief(strategy):  # other workers write into a scratch folder: the chief's files are the run's
         scratch = tempfile.mkdtemp(prefix="dcgan-worker-")
-        config = dataclasses.replace(config, checkpoint_dir=os.path.join(scratch, "my_net"),
+        config = config.replace(checkpoint_dir=os.path.join(scratch, "my_net"),
                                      sample_dir=os.path.join(scratch, "imgs"))
-    prepare_folder(config.checkpoint_dir, "checkpoint_dir")
-    with RunLock(config.checkpoint_dir):
-        prepare_folder(config.sample_dir, "sample_dir")
+    prepare_folder(config.outputs.checkpoint_dir, "checkpoint_dir")
+    with RunLock(config.outputs.checkpoint_dir):
+        prepare_folder(config.outputs.sample_dir, "sample_dir")
         return _train_locked(config, show, faces, callbacks, device, strategy, restore_dir)
 
 
-def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils.Faces],
+def _train_locked(config: Config, show: bool, faces: Optional[celeba_utils.Faces],
                   extra_callbacks: Sequence[keras.callbacks.Callback], device: str,
                   strategy: tf.distribute.Strategy, restore_dir: str) -> Run:
     saved = runs.read_config(restore_dir)
     has_checkpoint = bool(runs.list_checkpoints(restore_dir))
-    if config.fresh:
-        for folder in (config.checkpoint_dir, config.sample_dir):
+    if config.outputs.fresh:
+        for folder in (config.outputs.checkpoint_dir, config.outputs.sample_dir):
             moved = archive(folder)
             if moved and show:
                 print(f"fresh start: moved the earlier run to {moved}")
@@ -478,47 +481,48 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
         faces = load_training_faces(config, progress=show)
 
     with strategy.scope():
-        gan = dcgan.DCGAN(config)
+        gan = DCGAN.from_config(config)
         restored = runs.restore(gan, restore_dir) if has_checkpoint else None
         if restored is None:  # true moving statistics from the start: grids in inference mode are right at step 1
-            dcgan.recompute_batch_norm_statistics(gan.generator, config.batch_size, batches=1, seed=config.seed)
+            networks.recompute_batch_norm_statistics(gan.generator, config.training.batch_size, batches=1,
+                                                     seed=config.training.seed)
             if gan.ema_generator is not None:  # the average starts as a copy of the generator
                 gan.ema_generator.set_weights(gan.generator.get_weights())
-        resident = config.resident_data is not False  # None: automatic, on (measured faster on CPUs and GPUs)
+        resident = config.devices.resident_data is not False  # None: automatic, on (measured faster on CPUs and GPUs)
         if resident and not gan.keep_on_device(faces.images):
             resident = False
             if show:
                 print(f"the {len(faces.images)} faces do not fit on the device: streaming them from memory instead")
     start_step = int(gan.step.numpy())
     # the data order continues anew after a resume, reproducible from the seed and the step
-    dataset = celeba_utils.make_dataset(faces.images, config.batch_size, seed=config.seed + start_step,
-                                        indices_only=resident)
+    dataset = celeba_utils.make_dataset(faces.images, config.training.batch_size,
+                                        seed=config.training.seed + start_step, indices_only=resident)
     runs.write_config(config)
     runs.record_start(config, start_step)
     if show:
         where = f"resuming from {restored} at step {start_step}" if restored else "starting at step 0"
-        precision, reason = devices.resolve_precision(config.precision)
-        print(f"{len(faces.images)} faces from {config.image_path}; training on {device} in {precision} "
-              f"({config.precision}: {reason}), {where}, toward step {config.steps}")
-    if start_step >= config.steps:
+        precision, reason = devices.resolve_precision(config.networks.precision)
+        print(f"{len(faces.images)} faces from {config.data.image_path}; training on {device} in {precision} "
+              f"({config.networks.precision}: {reason}), {where}, toward step {config.training.steps}")
+    if start_step >= config.training.steps:
         return Run(config, start_step, start_step, False, restored, None)
 
-    jit_compile = config.jit_compile if config.jit_compile is not None else devices.has_gpu()
+    jit_compile = config.devices.jit_compile if config.devices.jit_compile is not None else devices.has_gpu()
     with strategy.scope():
-        gan.compile(jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
+        gan.compile(jit_compile=jit_compile, steps_per_execution=config.devices.steps_per_execution)
     manager = runs.checkpoint_manager(gan, config)
     with _Interrupts() as interrupts:
         losses = LossLog(config, start_step)
         grids = SampleGrids(config, start_step, interrupts, show)
         checkpoints = Checkpoints(manager, config, start_step, interrupts)
         callbacks = [losses, grids, checkpoints, Progress(config, start_step, losses, show)]
-        if config.metrics_every:
-            best = BestCheckpoint(gan, config, config.best_metric)
+        if config.quality.metrics_every:
+            best = BestCheckpoint(gan, config, config.quality.best_metric)
             callbacks.append(MetricsTracker(config, faces.images, start_step, best, interrupts))
         callbacks += [*extra_callbacks, StopOnRequest(interrupts)]
         try:
-            gan.fit(dataset, epochs=1, steps_per_epoch=config.steps - start_step, verbose=0, callbacks=callbacks,
-                    shuffle=False)
+            gan.fit(dataset, epochs=1, steps_per_epoch=config.training.steps - start_step, verbose=0,
+                    callbacks=callbacks, shuffle=False)
         except KeyboardInterrupt:  # a second stop request, or a stop before training began
             interrupts.requested = True
             for callback in callbacks:  # fit() does not end its callbacks when interrupted
@@ -533,12 +537,12 @@ def _train_locked(config: dcgan.Config, show: bool, faces: Optional[celeba_utils
                 path = checkpoints.save(step)
         diverged_at = losses.diverged_at or checkpoints.diverged_at
         if diverged_at is not None:
-            last_good = runs.list_checkpoints(config.checkpoint_dir)
+            last_good = runs.list_checkpoints(config.outputs.checkpoint_dir)
             raise FloatingPointError(
                 f"Training diverged: a loss or weight was not finite at step {diverged_at}. Nothing was saved from "
                 f"it; the last good checkpoint is {last_good[-1][1] if last_good else 'none'}. Lower the learning "
                 "rates or check the data, then run again to resume from that checkpoint.")
-        grid = runs.grid_file(config.sample_dir, step)
+        grid = runs.grid_file(config.outputs.sample_dir, step)
         if step > start_step and grids.last_written != step:
             grid = grids.write(step)
     if show:

@@ -97,13 +97,13 @@ def made_faces(tmp_path_factory):
 
 def tiny_config(tmp_path, made_faces, cache_dir, **settings):
     """The settings of a tiny training run on a folder laid out like CelebA's, into tmp_path."""
-    from facegan import dcgan
+    from facegan.config import Config
 
     values = dict(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=3, sample_every=2,
                   checkpoint_every=2, checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"),
                   **TINY)
     values.update(settings)
-    return dcgan.Config(**values)
+    return Config(**values)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from experiments import ablation
-from facegan import dcgan
+from facegan.config import Config, PLAIN_RECIPE
 from facegan import runs
 from facegan import training
 from conftest import ROOT, TINY
@@ -20,12 +20,12 @@ def test_settings_combine_by_plus_and_each_run_starts_from_the_plain_recipe(tmp_
     assert ablation.overrides_of("ttur+flip_faces") == dict(generator_learning_rate=1e-4,
                                                             discriminator_learning_rate=4e-4, flip_faces=True)
     config = ablation.run_config("label_smoothing", "faces", budget=1000, runs_dir=str(tmp_path), batch_size=64)
-    assert config.steps == 16  # ceil(1000 / 64): at least the budget
-    assert config.label_smoothing == 0.1 and config.ema_decay == ablation.EMA_DECAY
+    assert config.training.steps == 16  # ceil(1000 / 64): at least the budget
+    assert config.recipe.label_smoothing == 0.1 and config.recipe.ema_decay == ablation.EMA_DECAY
     plain = ablation.run_config("plain", "faces", budget=1000, runs_dir=str(tmp_path))
-    for name, value in dcgan.PLAIN_RECIPE.items():
-        assert getattr(plain, name) == (ablation.EMA_DECAY if name == "ema_decay" else value)
-    assert plain.checkpoint_dir == os.path.join(str(tmp_path), "plain", "my_net")
+    for name, value in PLAIN_RECIPE.items():
+        assert plain.settings()[name] == (ablation.EMA_DECAY if name == "ema_decay" else value)
+    assert plain.outputs.checkpoint_dir == os.path.join(str(tmp_path), "plain", "my_net")
     with pytest.raises(ValueError, match="Unknown setting 'dropout' in 'ttur\\+dropout'"):
         ablation.overrides_of("ttur+dropout")
 
@@ -65,7 +65,7 @@ def test_the_two_averages_differ_in_their_batch_norm_statistics_only(tmp_path, m
     config = ablation.run_config("plain", str(made_faces / "img_align_celeba"), budget=16, runs_dir=str(tmp_path),
                                  batch_size=8, cache_dir=cache_dir, **NETWORK)
     training.train(config, show=False)
-    gan, _ = runs.load_gan(config.checkpoint_dir)  # loaded with statistics of its own: the default
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)  # loaded with statistics of its own: the default
     own = [w.numpy().copy() for w in gan.ema_generator.weights]
     network = ablation.pick_generator(gan, "average")
     assert network is gan.ema_generator
@@ -85,7 +85,7 @@ def test_a_setting_that_diverges_is_recorded_and_the_next_one_still_runs(tmp_pat
     real_train = training.train
 
     def train(config, **options):
-        if config.label_smoothing:  # this setting "diverges"
+        if config.recipe.label_smoothing:  # this setting "diverges"
             raise FloatingPointError("Training diverged: a loss or weight was not finite at step 2.")
         return real_train(config, **options)
 
@@ -111,7 +111,7 @@ def test_another_training_seed_runs_a_setting_again_beside_the_ablations_own_run
     assert ablation.ablate(settings=["plain"], seed=1, **options) == results  # and seed 1's is not run twice
     seed_0, _ = runs.load_gan(str(runs_dir / "plain" / "my_net"))
     seed_1, config = runs.load_gan(str(runs_dir / "plain-seed1" / "my_net"))
-    assert config.seed == 1
+    assert config.training.seed == 1
     assert not np.array_equal(seed_0.generator.weights[0].numpy(), seed_1.generator.weights[0].numpy())
     assert (out / "plain-trained.png").is_file() and (out / "plain-seed1-trained.png").is_file()
     assert "| plain, seed 1 | trained |" in (out / "table.md").read_text()
@@ -177,10 +177,10 @@ def test_the_dcgan_defaults_are_what_the_published_results_make_the_defaults():
     results = ablation.read_results(str(ROOT / "docs" / "ablation"))  # what the README publishes
     chosen = ablation.chosen_defaults(results, 96_000)
     measured = ablation.run_config(chosen, "faces", budget=96_000, runs_dir="runs")
-    defaults = dcgan.Config()
-    assert {name: getattr(defaults, name) for name in dcgan.PLAIN_RECIPE} == {
-        name: getattr(measured, name) for name in dcgan.PLAIN_RECIPE}
-    assert defaults.ema_statistics_batches == ablation.STANDING_STATISTICS_BATCHES  # drawn as it was scored
+    defaults = Config()
+    assert {name: defaults.settings()[name] for name in PLAIN_RECIPE} == {
+        name: measured.settings()[name] for name in PLAIN_RECIPE}
+    assert defaults.recipe.ema_statistics_batches == ablation.STANDING_STATISTICS_BATCHES  # drawn as it was scored
 
 
 def test_a_faster_setting_within_the_seed_spread_becomes_the_defaults_compared_on_one_machine():

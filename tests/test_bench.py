@@ -3,7 +3,8 @@
 import pytest
 
 from experiments import bench
-from facegan import dcgan
+from facegan.config import Config, DISCRIMINATOR_NORMS
+from facegan.gan import DCGAN
 
 # The default generator layer by layer: 2 × multiply-adds per image (input pixels × kernel for a transposed
 # convolution): project 100 → 4·4·512, then 4→8 (512→256), 8→16 (256→128), 16→32 (128→64),
@@ -16,9 +17,9 @@ DISCRIMINATOR = 2 * (32 * 32 * 25 * 3 * 64 + 16 * 16 * 25 * 64 * 128 + 8 * 8 * 2
                      + 4 * 4 * 25 * 256 * 512 + 4 * 4 * 512)
 
 
-@pytest.mark.parametrize("norm", dcgan.DISCRIMINATOR_NORMS)
+@pytest.mark.parametrize("norm", DISCRIMINATOR_NORMS)
 def test_the_flop_count_matches_the_architecture_with_either_discriminator(norm):
-    gan = dcgan.DCGAN(dcgan.Config(discriminator_norm=norm, ema_decay=0, kernel_size=5, reuse_fakes=False))
+    gan = DCGAN.from_config(Config(discriminator_norm=norm, ema_decay=0, kernel_size=5, reuse_fakes=False))
     assert bench.forward_flops(gan.generator) == GENERATOR
     assert bench.forward_flops(gan.discriminator) == DISCRIMINATOR
     # D step: G forward, then D forward (1×) and backward (2×) on a real and a fake face: G + 6 D.
@@ -27,7 +28,7 @@ def test_the_flop_count_matches_the_architecture_with_either_discriminator(norm)
 
 
 def test_kernel_4_and_reused_fakes_count_16_25ths_of_each_convolution_and_one_generator_forward_less():
-    gan = dcgan.DCGAN(dcgan.Config(ema_decay=0, kernel_size=4, reuse_fakes=True))
+    gan = DCGAN.from_config(Config(ema_decay=0, kernel_size=4, reuse_fakes=True))
     generator = 2 * 100 * 4 * 4 * 512 + (GENERATOR - 2 * 100 * 4 * 4 * 512) * 16 // 25
     discriminator = 2 * 4 * 4 * 512 + (DISCRIMINATOR - 2 * 4 * 4 * 512) * 16 // 25
     assert bench.forward_flops(gan.generator) == generator

@@ -10,17 +10,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facegan import dcgan
+from facegan.config import Config, DIFF_AUGMENTATIONS, PLAIN_RECIPE
+from facegan import augment, networks
+from facegan.gan import DCGAN
 from conftest import TINY
 
 
 def test_default_networks_have_the_dcgan_shapes():
-    config = dcgan.Config()
-    generator = dcgan.build_generator(config)
+    config = Config()
+    generator = networks.build_generator(config.networks)
     shapes = [tuple(layer.output.shape[1:]) for layer in generator.layers
               if layer.name in ("project_bn", "up1_bn", "up2_bn", "up3_bn", "image")]
     assert shapes == [(4, 4, 512), (8, 8, 256), (16, 16, 128), (32, 32, 64), (64, 64, 3)]
-    discriminator = dcgan.build_discriminator(config)
+    discriminator = networks.build_discriminator(config.networks)
     shapes = [tuple(layer.output.shape[1:]) for layer in discriminator.layers if layer.name.startswith("down")
               and not layer.name.endswith("_bn")]
     assert shapes == [(32, 32, 64), (16, 16, 128), (8, 8, 256), (4, 4, 512)]
@@ -32,33 +34,34 @@ def test_default_networks_have_the_dcgan_shapes():
 
 
 def test_images_are_in_minus_one_to_one_and_logits_are_float32():
-    config = dcgan.Config(**TINY)
-    images = dcgan.build_generator(config)(tf.random.normal((3, config.z_dim)) * 10, training=False)
+    config = Config(**TINY)
+    z = tf.random.normal((3, config.networks.z_dim)) * 10
+    images = networks.build_generator(config.networks)(z, training=False)
     assert images.shape == (3, 64, 64, 3) and images.dtype == tf.float32
     assert float(tf.reduce_min(images)) >= -1 and float(tf.reduce_max(images)) <= 1
-    logits = dcgan.build_discriminator(config)(images)
+    logits = networks.build_discriminator(config.networks)(images)
     assert logits.shape == (3, 1) and logits.dtype == tf.float32
 
 
 def test_losses_at_an_undecided_discriminator():
     zeros = tf.zeros((4, 1))
-    assert math.isclose(float(dcgan.discriminator_loss(zeros, zeros)), 2 * math.log(2), rel_tol=1e-6)
-    assert math.isclose(float(dcgan.generator_loss(zeros)), math.log(2), rel_tol=1e-6)
-    assert float(dcgan.generator_loss(tf.fill((4, 1), 5.0))) < 0.01  # fooled discriminator: low generator loss
+    assert math.isclose(float(networks.discriminator_loss(zeros, zeros)), 2 * math.log(2), rel_tol=1e-6)
+    assert math.isclose(float(networks.generator_loss(zeros)), math.log(2), rel_tol=1e-6)
+    assert float(networks.generator_loss(tf.fill((4, 1), 5.0))) < 0.01  # fooled discriminator: low generator loss
 
 
 def one_step(config):
-    gan = dcgan.DCGAN(config)
+    gan = DCGAN.from_config(config)
     gan.compile()
     before = [w.numpy().copy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
-    real = tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1)
+    real = tf.random.uniform((config.training.batch_size, 64, 64, 3), -1, 1)
     logs = gan.train_step(real)
     after = [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
     return gan, logs, before, after
 
 
 def test_one_training_step_changes_both_networks_and_counts_the_step():
-    gan, logs, before, after = one_step(dcgan.Config(**TINY))
+    gan, logs, before, after = one_step(Config(**TINY))
     assert all(np.isfinite(float(logs[name])) for name in ("discriminator_loss", "generator_loss"))
     generator_count = len(gan.generator.trainable_weights)
     assert all(not np.array_equal(b, a) for b, a in zip(before[:generator_count], after[:generator_count]))
@@ -68,7 +71,7 @@ def test_one_training_step_changes_both_networks_and_counts_the_step():
 
 @pytest.mark.parametrize("precision, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
 def test_mixed_precision_trains_with_finite_losses_and_float32_outputs(precision, compute):
-    gan, logs, before, after = one_step(dcgan.Config(**{**TINY, "precision": precision}))
+    gan, logs, before, after = one_step(Config(**{**TINY, "precision": precision}))
     for _ in range(20):  # float16's dynamic loss scale starts at 2^15: the first steps may overflow and be skipped
         if sum(not np.array_equal(b, a) for b, a in zip(before, after)) > len(before) // 2:
             break  # each optimizer's loss scale settles on its own: wait until both networks have moved
@@ -86,7 +89,7 @@ def test_mixed_precision_trains_with_finite_losses_and_float32_outputs(precision
 def test_fused_batch_norm_computes_what_keras_batch_norm_does(precision, tolerance):
     policy = keras.mixed_precision.DTypePolicy(precision)
     keras_norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
-    fused_norm = dcgan.FusedBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
+    fused_norm = networks.FusedBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=policy)
     x = tf.cast(tf.random.normal((20, 8, 8, 16), seed=2) * 3 + 1, policy.compute_dtype)
     gamma, beta = np.random.default_rng(3).normal(1.0, 0.5, 16), np.random.default_rng(4).normal(0.0, 1.0, 16)
     for norm in (keras_norm, fused_norm):
@@ -120,10 +123,10 @@ def test_fused_batch_norm_computes_what_keras_batch_norm_does(precision, toleran
 
 
 def test_the_networks_normalise_with_the_fused_kernel():
-    gan = dcgan.DCGAN(dcgan.Config(**TINY))
+    gan = DCGAN.from_config(Config(**TINY))
     norms = [layer for model in (gan.generator, gan.discriminator) for layer in model.layers
              if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms and all(isinstance(layer, dcgan.FusedBatchNormalization) for layer in norms)
+    assert norms and all(isinstance(layer, networks.FusedBatchNormalization) for layer in norms)
     graph = tf.function(lambda z: gan.generator(z, training=True)).get_concrete_function(
         tf.TensorSpec((2, TINY["z_dim"]))).graph
     op_types = {op.type for op in graph.get_operations()}
@@ -131,25 +134,25 @@ def test_the_networks_normalise_with_the_fused_kernel():
 
 
 def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():
-    config = dcgan.Config(**TINY)
-    gan = dcgan.DCGAN(config)
+    config = Config(**TINY)
+    gan = DCGAN.from_config(config)
     for _ in range(3):  # move the batch-norm statistics away from their initial values
-        gan.train_step(tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1))
-    z = tf.random.normal((100, config.z_dim), seed=1)
-    alone = dcgan.generate(gan.generator, z[:1])
-    in_seven = dcgan.generate(gan.generator, z[:7])
-    in_hundred = dcgan.generate(gan.generator, z)
+        gan.train_step(tf.random.uniform((config.training.batch_size, 64, 64, 3), -1, 1))
+    z = tf.random.normal((100, config.networks.z_dim), seed=1)
+    alone = networks.generate(gan.generator, z[:1])
+    in_seven = networks.generate(gan.generator, z[:7])
+    in_hundred = networks.generate(gan.generator, z)
     np.testing.assert_allclose(alone[0], in_hundred[0], atol=1e-5)
     np.testing.assert_allclose(in_seven, in_hundred[:7], atol=1e-5)
     in_training_mode = gan.generator(z, training=True)  # what the seed did: batch statistics
     assert float(tf.reduce_max(tf.abs(in_training_mode[0] - in_hundred[0]))) > 1e-3
-    assert dcgan.generate(gan.generator, z, batch_size=30).shape == (100, 64, 64, 3)
+    assert networks.generate(gan.generator, z, batch_size=30).shape == (100, 64, 64, 3)
 
 
 def test_a_generator_that_drew_faces_can_still_be_freed():
-    generator = dcgan.build_generator(dcgan.Config(**TINY))
-    dcgan.generate(generator, tf.zeros((2, TINY["z_dim"])))
-    dcgan.recompute_batch_norm_statistics(generator, batch_size=4, batches=1)
+    generator = networks.build_generator(Config(**TINY).networks)
+    networks.generate(generator, tf.zeros((2, TINY["z_dim"])))
+    networks.recompute_batch_norm_statistics(generator, batch_size=4, batches=1)
     alive = weakref.ref(generator)
     del generator
     gc.collect()
@@ -172,39 +175,39 @@ def test_a_generator_that_drew_faces_can_still_be_freed():
 ])
 def test_bad_settings_name_the_parameter(setting, message):
     with pytest.raises(ValueError, match=message):
-        dcgan.Config(**setting)
+        Config(**setting)
 
 
 def test_config_round_trips_through_json():
-    config = dcgan.Config(attributes=["Smiling"], **TINY)
-    assert dcgan.Config.from_dict(json.loads(config.to_json())) == config
+    config = Config(attributes=["Smiling"], **TINY)
+    assert Config.from_dict(json.loads(config.to_json())) == config
 
 
 def test_recomputed_batch_norm_statistics_make_inference_match_training_mode_from_the_start():
-    config = dcgan.Config(**TINY)
-    generator = dcgan.build_generator(config)
-    z = tf.random.normal((100, config.z_dim), seed=4)
+    config = Config(**TINY)
+    generator = networks.build_generator(config.networks)
+    z = tf.random.normal((100, config.networks.z_dim), seed=4)
     training_mode = generator(z, training=True).numpy()
-    before = dcgan.generate(generator, z).numpy()  # moving statistics still at their initial (0, 1)
+    before = networks.generate(generator, z).numpy()  # moving statistics still at their initial (0, 1)
     assert before.std() < 0.5 * training_mode.std()  # washed out: the seed's step-1 grids would be grey
-    dcgan.recompute_batch_norm_statistics(generator, batch_size=100, batches=4, seed=1)
-    after = dcgan.generate(generator, z).numpy()
+    networks.recompute_batch_norm_statistics(generator, batch_size=100, batches=4, seed=1)
+    after = networks.generate(generator, z).numpy()
     assert 0.8 < after.std() / training_mode.std() < 1.25
     assert np.abs(after - training_mode).mean() < 0.25 * np.abs(before - training_mode).mean()
     norm = generator.get_layer("up1_bn")
     probe = keras.Model(generator.inputs, norm.input)
-    activations = probe(tf.random.normal((400, config.z_dim), seed=9), training=True).numpy()
+    activations = probe(tf.random.normal((400, config.networks.z_dim), seed=9), training=True).numpy()
     np.testing.assert_allclose(norm.moving_mean.numpy(), activations.mean(axis=(0, 1, 2)), atol=0.2 *
                                activations.std())
 
 
 def test_the_moving_average_moves_by_one_minus_decay_toward_the_new_weights():
-    config = dcgan.Config(ema_decay=0.99, **TINY)
-    gan = dcgan.DCGAN(config)
+    config = Config(ema_decay=0.99, **TINY)
+    gan = DCGAN.from_config(config)
     gan.step.assign(100000)  # past the ramp-up: the decay is ema_decay itself
     before = [w.numpy().copy() for w in gan.ema_generator.trainable_weights]
     statistics = [w.numpy().copy() for w in gan.ema_generator.non_trainable_weights]
-    gan.train_step(tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1))
+    gan.train_step(tf.random.uniform((config.training.batch_size, 64, 64, 3), -1, 1))
     for average, old, new in zip(gan.ema_generator.trainable_weights, before, gan.generator.trainable_weights):
         np.testing.assert_allclose(average.numpy(), old + (1 - 0.99) * (new.numpy() - old), rtol=1e-5, atol=1e-7)
     for average, old in zip(gan.ema_generator.non_trainable_weights, statistics):
@@ -217,13 +220,14 @@ def test_the_moving_average_moves_by_one_minus_decay_toward_the_new_weights():
 
 
 def test_the_average_draws_with_batch_norm_statistics_of_its_own_weights():
-    gan = dcgan.DCGAN(dcgan.Config(**TINY))
+    gan = DCGAN.from_config(Config(**TINY))
     for average in gan.ema_generator.trainable_weights:  # an average far from the trained weights
         average.assign(average * 3.0 if "kernel" in average.path else average)
-    z = tf.random.normal((100, gan.config.z_dim), seed=3)
+    z = tf.random.normal((100, gan.networks.z_dim), seed=3)
 
     def mismatch():  # how far faces drawn in inference mode are from the same faces in training mode
-        return float(tf.reduce_mean(tf.abs(dcgan.generate(gan.ema_generator, z) - gan.ema_generator(z, training=True))))
+        drawn = networks.generate(gan.ema_generator, z)
+        return float(tf.reduce_mean(tf.abs(drawn - gan.ema_generator(z, training=True))))
 
     gan.refresh_average_statistics(batches=0)  # the trained generator's statistics, as the average drew before
     for average, trained in zip(gan.ema_generator.non_trainable_weights, gan.generator.non_trainable_weights):
@@ -235,17 +239,17 @@ def test_the_average_draws_with_batch_norm_statistics_of_its_own_weights():
     gan.refresh_average_statistics()  # the same z each time: refreshing again changes nothing
     for average, first in zip(gan.ema_generator.non_trainable_weights, own):
         np.testing.assert_array_equal(average.numpy(), first)
-    without = dcgan.DCGAN(dcgan.Config(ema_decay=0, **TINY))
+    without = DCGAN.from_config(Config(ema_decay=0, **TINY))
     before = [w.numpy().copy() for w in without.generator.weights]
     without.refresh_average_statistics()  # no average: nothing to do, the trained generator untouched
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, without.generator.weights))
 
 
 def test_without_a_moving_average_the_trained_generator_draws_the_faces():
-    gan = dcgan.DCGAN(dcgan.Config(ema_decay=0, **TINY))
+    gan = DCGAN.from_config(Config(ema_decay=0, **TINY))
     assert gan.ema_generator is None and gan.sampling_generator is gan.generator
     assert not hasattr(gan.checkpoint(), "ema_generator")
-    assert hasattr(dcgan.DCGAN(dcgan.Config(**TINY)).checkpoint(), "ema_generator")  # on by default, saved
+    assert hasattr(DCGAN.from_config(Config(**TINY)).checkpoint(), "ema_generator")  # on by default, saved
 
 
 # --------------------------------------------------------------------------------------------- recipe candidates
@@ -258,7 +262,7 @@ CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
 def test_each_candidate_setting_trains_a_few_real_steps_with_finite_losses(setting):
-    gan, logs, before, after = one_step(dcgan.Config(**{**dcgan.PLAIN_RECIPE, **TINY, **setting}))
+    gan, logs, before, after = one_step(Config(**{**PLAIN_RECIPE, **TINY, **setting}))
     for _ in range(2):
         logs = gan.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
     after = [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
@@ -283,9 +287,9 @@ def test_reused_fakes_run_the_generator_once_per_step_and_train_it_through_the_u
     calls, matches = {}, {}
     for reuse in (False, True):
         keras.utils.set_random_seed(3)
-        config = dcgan.Config(**{**dcgan.PLAIN_RECIPE, **TINY, "reuse_fakes": reuse})
-        gan = dcgan.DCGAN(config)
-        generator_before = dcgan.build_generator(config)
+        config = Config(**{**PLAIN_RECIPE, **TINY, "reuse_fakes": reuse})
+        gan = DCGAN.from_config(config)
+        generator_before = networks.build_generator(config.networks)
         generator_before.set_weights(gan.generator.get_weights())
         gan.generator = CountingGenerator(gan.generator)
         real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (4, 2), -1, 1)
@@ -294,7 +298,7 @@ def test_reused_fakes_run_the_generator_once_per_step_and_train_it_through_the_u
         logs = gan.train_step(real)
         calls[reuse] = gan.generator.training_calls
         # the generator's loss on those same fakes, judged by the discriminator after its update
-        same_fakes = dcgan.generator_loss(gan.discriminator(generator_before(z, training=True), training=True))
+        same_fakes = networks.generator_loss(gan.discriminator(generator_before(z, training=True), training=True))
         matches[reuse] = float(logs["generator_loss"]) == pytest.approx(float(same_fakes), rel=1e-5)
     assert calls == {False: 2, True: 1}
     assert matches == {False: False, True: True}  # two forwards draw new fakes for the generator's step
@@ -302,7 +306,7 @@ def test_reused_fakes_run_the_generator_once_per_step_and_train_it_through_the_u
 
 def trained_weights(steps=3, **settings):
     keras.utils.set_random_seed(5)  # the same initial weights for every call
-    gan = dcgan.DCGAN(dcgan.Config(**{**TINY, **settings}))
+    gan = DCGAN.from_config(Config(**{**TINY, **settings}))
     real = tf.random.stateless_uniform((steps, TINY["batch_size"], 64, 64, 3), (1, 2), -1, 1)
     for step in range(steps):
         gan.train_step(real[step])
@@ -311,13 +315,15 @@ def trained_weights(steps=3, **settings):
 
 @pytest.mark.slow
 def test_the_plain_recipe_is_reproducible_by_settings_alone_and_the_average_does_not_change_training():
-    config = dcgan.Config(**dcgan.PLAIN_RECIPE)
-    assert (config.ema_decay, config.label_smoothing, config.discriminator_norm, config.flip_faces) == \
-        (0, 0, "batch", False)
-    assert (config.generator_learning_rate, config.discriminator_learning_rate, config.beta_1) == (2e-4, 2e-4, 0.5)
-    plain, plain_weights = trained_weights(**dcgan.PLAIN_RECIPE)
+    config = Config(**PLAIN_RECIPE)
+    settings = config.settings()
+    assert [settings[name] for name in ("ema_decay", "label_smoothing", "discriminator_norm", "flip_faces")] == \
+        [0, 0, "batch", False]
+    assert [settings[name] for name in ("generator_learning_rate", "discriminator_learning_rate", "beta_1")] == \
+        [2e-4, 2e-4, 0.5]
+    plain, plain_weights = trained_weights(**PLAIN_RECIPE)
     assert plain.sampling_generator is plain.generator
-    averaged, averaged_weights = trained_weights(**{**dcgan.PLAIN_RECIPE, "ema_decay": 0.999})
+    averaged, averaged_weights = trained_weights(**{**PLAIN_RECIPE, "ema_decay": 0.999})
     for a, b in zip(plain_weights, averaged_weights):  # so one run scores both generators (ablation.py)
         np.testing.assert_array_equal(a, b)
 
@@ -338,13 +344,13 @@ def test_one_sided_label_smoothing_targets_one_minus_the_smoothing_for_real_face
     sigmoid = lambda x: 1 / (1 + np.exp(-np.asarray(x)))  # noqa: E731
     expected = -np.mean(0.9 * np.log(sigmoid(real)) + 0.1 * np.log(1 - sigmoid(real))) \
         - np.mean(np.log(1 - sigmoid(fake)))
-    assert float(dcgan.discriminator_loss(real, fake, label_smoothing=0.1)) == pytest.approx(expected, rel=1e-5)
-    assert float(dcgan.discriminator_loss(real, fake, 0.1)) > float(dcgan.discriminator_loss(real, fake))
+    assert float(networks.discriminator_loss(real, fake, label_smoothing=0.1)) == pytest.approx(expected, rel=1e-5)
+    assert float(networks.discriminator_loss(real, fake, 0.1)) > float(networks.discriminator_loss(real, fake))
 
 
 def test_spectral_norm_divides_each_kernel_by_its_largest_singular_value_and_replaces_batch_norm():
-    config = dcgan.Config(discriminator_norm="spectral", **TINY)
-    discriminator = dcgan.build_discriminator(config)
+    config = Config(discriminator_norm="spectral", **TINY)
+    discriminator = networks.build_discriminator(config.networks)
     assert not [layer for layer in discriminator.layers if isinstance(layer, keras.layers.BatchNormalization)]
     layer = discriminator.get_layer("down3")
     for _ in range(300):  # power iterations, one per training call
@@ -364,7 +370,7 @@ def test_spectral_norm_divides_each_kernel_by_its_largest_singular_value_and_rep
 
 def test_flips_mirror_about_half_the_faces_and_leave_the_rest():
     images = tf.random.uniform((200, 8, 8, 3))
-    flipped = dcgan.mirror_randomly(images, tf.random.Generator.from_seed(3)).numpy()
+    flipped = augment.mirror_randomly(images, tf.random.Generator.from_seed(3)).numpy()
     mirrored = [np.array_equal(after, before[:, ::-1]) for after, before in zip(flipped, images.numpy())]
     unchanged = [np.array_equal(after, before) for after, before in zip(flipped, images.numpy())]
     assert all(m != u for m, u in zip(mirrored, unchanged))  # each face is one or the other
@@ -373,7 +379,7 @@ def test_flips_mirror_about_half_the_faces_and_leave_the_rest():
 
 def test_translation_shifts_each_face_by_at_most_an_eighth_filling_the_border_with_zeros():
     images = tf.random.uniform((40, 16, 16, 3), 0.1, 1)  # no zeros of its own
-    shifted = dcgan.translate_randomly(images, tf.random.Generator.from_seed(4)).numpy()
+    shifted = augment.translate_randomly(images, tf.random.Generator.from_seed(4)).numpy()
     offsets = []
     for before, after in zip(images.numpy(), shifted):
         padded = np.pad(before, ((2, 2), (2, 2), (0, 0)))  # 16 / 8 = 2 pixels each way
@@ -386,7 +392,7 @@ def test_translation_shifts_each_face_by_at_most_an_eighth_filling_the_border_wi
 
 def test_cutout_zeroes_one_square_of_half_the_size_per_face_and_keeps_the_rest():
     images = tf.random.uniform((40, 16, 16, 3), 0.1, 1)
-    cut = dcgan.cut_out_randomly(images, tf.random.Generator.from_seed(5)).numpy()
+    cut = augment.cut_out_randomly(images, tf.random.Generator.from_seed(5)).numpy()
     areas = []
     for before, after in zip(images.numpy(), cut):
         zero = np.all(after == 0, axis=-1)
@@ -400,7 +406,7 @@ def test_cutout_zeroes_one_square_of_half_the_size_per_face_and_keeps_the_rest()
 
 def test_color_shifts_brightness_within_half_and_everything_stays_differentiable():
     flat = tf.ones((50, 8, 8, 3)) * tf.reshape(tf.linspace(-0.5, 0.5, 50), (50, 1, 1, 1))
-    colored = dcgan.adjust_colors(flat, tf.random.Generator.from_seed(6)).numpy()
+    colored = augment.adjust_colors(flat, tf.random.Generator.from_seed(6)).numpy()
     shifts = colored - flat.numpy()
     assert np.allclose(shifts, shifts[:, :1, :1, :1], atol=1e-6)  # a flat face stays flat: only brightness moves it
     assert -0.5 <= shifts.min() and shifts.max() < 0.5 and np.std(shifts[:, 0, 0, 0]) > 0.2
@@ -408,25 +414,25 @@ def test_color_shifts_brightness_within_half_and_everything_stays_differentiable
     noise = tf.random.Generator.from_seed(7)
     with tf.GradientTape() as tape:
         tape.watch(images)
-        total = tf.reduce_sum(dcgan.diff_augment(images, list(dcgan.DIFF_AUGMENTATIONS), noise) ** 2)
+        total = tf.reduce_sum(augment.diff_augment(images, list(DIFF_AUGMENTATIONS), noise) ** 2)
     gradient = tape.gradient(total, images).numpy()
     assert np.all(np.isfinite(gradient)) and np.mean(gradient != 0) > 0.5
     state = noise.state.numpy().copy()
-    assert dcgan.diff_augment(images, [], noise) is images  # no policy: unchanged, and no draw made
+    assert augment.diff_augment(images, [], noise) is images  # no policy: unchanged, and no draw made
     np.testing.assert_array_equal(noise.state.numpy(), state)
 
 
 @pytest.mark.slow
 def test_diff_augment_changes_what_the_discriminator_sees_in_training():
-    _, plain = trained_weights(**dcgan.PLAIN_RECIPE)
-    _, augmented = trained_weights(**{**dcgan.PLAIN_RECIPE, "diff_augment": ["translation"]})
+    _, plain = trained_weights(**PLAIN_RECIPE)
+    _, augmented = trained_weights(**{**PLAIN_RECIPE, "diff_augment": ["translation"]})
     assert not any(np.array_equal(a, b) for a, b in zip(plain, augmented))
 
 
 # --------------------------------------------------------------------------------------------- data on the device
 
 def test_faces_kept_on_the_device_come_back_bit_exact_for_every_byte_pair():
-    gan = dcgan.DCGAN(dcgan.Config(**TINY))
+    gan = DCGAN.from_config(Config(**TINY))
     every_pair = np.arange(2 ** 16, dtype=np.uint16).view(np.uint8)  # including float16 NaN and infinity patterns
     faces = np.resize(every_pair, (11, 64, 64, 3))  # 11 faces hold all 65,536 pairs
     assert gan.keep_on_device(faces)

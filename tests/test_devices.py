@@ -2,7 +2,8 @@
 
 import pytest
 
-from facegan import dcgan
+from facegan.config import Config
+from facegan import networks
 from facegan import devices
 
 ZEN3 = {"avx2", "fma", "sse4_2"}  # AVX2 only: bfloat16 is emulated, several times slower than float32
@@ -54,7 +55,7 @@ def test_the_networks_compute_in_what_auto_picks_for_the_machine(monkeypatch, fl
     monkeypatch.setattr(devices.onednn, "enabled", lambda: True)
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    generator = dcgan.build_generator(dcgan.Config(precision="auto", generator_width=4, z_dim=8))
+    generator = networks.build_generator(Config(precision="auto", generator_width=4, z_dim=8).networks)
     assert generator.get_layer("up1").compute_dtype == dtype
 
 

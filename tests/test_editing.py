@@ -9,7 +9,9 @@ import tensorflow as tf
 from PIL import Image
 
 from facegan import attributes
-from facegan import dcgan
+from facegan.config import Config
+from facegan import networks
+from facegan.gan import DCGAN
 from facegan import editing
 from facegan import latent
 from facegan import runs
@@ -23,7 +25,7 @@ NAMES = ["5_o_Clock_Shadow", "Pale_Skin", "Smiling", "Young"]
 def gan():
     keras_seed = 11
     tf.keras.utils.set_random_seed(keras_seed)
-    network = dcgan.DCGAN(dcgan.Config(**TINY))
+    network = DCGAN.from_config(Config(**TINY))
     for _ in range(2):
         network.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
     network.refresh_average_statistics()
@@ -81,7 +83,7 @@ def test_directions_are_saved_with_their_network_and_refused_for_another(gan, di
     loaded = editing.load_directions(str(tmp_path), gan.sampling_generator)
     np.testing.assert_array_equal(loaded.normals, directions.normals)
     assert loaded.names == directions.names
-    other = dcgan.build_generator(dcgan.Config(**TINY))
+    other = networks.build_generator(Config(**TINY).networks)
     with pytest.raises(ValueError, match="fitted on another network"):
         editing.load_directions(str(tmp_path), other)
     with pytest.raises(FileNotFoundError, match="No directions.npz .*fit them first"):
@@ -158,14 +160,14 @@ def test_on_celeba_a_fitted_smiling_direction_raises_the_smile_probability(celeb
     classifier, names = attributes.load_classifier(str(tmp_path / "attributes"))
     config = tiny_config(tmp_path, celeba, cache_dir, steps=20, sample_every=100, checkpoint_every=100)
     training.train(config, show=False)
-    gan, _ = runs.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     directions = editing.fit_directions(gan.sampling_generator, classifier, names, samples=1000,
-                                        folder=config.checkpoint_dir)
+                                        folder=config.outputs.checkpoint_dir)
     effects = editing.edit_effects(gan.sampling_generator, classifier, names, directions, faces=100,
                                    attributes_to_edit=["Smiling"])
     # a tiny network after 20 steps draws blurs, not faces: most of them, not the 80% a trained one reaches
     assert effects["Smiling"]["rose"] >= 0.65 and effects["Smiling"]["mean_rise"] > 0, effects
-    assert editing.load_directions(config.checkpoint_dir, gan.sampling_generator).names == directions.names
+    assert editing.load_directions(config.outputs.checkpoint_dir, gan.sampling_generator).names == directions.names
 
 
 def test_drawn_faces_are_labelled_as_they_are_drawn(tmp_path):

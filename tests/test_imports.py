@@ -10,14 +10,16 @@ from conftest import ROOT
 LAYERS = {
     "facegan": -1, "facegan.onednn": -2,  # the package's __init__ sets TensorFlow's kernels before TensorFlow loads
     "celeba_utils": 0, "facegan.devices": 0,
-    "facegan.dcgan": 1,
-    "facegan.runs": 2,
-    "facegan.attributes": 1,
-    "facegan.latent": 3,
-    "facegan.metrics": 4, "facegan.editing": 4,
-    "facegan.training": 5,
-    "score": 6, "experiments": 6, "experiments.ablation": 6, "experiments.bench": 6,
-    "experiments.time_to_fid": 7,
+    "facegan.config": 1,
+    "facegan.networks": 2, "facegan.augment": 2,
+    "facegan.gan": 3,
+    "facegan.runs": 4,
+    "facegan.attributes": 2,
+    "facegan.latent": 5,
+    "facegan.metrics": 6, "facegan.editing": 6,
+    "facegan.training": 7,
+    "score": 8, "experiments": 8, "experiments.ablation": 8, "experiments.bench": 8,
+    "experiments.time_to_fid": 9,
 }
 SOURCES = ("*.py", "facegan/**/*.py", "experiments/*.py")
 

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from facegan import dcgan
+from facegan.config import Config
+from facegan.gan import DCGAN
 from facegan import latent
 from facegan import runs
 from facegan import training
@@ -70,10 +71,10 @@ def test_bad_parameters_are_named(call, message):
 
 @pytest.fixture(scope="module")
 def trained_gan():
-    config = dcgan.Config(**TINY)
-    gan = dcgan.DCGAN(config)
+    config = Config(**TINY)
+    gan = DCGAN.from_config(config)
     for _ in range(3):
-        gan.train_step(tf.random.uniform((config.batch_size, 64, 64, 3), -1, 1))
+        gan.train_step(tf.random.uniform((config.training.batch_size, 64, 64, 3), -1, 1))
     return gan
 
 
@@ -127,7 +128,7 @@ def test_a_strips_columns_fit_its_frames(count, columns):
 def test_interpolate_returns_its_path_and_the_modes_compare_on_those_vectors(trained_gan, tmp_path):
     path = latent.interpolate(trained_gan, waypoints=[[0, 0], 7, [9, 0]], frames=24,
                               gif_path=str(tmp_path / "a.gif"), strip_path=str(tmp_path / "a.png"))
-    assert path.latents.shape == (24, trained_gan.config.z_dim) and path.frames.shape == (24, 64, 64, 3)
+    assert path.latents.shape == (24, trained_gan.networks.z_dim) and path.frames.shape == (24, 64, 64, 3)
     np.testing.assert_array_equal(path.latents[0], trained_gan.grid_latents.numpy()[0])
     assert Image.open(tmp_path / "a.png").size == (8 * 64, 3 * 64)  # 24 frames: 3 rows of 8, no black cells
     picture = latent.compare_modes(trained_gan.sampling_generator, path.latents[:5])
@@ -141,7 +142,7 @@ def test_interpolate_returns_its_path_and_the_modes_compare_on_those_vectors(tra
 def test_interpolate_notebook_renders_the_path_between_two_grid_faces_and_an_edit(tmp_path, made_faces, cache_dir):
     from facegan import editing
 
-    training.train(dcgan.Config(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=3,
+    training.train(Config(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=3,
                                 checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"), **TINY),
                    show=False)
     gan, _ = runs.load_gan(str(tmp_path / "my_net"))

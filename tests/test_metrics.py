@@ -9,7 +9,8 @@ import pytest
 import scipy.linalg
 
 import celeba_utils
-from facegan import dcgan
+from facegan.config import Config
+from facegan.gan import DCGAN
 from facegan import metrics
 from facegan import runs
 from facegan import training
@@ -157,8 +158,8 @@ def test_memorisation_flags_copies_of_training_faces_and_not_fresh_ones(faces):
 # ----------------------------------------------------------------------------- while training
 
 def test_the_best_checkpoint_follows_a_scripted_metric_sequence(tmp_path):
-    config = dcgan.Config(checkpoint_dir=str(tmp_path / "my_net"), **TINY)
-    gan = dcgan.DCGAN(config)
+    config = Config(checkpoint_dir=str(tmp_path / "my_net"), **TINY)
+    gan = DCGAN.from_config(config)
     keeper = training.BestCheckpoint(gan, config, "swd")
     kept = []
     for step, value in zip(range(1, 6), [5.0, 3.0, 4.0, 2.0, 6.0]):
@@ -176,21 +177,21 @@ def test_the_best_checkpoint_follows_a_scripted_metric_sequence(tmp_path):
 
 @pytest.mark.slow
 def test_training_writes_metrics_and_keeps_the_best_network(tmp_path, made_faces, cache_dir):
-    config = dcgan.Config(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=4,
+    config = Config(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=4,
                           checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"),
                           metrics_every=2, metric_samples=32, **TINY)
     training.train(config, show=False)
-    rows = runs.read_metrics(config.checkpoint_dir)
+    rows = runs.read_metrics(config.outputs.checkpoint_dir)
     assert [row["step"] for row in rows] == [2, 4]
     assert all(row["generated"] == row["real"] == 32 and row["swd"] > 0 for row in rows)
     assert "fid" not in rows[0]  # not asked for: no column
     best = json.loads((tmp_path / "my_net" / "best-swd" / "best.json").read_text())
     assert best["value"] == pytest.approx(min(row["swd"] for row in rows), rel=1e-5)  # the CSV keeps 6 digits
     assert best["step"] == rows[int(np.argmin([row["swd"] for row in rows]))]["step"]
-    figure = runs.plot_losses(config.checkpoint_dir)
+    figure = runs.plot_losses(config.outputs.checkpoint_dir)
     assert len(figure.axes) == 2 and figure.axes[1].get_lines()
     with pytest.raises(ValueError, match="best_metric must be one of the metrics computed"):
-        dcgan.Config(metrics=["swd"], best_metric="fid")
+        Config(metrics=["swd"], best_metric="fid")
     with pytest.raises(ValueError, match="metrics must be a non-empty list of swd, fid, kid"):
         training.train(config, show=False, metrics=["is"], best_metric="is")  # the loop that runs them checks names
 

@@ -1,14 +1,13 @@
 """runs: a saved run read back without the training loop: load_gan, damaged or foreign checkpoints, old configs,
 and the record of every start."""
 
-import dataclasses
 import json
 import os
 
 import numpy as np
 import pytest
 
-from facegan import dcgan
+from facegan.config import Config, PLAIN_RECIPE
 from facegan import runs
 from facegan import training
 from conftest import tiny_config
@@ -21,7 +20,7 @@ def test_load_gan_without_a_run_says_to_train_first(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_saved_before_the_recipe_settings_existed_restores_as_the_plain_recipe(tmp_path, made_faces, cache_dir):
-    config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, **dcgan.PLAIN_RECIPE)
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, **PLAIN_RECIPE)
     training.train(config, show=False)
     path = tmp_path / "my_net" / "config.json"
     saved = json.loads(path.read_text())
@@ -30,10 +29,10 @@ def test_a_run_saved_before_the_recipe_settings_existed_restores_as_the_plain_re
     path.write_text(json.dumps(saved))
     gan, restored = runs.load_gan(str(tmp_path / "my_net"))
     assert int(gan.step.numpy()) == 2 and gan.ema_generator is None
-    assert {name: getattr(restored, name) for name in dcgan.PLAIN_RECIPE} == dcgan.PLAIN_RECIPE
+    assert {name: restored.settings()[name] for name in PLAIN_RECIPE} == PLAIN_RECIPE
     # today's defaults (a moving average) ask for other networks: a clear refusal, and the run is left as it was
     with pytest.raises(ValueError, match="uses_ema False \\(saved\\) vs True \\(requested\\).*pass ema_decay=0.0 "):
-        training.train(dataclasses.replace(config, ema_decay=0.999), show=False)
+        training.train(config.replace(ema_decay=0.999), show=False)
     assert json.loads(path.read_text()) == saved
 
 
@@ -49,14 +48,14 @@ def test_a_damaged_newest_checkpoint_falls_back_to_an_older_one(tmp_path, made_f
     os.remove(tmp_path / "my_net" / "checkpoint")  # the state file lost: checkpoints are found by their index
     (tmp_path / "my_net" / "ckpt-5.index").write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="ckpt-5 is damaged"):
-        gan, _ = runs.load_gan(config.checkpoint_dir)
+        gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     assert int(gan.step.numpy()) in (2, 4)  # ckpt-4 was rewritten at step 4 of the resumed run
     for name in os.listdir(tmp_path / "my_net"):
         if name.startswith("ckpt-") and name.endswith(".index"):
             (tmp_path / "my_net" / name).write_bytes(b"garbage")
     with pytest.raises(ValueError, match=r"No checkpoint in .*my_net could be read .*damaged, or config.json"), \
             pytest.warns(UserWarning):
-        runs.load_gan(config.checkpoint_dir)
+        runs.load_gan(config.outputs.checkpoint_dir)
 
 
 @pytest.mark.slow
@@ -66,7 +65,7 @@ def test_a_config_that_does_not_match_its_checkpoint_is_a_clear_error(tmp_path, 
     path = tmp_path / "my_net" / "config.json"
     path.write_text(path.read_text().replace('"generator_width": 4', '"generator_width": 8'))
     with pytest.raises(ValueError, match="config.json does not belong to them"), pytest.warns(UserWarning):
-        runs.load_gan(config.checkpoint_dir)
+        runs.load_gan(config.outputs.checkpoint_dir)
 
 
 @pytest.mark.slow
@@ -77,12 +76,12 @@ def test_every_start_of_a_run_is_recorded_with_its_settings_step_and_machine(tmp
         training.train(config, show=False, steps=3, label_smoothing=0.1)
     with open(tmp_path / "my_net" / runs.STARTS_FILE, "a") as handle:
         handle.write('{"time": "2026-')  # a start cut off by a crash while writing
-    starts = runs.read_starts(config.checkpoint_dir)
+    starts = runs.read_starts(config.outputs.checkpoint_dir)
     assert [start["step"] for start in starts] == [0, 2]
-    assert [start["settings"]["label_smoothing"] for start in starts] == [0.0, 0.1]  # the recipe's history
-    assert dcgan.Config.from_dict(starts[0]["settings"]) == config
+    assert [start["settings"]["recipe"]["label_smoothing"] for start in starts] == [0.0, 0.1]  # the recipe's history
+    assert Config.from_dict(starts[0]["settings"]) == config
     assert all(start["machine"] and start["precision"] == "float32" for start in starts)
-    assert runs.read_config(config.checkpoint_dir).label_smoothing == 0.1  # config.json: as it last started
+    assert runs.read_config(config.outputs.checkpoint_dir).label_smoothing == 0.1  # config.json: as it last started
 
 
 @pytest.mark.slow
@@ -91,16 +90,16 @@ def test_a_run_trained_in_bfloat16_draws_and_resumes_in_float32_on_a_machine_wit
     # "auto", the default, picks bfloat16 on one machine and float32 on another: the same checkpoint serves both
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, precision="mixed_bfloat16")
     training.train(config, show=False)
-    in_bfloat16, _ = runs.load_gan(config.checkpoint_dir)
-    in_float32, _ = runs.load_gan(config.checkpoint_dir, precision="float32")
+    in_bfloat16, _ = runs.load_gan(config.outputs.checkpoint_dir)
+    in_float32, _ = runs.load_gan(config.outputs.checkpoint_dir, precision="float32")
     assert in_bfloat16.generator.get_layer("up1").compute_dtype == "bfloat16"
     assert in_float32.generator.get_layer("up1").compute_dtype == "float32"
     for saved, loaded in zip(in_bfloat16.generator.weights, in_float32.generator.weights):
         assert saved.dtype == loaded.dtype == "float32" and np.array_equal(saved.numpy(), loaded.numpy())
-    z = np.random.default_rng(0).standard_normal((8, config.z_dim)).astype("float32")
+    z = np.random.default_rng(0).standard_normal((8, config.networks.z_dim)).astype("float32")
     faces_bfloat16 = in_bfloat16.generator(z, training=False).numpy()
     faces_float32 = in_float32.generator(z, training=False).numpy()
     assert 0 < np.abs(faces_bfloat16 - faces_float32).max() < 0.1  # the same faces, to bfloat16's precision
     with pytest.warns(UserWarning, match="precision mixed_bfloat16 → float32"):
         training.train(config, show=False, steps=3, precision="float32")
-    assert int(runs.load_gan(config.checkpoint_dir)[0].step.numpy()) == 3
+    assert int(runs.load_gan(config.outputs.checkpoint_dir)[0].step.numpy()) == 3

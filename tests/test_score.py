@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from facegan import dcgan
+from facegan.config import Config
+from facegan import networks
 from facegan import metrics
 from facegan import runs
 from facegan import training
@@ -25,14 +26,14 @@ def score_command(*arguments, cache_dir):
 def test_the_score_logged_at_step_n_is_the_command_lines_score_of_step_ns_checkpoint(tmp_path, made_faces,
                                                                                       cache_dir):
     data = str(made_faces / "img_align_celeba")
-    config = dcgan.Config(image_path=data, cache_dir=cache_dir, steps=4, checkpoint_dir=str(tmp_path / "my_net"),
+    config = Config(image_path=data, cache_dir=cache_dir, steps=4, checkpoint_dir=str(tmp_path / "my_net"),
                           sample_dir=str(tmp_path / "imgs"), checkpoint_every=2, keep_checkpoints=5,
                           metrics_every=2, metric_samples=24, **TINY)
     training.train(config, show=False)
-    logged = {row["step"]: row for row in runs.read_metrics(config.checkpoint_dir)}
+    logged = {row["step"]: row for row in runs.read_metrics(config.outputs.checkpoint_dir)}
     assert sorted(logged) == [2, 4]
     for step in (2, 4):
-        lines = score_command("--checkpoint", config.checkpoint_dir, "--step", str(step), "--data", data,
+        lines = score_command("--checkpoint", config.outputs.checkpoint_dir, "--step", str(step), "--data", data,
                               "--samples", "24", "--metrics", "swd", cache_dir=cache_dir)
         printed = {line.split()[0]: float(line.split()[1]) for line in lines}
         for column in ("swd64", "swd32", "swd16", "swd"):  # the CSV keeps 6 digits, the command line 4 decimals
@@ -40,7 +41,7 @@ def test_the_score_logged_at_step_n_is_the_command_lines_score_of_step_ns_checkp
     assert logged[2]["swd"] != logged[4]["swd"]  # two networks, two scores: the match is not a constant
     # and in-process, as the notebook's last cell calls it: the same number to the last digit
     faces = training.load_training_faces(config, progress=False).images
-    again = metrics.score_checkpoint(config.checkpoint_dir, faces, samples=24, names=["swd"], step=4,
+    again = metrics.score_checkpoint(config.outputs.checkpoint_dir, faces, samples=24, names=["swd"], step=4,
                                    cache_dir=cache_dir)
     assert again["swd"] == pytest.approx(logged[4]["swd"], rel=1e-5)
     assert all(line.endswith("(24 generated vs 24 real faces)") for line in lines)
@@ -66,12 +67,12 @@ def test_a_folder_of_generated_faces_scores_as_the_faces_themselves(tmp_path, ma
     # the faces of a real (tiny) generator, written as 64×64 PNGs: loading them must not crop or zoom them, so the
     # command line's score of the folder is the score of the arrays
     data = str(made_faces / "img_align_celeba")
-    config = dcgan.Config(image_path=data, cache_dir=cache_dir, steps=2, checkpoint_dir=str(tmp_path / "my_net"),
+    config = Config(image_path=data, cache_dir=cache_dir, steps=2, checkpoint_dir=str(tmp_path / "my_net"),
                           sample_dir=str(tmp_path / "imgs"), **TINY)
     training.train(config, show=False)
-    gan, _ = runs.load_gan(config.checkpoint_dir)
-    faces = metrics.as_uint8(dcgan.generate(gan.sampling_generator, np.random.default_rng(0).normal(
-        size=(40, config.z_dim)).astype(np.float32)).numpy())
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
+    faces = metrics.as_uint8(networks.generate(gan.sampling_generator, np.random.default_rng(0).normal(
+        size=(40, config.networks.z_dim)).astype(np.float32)).numpy())
     folder = tmp_path / "generated"
     folder.mkdir()
     from PIL import Image

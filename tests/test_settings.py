@@ -1,14 +1,13 @@
-"""One source for every setting: dcgan.Config's fields and help make the notebook's parameters cell, docs/settings.md
+"""One source for every setting: Config's fields and help make the notebook's parameters cell, docs/settings.md
 and the command lines' flags; these tests fail when any of them drifts. And the notebooks are committed clean."""
 
-import dataclasses
 import importlib.util
 import json
 
 import pytest
 
 from experiments import bench
-from facegan import dcgan
+from facegan.config import GROUP_OF, Config, config_from_arguments, fields
 from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("settings_tool", ROOT / "tools" / "settings.py")
@@ -22,8 +21,18 @@ def notebook_cell(name: str, tag: str = "parameters") -> str:
 
 
 def test_every_setting_has_help():
-    for field in dataclasses.fields(dcgan.Config):
-        assert len(field.metadata.get("help", "")) > 10, f"dcgan.Config.{field.name} needs its help text"
+    for group, field in fields():
+        assert len(field.metadata.get("help", "")) > 10, f"{group}.{field.name} needs its help text"
+
+
+def test_each_setting_belongs_to_one_group_and_the_groups_round_trip():
+    assert len(GROUP_OF) == len(list(fields()))  # no name in two groups
+    config = Config(z_dim=8, steps=5, diff_augment=["cutout"], checkpoint_dir="elsewhere")
+    assert (config.networks.z_dim, config.training.steps, config.outputs.checkpoint_dir) == (8, 5, "elsewhere")
+    assert Config.from_dict(config.to_dict()) == config == Config(**config.settings())
+    assert Config.from_dict(config.settings()) == config  # a flat config.json of an older version
+    with pytest.raises(ValueError, match="unknown settings"):
+        Config(z_dims=8)
 
 
 def test_the_notebook_parameters_cell_is_made_from_the_settings_and_sets_each_to_its_default():
@@ -31,15 +40,15 @@ def test_the_notebook_parameters_cell_is_made_from_the_settings_and_sets_each_to
     assert source == settings_tool.with_settings(source), "run python tools/settings.py"
     values = {}
     exec(source, {}, values)
-    assert dcgan.Config.from_dict(values) == dcgan.Config()
-    assert set(values) - {field.name for field in dataclasses.fields(dcgan.Config)} == {"evaluation_samples"}
+    assert Config.from_dict(values) == Config()
+    assert set(values) - set(GROUP_OF) == {"evaluation_samples"}
 
 
 def test_the_settings_table_in_docs_is_made_from_the_settings():
     document = (ROOT / "docs" / "settings.md").read_text()
     assert document == settings_tool.settings_document(), "run python tools/settings.py"
-    for field in dataclasses.fields(dcgan.Config):
-        assert f"| `{field.name}` |" in document
+    for group, field in fields():
+        assert f"| `{field.name}` |" in document and f"## {group}" in document
 
 
 def test_the_settings_tool_rewrites_only_the_settings_lines_of_the_cell():
@@ -53,17 +62,18 @@ def test_the_settings_tool_rewrites_only_the_settings_lines_of_the_cell():
 def test_every_setting_is_a_flag_of_bench_with_the_same_default_and_help():
     parser = bench.make_parser()
     flags = {action.dest: action for action in parser._actions}
-    for field in dataclasses.fields(dcgan.Config):
+    for _, field in fields():
         default = parser.get_default(field.name)
         assert default == field.default or field.name == "image_path", field.name  # bench reads the sample
         assert field.metadata["help"] in flags[field.name].help.replace("%%", "%")
     arguments = parser.parse_args(["--diff-augment", "color,cutout", "--jit-compile", "true", "--resident-data",
                                    "none", "--precision", "auto", "--kernel-size", "5", "--reuse-fakes", "off",
                                    "--partition", "train", "--ema-decay", "0"])
-    config = dcgan.config_from_arguments(arguments)
-    assert (config.diff_augment, config.jit_compile, config.resident_data, config.precision, config.kernel_size,
-            config.reuse_fakes, config.partition, config.ema_decay) == (["color", "cutout"], True, None, "auto", 5,
-                                                                        False, "train", 0.0)
+    config = config_from_arguments(arguments)
+    settings = config.settings()
+    assert [settings[name] for name in ("diff_augment", "jit_compile", "resident_data", "precision", "kernel_size",
+                                        "reuse_fakes", "partition", "ema_decay")] == [
+        ["color", "cutout"], True, None, "auto", 5, False, "train", 0.0]
     with pytest.raises(SystemExit):
         parser.parse_args(["--flip-faces", "maybe"])
 

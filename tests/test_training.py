@@ -16,7 +16,9 @@ import tensorflow as tf
 from PIL import Image
 
 import celeba_utils
-from facegan import dcgan
+from facegan.config import Config, DIFF_AUGMENTATIONS
+from facegan import networks
+from facegan.gan import DCGAN
 from facegan import devices
 from facegan import runs
 from facegan import training
@@ -36,24 +38,24 @@ def test_train_writes_checkpoints_config_losses_and_grids_then_resumes(tmp_path,
     config = tiny_config(tmp_path, made_faces, cache_dir)
     first = training.train(config, show=False)
     assert (first.start_step, first.step, first.stopped) == (0, 3, False)
-    saved = dcgan.Config.from_dict(json.loads((tmp_path / "my_net" / "config.json").read_text()))
+    saved = Config.from_dict(json.loads((tmp_path / "my_net" / "config.json").read_text()))
     assert saved == config  # every setting, so a later reader rebuilds the same networks
     assert sorted(f for f in os.listdir(tmp_path / "my_net") if f.endswith(".index")) == ["ckpt-2.index",
                                                                                             "ckpt-3.index"]
-    assert [row["step"] for row in runs.read_losses(config.checkpoint_dir)] == [1, 2, 3]
+    assert [row["step"] for row in runs.read_losses(config.outputs.checkpoint_dir)] == [1, 2, 3]
     assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-1.png", "examples-3.png"]
     assert_grid_of_64px_faces(tmp_path / "imgs" / "examples-1.png")
     first_grid = (tmp_path / "imgs" / "examples-1.png").read_bytes()
-    gan, _ = runs.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     grid_latents = gan.grid_latents.numpy()
 
     second = training.train(config, show=False, steps=6)
     assert (second.start_step, second.step) == (3, 6)
-    assert [row["step"] for row in runs.read_losses(config.checkpoint_dir)] == [1, 2, 3, 4, 5, 6]
+    assert [row["step"] for row in runs.read_losses(config.outputs.checkpoint_dir)] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "imgs" / "examples-1.png").read_bytes() == first_grid  # not rewritten from scratch
     assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-1.png", "examples-3.png", "examples-5.png",
                                                      "examples-6.png"]
-    resumed, _ = runs.load_gan(config.checkpoint_dir)
+    resumed, _ = runs.load_gan(config.outputs.checkpoint_dir)
     assert int(resumed.step.numpy()) == 6
     np.testing.assert_array_equal(resumed.grid_latents.numpy(), grid_latents)  # grids line up across the stop
     assert int(resumed.generator_optimizer.iterations.numpy()) == 6  # optimizer state came back too
@@ -66,10 +68,10 @@ def test_train_writes_checkpoints_config_losses_and_grids_then_resumes(tmp_path,
 def test_resuming_an_older_checkpoint_drops_the_loss_rows_it_does_not_hold(tmp_path, made_faces, cache_dir):
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, checkpoint_every=10)
     training.train(config, show=False)
-    with open(os.path.join(config.checkpoint_dir, runs.LOSS_FILE), "a") as handle:
+    with open(os.path.join(config.outputs.checkpoint_dir, runs.LOSS_FILE), "a") as handle:
         handle.write("4,0.5,0.5,10,1\n5,0.5")  # rows of steps lost in a crash, the last one half-written
     training.train(config, show=False, steps=4)
-    assert [row["step"] for row in runs.read_losses(config.checkpoint_dir)] == [1, 2, 3, 4]
+    assert [row["step"] for row in runs.read_losses(config.outputs.checkpoint_dir)] == [1, 2, 3, 4]
 
 
 @pytest.mark.slow
@@ -101,7 +103,7 @@ def test_resuming_with_another_recipe_trains_on_with_it_and_says_what_changed(tm
         training.train(config, show=False, steps=2)
     with pytest.warns(UserWarning, match=r"another training recipe than it began with: label_smoothing 0.0 → 0.1; "
                                          r"diff_augment \[\] → \['color', 'translation', 'cutout'\]\."):
-        run = training.train(config, show=False, steps=3, diff_augment=dcgan.DIFF_AUGMENTATIONS, label_smoothing=0.1)
+        run = training.train(config, show=False, steps=3, diff_augment=DIFF_AUGMENTATIONS, label_smoothing=0.1)
     assert run.step == 3 and runs.read_config(str(tmp_path / "my_net")).label_smoothing == 0.1
 
 
@@ -159,14 +161,15 @@ def test_the_notebooks_settings_and_config_cells_run_again_after_the_last_cell(t
     notebook = nbformat.read(str(ROOT / "gan_new.ipynb"), as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     parameters = next(cell for cell in code if "parameters" in cell.metadata.get("tags", []))
-    config_cell = next(cell for cell in code if "dcgan.Config.from_dict(globals())" in cell.source)
+    config_cell = next(cell for cell in code if "Config.from_dict(globals())" in cell.source)
     train_cell = next(cell for cell in code if "training.train(" in cell.source)
     last = code[-1]
     values = dict(image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=2, sample_every=100,
                   checkpoint_every=100, checkpoint_dir=str(tmp_path / "my_net"), sample_dir=str(tmp_path / "imgs"),
                   evaluation_samples=16, **TINY)
     chosen = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in values.items()))
-    check = nbformat.v4.new_code_cell("print(type(config.metrics).__name__, config.metrics, config.steps)")
+    check = nbformat.v4.new_code_cell("print(type(config.quality.metrics).__name__, config.quality.metrics, "
+                                      "config.training.steps)")
     order = [parameters, chosen, config_cell, train_cell, last, config_cell, check, parameters, chosen, config_cell,
              check]
     session = nbformat.v4.new_notebook(cells=[copy.deepcopy(cell) for cell in order], metadata=notebook.metadata)
@@ -235,7 +238,7 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, made_faces, cache_
         steps = [row["step"] for row in runs.read_losses(checkpoint_dir)]
         assert steps == list(range(1, len(steps) + 1))  # the log went on right after the restored step
         logged = steps[-1]
-        gan = dcgan.DCGAN(dcgan.Config(**TINY))
+        gan = DCGAN.from_config(Config(**TINY))
         restored = runs.restore(gan, checkpoint_dir)
         checkpoint_step = int(gan.step.numpy())
         assert restored.endswith(f"ckpt-{checkpoint_step}") if restored else checkpoint_step == 0
@@ -248,7 +251,7 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, made_faces, cache_
                  if name.endswith(".tmp") or name.endswith("_temp")]
     assert leftovers == []  # half-written files of killed runs are cleared, never read
     gan, _ = runs.load_gan(checkpoint_dir)
-    assert np.isfinite(dcgan.generate(gan.generator, gan.grid_latents[:4]).numpy()).all()
+    assert np.isfinite(networks.generate(gan.generator, gan.grid_latents[:4]).numpy()).all()
 
 
 class PoisonWeights(keras.callbacks.Callback):
@@ -269,8 +272,8 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=20, checkpoint_every=2, keep_checkpoints=10)
     with pytest.raises(FloatingPointError, match=r"not finite at step (5|6).*last good checkpoint is .*ckpt-4"):
         training.train(config, show=False, callbacks=[PoisonWeights(at_step=5)])
-    assert [step for step, _ in runs.list_checkpoints(config.checkpoint_dir)] == [2, 4]
-    gan, _ = runs.load_gan(config.checkpoint_dir)
+    assert [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)] == [2, 4]
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     assert training.weights_are_finite(gan) and int(gan.step.numpy()) == 4
     resumed = training.train(config, show=False, steps=6)  # the user can go on from the good checkpoint
     assert (resumed.start_step, resumed.step) == (4, 6)
@@ -295,7 +298,7 @@ def test_unwritable_folders_and_failed_writes_give_one_clear_error(tmp_path, mad
         training.train(config, show=False)
     monkeypatch.undo()
     assert (tmp_path / "my_net" / "ckpt-2.index").read_bytes() == saved
-    gan, _ = runs.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     assert int(gan.step.numpy()) == 2
 
 
@@ -356,19 +359,19 @@ print("REPORT" + json.dumps(report))
 def test_mirrored_strategy_on_two_cpu_devices_trains_checkpoints_once_and_resumes_on_one(tmp_path, made_faces,
                                                                                          cache_dir, variant):
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, checkpoint_every=3, strategy="mirrored", **variant)
-    settings = {name: getattr(config, name) for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
+    settings = {name: config.settings()[name] for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
                                                          "sample_every", "checkpoint_dir", "sample_dir", "strategy",
                                                          *TINY, *variant)}
-    script = DISTRIBUTED_RUN.format(settings=settings, checkpoint_dir=config.checkpoint_dir)
+    script = DISTRIBUTED_RUN.format(settings=settings, checkpoint_dir=config.outputs.checkpoint_dir)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.split("REPORT", 1)[1])
     assert report["replicas"] == 2 and report["identical"]  # both devices hold the same weights after each step
     assert report["step"] == 3 and len(report["losses"]) == 3 and np.isfinite(report["losses"]).all()
-    assert [step for step, _ in runs.list_checkpoints(config.checkpoint_dir)] == [3]  # written once
+    assert [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)] == [3]  # written once
     assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-1.png", "examples-3.png"]
 
-    gan, _ = runs.load_gan(config.checkpoint_dir)  # a checkpoint of 2 devices restores on 1
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)  # a checkpoint of 2 devices restores on 1
     restored_sum = float(sum(np.sum(v.numpy()) for v in gan.generator.trainable_variables))
     assert restored_sum == pytest.approx(report["generator_sum"], rel=1e-6)
     resumed = training.train(config, show=False, steps=4, strategy="default")
@@ -382,7 +385,7 @@ def test_faces_kept_on_the_device_train_exactly_as_faces_streamed_from_memory(tm
         keras.utils.set_random_seed(7)  # the same initial networks
         config = tiny_config(tmp_path / f"resident-{resident}", made_faces, cache_dir, steps=3, resident_data=resident)
         assert training.train(config, show=False).step == 3
-        gan, _ = runs.load_gan(config.checkpoint_dir)
+        gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
         assert gan.resident_images is None  # the copy of the faces is not part of the checkpoint
         weights.append([w.numpy() for w in gan.generator.weights + gan.discriminator.weights])
     for streamed, resident in zip(*weights):
@@ -395,9 +398,9 @@ def test_several_steps_per_call_still_write_grids_checkpoints_and_every_log_row(
                          checkpoint_every=4)
     run = training.train(config, show=False)
     assert run.step == 6
-    assert [step for step, _ in runs.list_checkpoints(config.checkpoint_dir)] == [6]  # step 4 falls in 4..6
+    assert [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)] == [6]  # step 4 falls in 4..6
     assert sorted(os.listdir(tmp_path / "imgs")) == ["examples-3.png", "examples-6.png"]  # steps 1, 3, 5 fell due
-    assert [row["step"] for row in runs.read_losses(config.checkpoint_dir)] == [3, 6]  # one row per call
+    assert [row["step"] for row in runs.read_losses(config.outputs.checkpoint_dir)] == [3, 6]  # one row per call
 
 
 def test_reached_finds_a_due_step_inside_a_call():
@@ -405,20 +408,20 @@ def test_reached_finds_a_due_step_inside_a_call():
     assert training.reached(100, 101, 100, offset=1) and training.reached(95, 105, 100, offset=1)
     assert training.reached(3, 6, 4) and not training.reached(4, 7, 4)
     with pytest.raises(ValueError, match="strategy must be one of default, mirrored, multi_worker"):
-        dcgan.Config(strategy="tpu")
+        Config(strategy="tpu")
 
 
 @pytest.mark.slow
 def test_the_moving_average_survives_a_checkpoint_and_draws_the_grids(tmp_path, made_faces, cache_dir):
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, sample_every=100)
     training.train(config, show=False)
-    gan, _ = runs.load_gan(config.checkpoint_dir)
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     assert gan.ema_generator is not None
     average = [w.numpy() for w in gan.ema_generator.trainable_weights]
     trained = [w.numpy() for w in gan.generator.trainable_weights]
     assert any(not np.array_equal(a, t) for a, t in zip(average, trained))  # restored as its own weights
     grid = np.asarray(Image.open(tmp_path / "imgs" / "examples-3.png"))
-    drawn = celeba_utils.image_grid(dcgan.generate(gan.ema_generator, gan.grid_latents), 10, 10)
+    drawn = celeba_utils.image_grid(networks.generate(gan.ema_generator, gan.grid_latents), 10, 10)
     np.testing.assert_array_equal(grid, drawn)  # the grid came from the moving average
     assert any(not np.array_equal(a.numpy(), t.numpy()) for a, t in zip(  # with batch-norm statistics of its own
         gan.ema_generator.non_trainable_weights, gan.generator.non_trainable_weights))
@@ -445,13 +448,13 @@ def test_only_the_chief_writes_in_a_multi_machine_run():
 @pytest.mark.slow
 def test_multi_worker_strategy_runs_as_a_single_worker_on_this_cpu(tmp_path, made_faces, cache_dir):
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, strategy="multi_worker")
-    settings = dict(image_path=config.image_path, cache_dir=cache_dir, steps=2, checkpoint_every=2,
-                    checkpoint_dir=config.checkpoint_dir, sample_dir=config.sample_dir, strategy="multi_worker",
-                    **TINY)
+    settings = dict(image_path=config.data.image_path, cache_dir=cache_dir, steps=2, checkpoint_every=2,
+                    checkpoint_dir=config.outputs.checkpoint_dir, sample_dir=config.outputs.sample_dir,
+                    strategy="multi_worker", **TINY)
     script = ("from facegan import training; "
               f"run = training.train(show=False, **{settings!r}); print('STEP', run.step)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             env={key: value for key, value in os.environ.items() if key != "TF_CONFIG"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "STEP 2" in result.stdout
-    assert [step for step, _ in runs.list_checkpoints(config.checkpoint_dir)] == [2]
+    assert [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)] == [2]

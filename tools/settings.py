@@ -1,30 +1,30 @@
-"""Write every setting of dcgan.Config where it is shown: docs/settings.md, and the lines of gan_new.ipynb's
+"""Write every setting of facegan/config.py where it is shown: docs/settings.md, and the lines of gan_new.ipynb's
 parameters cell that set them (the rest of the notebook, edited in Jupyter, is left as it is).
 
-    python tools/settings.py          # after adding or changing a setting in dcgan.Config
+    python tools/settings.py          # after adding or changing a setting in facegan/config.py
     python tools/settings.py --check  # exit 1 if either is out of date (the tests check the same)
 """
 
 import argparse
-import dataclasses
 import pathlib
 import sys
 
 import nbformat
 
-from facegan import dcgan
+from facegan import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SETTINGS_DOC = ROOT / "docs" / "settings.md"
 NOTEBOOK = ROOT / "gan_new.ipynb"
-HEADER = ("# Settings\n\nEvery setting of a training run: a field of `dcgan.Config`, a line of `gan_new.ipynb`'s "
-          "parameters cell (`papermill -p name value`), a flag of `experiments/bench.py`, and a key of a run's `config.json`. "
-          "Written by `python tools/settings.py` from `dcgan.Config`; the tests fail when they drift.\n\n")
+HEADER = ("# Settings\n\nEvery setting of a training run, by group: a field of its group in `facegan/config.py` "
+          "(`Config(name=value)` takes any of them by name), a line of `gan_new.ipynb`'s parameters cell (`papermill "
+          "-p name value`), a flag of `experiments/bench.py`, and a key of its group in a run's `config.json`. "
+          "Written by `python tools/settings.py` from `facegan/config.py`; the tests fail when they drift.\n\n")
 
 
 def settings_document() -> str:
-    return HEADER + dcgan.settings_table()
+    return HEADER + config.settings_table()
 
 
 def parameters_cell(notebook) -> dict:
@@ -32,17 +32,17 @@ def parameters_cell(notebook) -> dict:
 
 
 def with_settings(source: str) -> str:
-    """The cell's source with its setting lines replaced by dcgan.parameters_cell(): lines before the first
+    """The cell's source with its setting lines replaced by config.parameters_cell(): lines before the first
     setting and after the last (their comment lines included) are kept."""
-    names = {field.name for field in dataclasses.fields(dcgan.Config)}
+    names = set(config.GROUP_OF)
     lines = source.splitlines()
     setting_lines = [index for index, line in enumerate(lines) if line.split(" = ")[0] in names]
     if not setting_lines:
-        return "\n".join(lines + dcgan.parameters_cell())
+        return "\n".join(lines + config.parameters_cell())
     end = setting_lines[-1] + 1
     while end < len(lines) and lines[end].startswith("#   "):  # the last setting's wrapped help
         end += 1
-    return "\n".join(lines[:setting_lines[0]] + dcgan.parameters_cell() + lines[end:])
+    return "\n".join(lines[:setting_lines[0]] + config.parameters_cell() + lines[end:])
 
 
 def main():

@@ -1,0 +1,193 @@
+"""The GAN as a keras.Model: both networks, their optimisers, the moving average, and one training step for fit().
+
+    gan = DCGAN(config.networks, config.training, config.recipe)   # or DCGAN.from_config(config)
+    gan.compile(); gan.fit(dataset)
+"""
+
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from celeba_utils import to_float
+from facegan import networks as nets
+from facegan.augment import diff_augment, mirror_randomly
+from facegan.config import Config, Networks, Recipe, Training
+
+
+def _adam(networks: Networks, training: Training, learning_rate: float):
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=training.beta_1)
+    if nets.compute_precision(networks) == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class DCGAN(keras.Model):
+    """Both networks, their optimizers and the training step, driven by `fit()`.
+
+    `step` counts finished training steps; `grid_latents` are the 100 fixed vectors of the sample grids;
+    `noise` draws the z of each step. All three are saved in checkpoints, so a resumed run continues exactly.
+    With ema_decay > 0, `ema_generator` holds an exponential moving average of the generator's weights
+    (Yazıcı et al. 2019; Progressive GAN, StyleGAN): `sampling_generator` is the one that draws faces.
+    """
+
+    def __init__(self, networks: Networks, training: Training, recipe: Recipe, **kwargs):
+        super().__init__(**kwargs)
+        self.networks, self.training, self.recipe = networks, training, recipe
+        self.generator = nets.build_generator(networks)
+        self.discriminator = nets.build_discriminator(networks)
+        self.generator_optimizer = _adam(networks, training, training.generator_learning_rate)
+        self.discriminator_optimizer = _adam(networks, training, training.discriminator_learning_rate)
+        self.generator_optimizer.build(self.generator.trainable_variables)
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        grid_noise = tf.random.Generator.from_seed(training.seed + 1)
+        self.grid_latents = tf.Variable(grid_noise.normal((100, networks.z_dim)), trainable=False,
+                                        name="grid_latents")
+        self.noise = tf.random.Generator.from_seed(training.seed)
+        self.resident_images = None  # see keep_on_device
+        self.ema_generator = None
+        if recipe.uses_ema:
+            self.ema_generator = nets.build_generator(networks)
+            self.ema_generator.set_weights(self.generator.get_weights())
+        self.built = True  # both networks are built; fit() must not build the GAN by calling it on images
+
+    @classmethod
+    def from_config(cls, config: Config) -> "DCGAN":
+        """The GAN of a run's settings: each part gets its own group (networks, training, recipe)."""
+        return cls(config.networks, config.training, config.recipe)
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator that draws faces: the moving average when there is one, else the trained one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def call(self, z, training=False):
+        return self.sampling_generator(z, training=training)
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        parts = dict(generator=self.generator, discriminator=self.discriminator,
+                     generator_optimizer=self.generator_optimizer,
+                     discriminator_optimizer=self.discriminator_optimizer,
+                     step=self.step, grid_latents=self.grid_latents, noise=self.noise)
+        if self.ema_generator is not None:
+            parts["ema_generator"] = self.ema_generator
+        return tf.train.Checkpoint(**parts)
+
+    def ema_decay_at(self, step):
+        """The decay of the update after `step` steps: ramped up early as tf.train.ExponentialMovingAverage does,
+        min(ema_decay, (1 + step) / (10 + step)), so the average does not lag behind the first steps."""
+        step = tf.cast(step, tf.float32)
+        return tf.minimum(self.recipe.ema_decay, (1.0 + step) / (10.0 + step))
+
+    def update_ema(self):
+        """Move the average's weights toward the generator's. Its batch-norm statistics are not averaged: they
+        belong to the weights that use them, and refresh_average_statistics() measures them before it draws."""
+        decay = self.ema_decay_at(self.step)
+        for average, weight in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
+            average.assign(decay * average + (1.0 - decay) * weight)
+
+    def refresh_average_statistics(self, batches: Optional[int] = None):
+        """Give the moving average batch-norm statistics of its own weights before it draws faces ("standing
+        statistics", Brock et al. 2019, BigGAN; precise BN): measured in training mode on `batches` batches of 100
+        of its own faces (default recipe.ema_statistics_batches), the same z each time. With 0, copy the trained
+        generator's statistics instead, which belong to other weights: how the average drew before, and worse in
+        every metric of the ablation (README). Training never reads them. Grids, metrics and load_gan call this."""
+        if self.ema_generator is None:
+            return
+        batches = self.recipe.ema_statistics_batches if batches is None else batches
+        if batches:
+            nets.recompute_batch_norm_statistics(self.ema_generator, batch_size=100, batches=batches,
+                                                 seed=self.training.seed)
+            return
+        for average, weight in zip(self.ema_generator.non_trainable_weights, self.generator.non_trainable_weights):
+            average.assign(weight)
+
+    def keep_on_device(self, images: np.ndarray) -> bool:
+        """Copy the uint8 faces to the training device once (under a tf.distribute strategy, one copy on each),
+        so that each step gathers its batch there and the input stream carries only indices
+        (celeba_utils.make_dataset(indices_only=True)). Each pair of bytes is held as one float16, whose gather
+        kernel every device has (GPUs have none for uint8), and is viewed as bytes again after the gather.
+        Returns False, keeping nothing, when the device has no room for them."""
+        size = self.networks.image_size
+        if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
+            raise ValueError(f"keep_on_device takes uint8 faces of shape (n, {size}, {size}, 3), got "
+                             f"{images.dtype} {images.shape}")
+        try:
+            pairs = tf.bitcast(tf.constant(images.reshape(len(images), -1, 2)), tf.float16)
+            self.resident_images = tf.Variable(pairs, trainable=False, name="resident_images")
+        except tf.errors.ResourceExhaustedError:
+            self.resident_images = None
+            return False
+        return True
+
+    def real_batch(self, data):
+        """The step's real faces in [-1, 1]: the batch itself, or gathered on the device from its indices."""
+        if self.resident_images is None:
+            return data
+        pairs = tf.gather(self.resident_images, data)
+        size = self.networks.image_size
+        return to_float(tf.reshape(tf.bitcast(pairs, tf.uint8), (-1, size, size, 3)))
+
+    def _discriminator_update(self, real_images, fake_images, replicas, augment):
+        """One discriminator update on real faces and (already drawn) fakes; returns its loss."""
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(augment(real_images), training=True)
+            fake_logits = self.discriminator(augment(fake_images), training=True)
+            d_loss = nets.discriminator_loss(real_logits, fake_logits, self.recipe.label_smoothing)
+            scaled = self.discriminator_optimizer.scale_loss(d_loss / replicas)
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
+        self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
+        return d_loss
+
+    def _generator_update(self, tape, scaled_loss):
+        gradients = tape.gradient(scaled_loss, self.generator.trainable_variables)
+        self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
+
+    def _train_networks(self, real_images, batch_size, replicas, augment):
+        """The DCGAN step of Radford et al. and carpedm20/DCGAN-tensorflow: the discriminator learns from fakes of
+        one z, then the generator from the updated discriminator's verdict on fakes of a new z (two generator
+        forward passes per step)."""
+        z = self.noise.normal((batch_size, self.networks.z_dim))
+        d_loss = self._discriminator_update(real_images, self.generator(z, training=True), replicas, augment)
+        z = self.noise.normal((batch_size, self.networks.z_dim))
+        with tf.GradientTape() as tape:
+            g_loss = nets.generator_loss(self.discriminator(augment(self.generator(z, training=True)), training=True))
+            scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
+        self._generator_update(tape, scaled)
+        return d_loss, g_loss
+
+    def _train_networks_reusing_fakes(self, real_images, batch_size, replicas, augment):
+        """The step of pytorch/examples' DCGAN (reuse_fakes): one generator forward pass; the discriminator learns
+        from those fakes (their gradient stopped), then the generator backpropagates through the updated
+        discriminator's verdict on the same fakes. About 1/4 less work per step than _train_networks."""
+        z = self.noise.normal((batch_size, self.networks.z_dim))
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(z, training=True)
+            with tape.stop_recording():
+                d_loss = self._discriminator_update(real_images, tf.stop_gradient(fake_images), replicas, augment)
+            g_loss = nets.generator_loss(self.discriminator(augment(fake_images), training=True))
+            scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
+        self._generator_update(tape, scaled)
+        return d_loss, g_loss
+
+    def train_step(self, data):
+        real_images = self.real_batch(data)
+        # Under tf.distribute each replica sees its share of the batch; Keras sums the replicas' gradients, so
+        # each replica's mean loss is divided by their number to give the gradient of the global mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        batch_size = tf.shape(real_images)[0]
+        if self.recipe.flip_faces:
+            real_images = mirror_randomly(real_images, self.noise)
+        augment = lambda images: diff_augment(images, self.recipe.diff_augment, self.noise)  # noqa: E731
+        if self.recipe.reuse_fakes:
+            d_loss, g_loss = self._train_networks_reusing_fakes(real_images, batch_size, replicas, augment)
+        else:
+            d_loss, g_loss = self._train_networks(real_images, batch_size, replicas, augment)
+        if self.ema_generator is not None:
+            self.update_ema()
+        self.step.assign_add(1)
+        return {"discriminator_loss": d_loss, "generator_loss": g_loss, "step": self.step}
+
+

@@ -1,0 +1,219 @@
+"""The 64×64 face DCGAN's two networks, their losses, and their batch-norm statistics.
+
+After Radford, Metz and Chintala (2016), "Unsupervised Representation Learning with Deep Convolutional
+Generative Adversarial Networks", with the CelebA settings of carpedm20/DCGAN-tensorflow:
+
+    generator      z(100) → 4×4×512 → 8×8×256 → 16×16×128 → 32×32×64 → 64×64×3 (tanh)
+    discriminator  64×64×3 → 32×32×64 → 16×16×128 → 8×8×256 → 4×4×512 → 1 logit
+
+Transposed convolutions with batch norm and ReLU in the generator; strided convolutions with LeakyReLU 0.2 in
+the discriminator, batch norm on every layer but the first; weights from N(0, 0.02); the non-saturating loss.
+Both builders take the network settings only (config.Networks).
+"""
+
+import math
+import weakref
+
+import keras
+import tensorflow as tf
+
+from facegan import devices
+from facegan.config import Networks
+
+
+def compute_precision(networks: Networks) -> str:
+    """The Keras dtype policy the networks compute in: networks.precision, "auto" resolved on this machine."""
+    return devices.resolve_precision(networks.precision)[0]
+
+
+def _initializer():
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """keras.layers.BatchNormalization (same weights, same checkpoints, same results) computed by TensorFlow's fused
+    kernel, FusedBatchNormV3 (oneDNN's on CPUs, cuDNN's on GPUs). Keras 3 normalises with separate mean, variance,
+    subtract and multiply passes over each activation, in float32 even under a mixed policy: on the Zen 4 machine
+    those passes took a sixth of a training step (docs/speed.md). The moving variance is updated with the batch's
+    population variance, as Keras does (the kernel returns the Bessel-corrected one)."""
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or self.renorm or inputs.shape.rank != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        scale, offset = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        if training and self.trainable:
+            outputs, mean, sample_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=scale, offset=offset, mean=tf.zeros_like(scale), variance=tf.zeros_like(scale),
+                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+            count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
+            variance = sample_variance * (count - 1.0) / count
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        else:
+            outputs, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=scale, offset=offset, mean=tf.cast(self.moving_mean, tf.float32),
+                variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon, data_format="NHWC",
+                is_training=False)
+        return tf.cast(outputs, self.compute_dtype)
+
+
+def _batch_norm(networks: Networks, policy, name: str):
+    return FusedBatchNormalization(momentum=networks.batchnorm_momentum, epsilon=1e-5, dtype=policy,
+                                   gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name)
+
+
+def number_of_upsamplings(image_size: int) -> int:
+    return int(math.log2(image_size // 4))
+
+
+def build_generator(networks: Networks) -> keras.Model:
+    """z → image in [-1, 1]; the output is float32 whatever the precision."""
+    policy = keras.mixed_precision.DTypePolicy(compute_precision(networks))
+    layers = number_of_upsamplings(networks.image_size)
+    width = networks.generator_width * 2 ** (layers - 1)
+    z = keras.Input((networks.z_dim,), name="z")
+    x = keras.layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=_initializer(), dtype=policy,
+                           name="project")(z)
+    x = keras.layers.Reshape((4, 4, width), dtype=policy)(x)
+    x = _batch_norm(networks, policy, "project_bn")(x)
+    x = keras.layers.ReLU(dtype=policy)(x)
+    for index in range(1, layers):
+        width //= 2
+        x = keras.layers.Conv2DTranspose(width, networks.kernel_size, strides=2, padding="same", use_bias=False,
+                                         kernel_initializer=_initializer(), dtype=policy, name=f"up{index}")(x)
+        x = _batch_norm(networks, policy, f"up{index}_bn")(x)
+        x = keras.layers.ReLU(dtype=policy)(x)
+    x = keras.layers.Conv2DTranspose(3, networks.kernel_size, strides=2, padding="same",
+                                     kernel_initializer=_initializer(), dtype=policy, name=f"up{layers}")(x)
+    image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)
+    return keras.Model(z, image, name="generator")
+
+
+class SpectralNorm:
+    """Spectral normalisation as in Miyato et al. (2018) and torch.nn.utils.spectral_norm: the layer computes with
+    kernel / σ, where σ, the kernel's largest singular value, is estimated by one power iteration per training
+    call; the gradient flows through σ, and the power-iteration vector `u` is a non-trainable weight (saved in
+    checkpoints). keras.layers.SpectralNormalization instead overwrites the kernel with kernel / σ on each call."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.u = self.add_weight(shape=(1, self.kernel.shape[-1]), initializer=keras.initializers.RandomNormal(),
+                                 trainable=False, autocast=False, name="u", aggregation="mean")
+
+    def normalized_kernel(self, training):
+        kernel = tf.cast(self.kernel, tf.float32)
+        matrix = tf.reshape(kernel, (-1, kernel.shape[-1]))
+        v = tf.math.l2_normalize(tf.matmul(self.u, matrix, transpose_b=True))
+        u = tf.math.l2_normalize(tf.matmul(v, matrix))
+        u, v = tf.stop_gradient(u), tf.stop_gradient(v)
+        sigma = tf.reduce_sum(tf.matmul(v, matrix) * u)
+        if training:
+            self.u.assign(u)
+        return tf.cast(kernel / sigma, self.compute_dtype)
+
+
+class SpectralConv2D(SpectralNorm, keras.layers.Conv2D):
+    def call(self, inputs, training=False):
+        outputs = self.convolution_op(inputs, self.normalized_kernel(training))
+        return outputs + self.bias if self.use_bias else outputs
+
+
+class SpectralDense(SpectralNorm, keras.layers.Dense):
+    def call(self, inputs, training=False):
+        outputs = tf.matmul(inputs, self.normalized_kernel(training))
+        return outputs + self.bias if self.use_bias else outputs
+
+
+def build_discriminator(networks: Networks) -> keras.Model:
+    """image in [-1, 1] → one real/fake logit (float32). With discriminator_norm="spectral" every layer is
+    spectrally normalised and there is no batch norm (the SN-GAN discriminator)."""
+    policy = keras.mixed_precision.DTypePolicy(compute_precision(networks))
+    spectral = networks.discriminator_norm == "spectral"
+    convolution, dense = (SpectralConv2D, SpectralDense) if spectral else (keras.layers.Conv2D, keras.layers.Dense)
+    layers = number_of_upsamplings(networks.image_size)
+    image = keras.Input((networks.image_size, networks.image_size, 3), name="image")
+    x = image
+    for index in range(layers):
+        batch_norm = index > 0 and not spectral
+        x = convolution(networks.discriminator_width * 2 ** index, networks.kernel_size, strides=2, padding="same",
+                        use_bias=not batch_norm, kernel_initializer=_initializer(), dtype=policy,
+                        name=f"down{index + 1}")(x)
+        if batch_norm:
+            x = _batch_norm(networks, policy, f"down{index + 1}_bn")(x)
+        x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
+    x = keras.layers.Flatten(dtype=policy)(x)
+    logit = dense(1, kernel_initializer=_initializer(), dtype="float32", name="logit")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """Cross-entropy with target 1 for real faces (1 - label_smoothing: one-sided smoothing) and 0 for fakes."""
+    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(real_logits), 1.0 - label_smoothing), real_logits)
+    fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
+    return tf.reduce_mean(real) + tf.reduce_mean(fake)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating loss: -log D(G(z))."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits))
+
+
+_statistics_probes = weakref.WeakKeyDictionary()
+
+
+def _statistics_probe(generator: keras.Model):
+    """The generator's batch-norm layers and one compiled function: z → each layer's input mean and variance in
+    training mode (built once per generator)."""
+    if generator not in _statistics_probes:
+        norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        probe = keras.Model(generator.inputs, [layer.input for layer in norms])
+
+        def moments(z):
+            activations = [tf.cast(activation, tf.float32) for activation in probe(z, training=True)]
+            return [tf.nn.moments(activation, list(range(activation.shape.rank - 1))) for activation in activations]
+
+        _statistics_probes[generator] = norms, tf.function(moments, reduce_retracing=True)
+    return _statistics_probes[generator]
+
+
+def recompute_batch_norm_statistics(generator: keras.Model, batch_size: int = 100, batches: int = 10,
+                                    seed: int = 0):
+    """Set each batch-norm layer's moving mean and variance to what it sees in training mode, averaged over
+    `batches` batches of random z ("precise BN", Wu and Johnson 2021). Done when a run starts, so that faces drawn
+    in inference mode are right from step 1; callable after training for exact statistics."""
+    norms, moments = _statistics_probe(generator)
+    noise = tf.random.Generator.from_seed(seed)
+    means = [0.0] * len(norms)
+    variances = [0.0] * len(norms)
+    for _ in range(batches):
+        for index, (mean, variance) in enumerate(moments(noise.normal((batch_size, generator.input_shape[-1])))):
+            means[index] += mean / batches
+            variances[index] += variance / batches
+    for layer, mean, variance in zip(norms, means, variances):
+        layer.moving_mean.assign(mean)
+        layer.moving_variance.assign(variance)
+
+
+_compiled_generators = weakref.WeakKeyDictionary()
+
+
+def _inference_function(generator: keras.Model):
+    """One compiled inference function per generator (traced once per batch size). The function holds the
+    generator weakly, so the cache does not keep alive a generator nothing else uses."""
+    if generator not in _compiled_generators:
+        network = weakref.ref(generator)
+        _compiled_generators[generator] = tf.function(lambda z: network()(z, training=False), reduce_retracing=True)
+    return _compiled_generators[generator]
+
+
+def generate(generator: keras.Model, z, batch_size: int = 100):
+    """Images in [-1, 1] for latent vectors z, in inference mode (batch norm uses its moving statistics),
+    so each image depends on its own z only, never on what else is in the batch."""
+    z = tf.convert_to_tensor(z, tf.float32)
+    if z.shape.rank != 2 or z.shape[1] != generator.input_shape[-1]:
+        raise ValueError(f"z must have shape (n, {generator.input_shape[-1]}), got {tuple(z.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    infer = _inference_function(generator)
+    parts = [infer(z[start:start + batch_size]) for start in range(0, z.shape[0], batch_size)]
+    return tf.concat(parts, axis=0) if parts else tf.zeros((0,) + tuple(generator.output_shape[1:]))
