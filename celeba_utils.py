@@ -351,7 +351,7 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0, indices_onl
     """An endless tf.data stream of shuffled float batches in [-1, 1]: a fresh order each epoch, reproducible
     from seed; batches are gathered from the in-memory faces, so nothing is decoded again. With indices_only,
     the stream holds the same batches as the faces' indices (int64), for a training step that gathers them from
-    a copy on its device (dcgan.DCGAN.keep_on_device)."""
+    a copy on its device (facegan.gan.DCGAN.keep_on_device)."""
     import tensorflow as tf
 
     if batch_size > len(images):

@@ -4,14 +4,14 @@
     python score.py --checkpoint my_net --step 18000 --data img_align_celeba
     python score.py --images my_faces/ --data img_align_celeba
 
-A checkpoint is scored exactly as training scores it (metrics.score_generator: the faces of seeds 0 … samples − 1,
+A checkpoint is scored exactly as training scores it (sampler.score_generator: the faces of seeds 0 … samples − 1,
 against a fixed sample of as many real faces), so this repeats a number of my_net/metrics.csv.
 """
 
 import argparse
 
 import celeba_utils
-from facegan import metrics
+from facegan.metrics import maths, registry, sampler
 
 
 def main():
@@ -22,21 +22,22 @@ def main():
     parser.add_argument("--step", type=int, help="the checkpoint's step (default: the newest)")
     parser.add_argument("--data", required=True, help="the real faces: a folder or zip of images")
     parser.add_argument("--samples", type=int, default=2048, help="generated faces (and real faces) to compare")
-    parser.add_argument("--metrics", default="swd,fid,kid", help=f"comma-separated, among {', '.join(metrics.METRICS)}")
+    parser.add_argument("--metrics", default="swd,fid,kid",
+                        help=f"comma-separated, among {', '.join(registry.METRICS)}")
     parser.add_argument("--seed", type=int, default=0, help="the first face's seed, and the real sample's")
     parser.add_argument("--cache-dir")
     arguments = parser.parse_args()
 
-    names = metrics.check_names(arguments.metrics.split(","), "--metrics")
+    names = registry.check_names(arguments.metrics.split(","), "--metrics")
     faces = celeba_utils.load_faces(arguments.data, cache_dir=arguments.cache_dir)
     if arguments.checkpoint:
-        result = metrics.score_checkpoint(arguments.checkpoint, faces.images, arguments.samples, names, arguments.step,
+        result = sampler.score_checkpoint(arguments.checkpoint, faces.images, arguments.samples, names, arguments.step,
                                   arguments.cache_dir, arguments.seed)
     else:
         generated = celeba_utils.load_faces(arguments.images, cache_dir=arguments.cache_dir).images[:arguments.samples]
-        result = metrics.evaluate(generated, metrics.real_sample(faces.images, arguments.samples, arguments.seed),
+        result = registry.evaluate(generated, maths.real_sample(faces.images, arguments.samples, arguments.seed),
                                   names, arguments.cache_dir, arguments.seed)
-    print(metrics.report(result))
+    print(registry.report(result))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,20 @@
 """The ablation: each change to the DCGAN recipe alone against the plain recipe, for the same images seen, scored
-by the same judge (FID, KID and SWD from metrics.py). One command reproduces it:
+by the same judge (FID, KID and SWD, facegan/metrics). One command reproduces docs/ablation:
 
-    python -m experiments.ablation --data ../shared/celeba/img_align_celeba --budget 96000
+    python -m experiments.ablation --data path/to/img_align_celeba --budget 96000 --out docs/ablation
 
 Each setting trains into RUNS/<setting>/ (default ~/dcgan-ablation: the networks are trained on CelebA, so they
 stay out of the project) and is resumed when stopped. Every run also keeps the moving average of its generator,
 which does not change training, so one run scores three generators: "trained" (the network the optimizer moves),
 "average" (its exponential moving average, drawing with the trained generator's batch-norm statistics, as every
 average did before) and "average_precise_bn" (the average with statistics measured on its own faces:
-DCGAN.refresh_average_statistics, how faces are drawn by default). The plain run alone tells what each is worth.
+drawing.ready_generator, how faces are drawn by default). The plain run alone tells what each is worth.
 
 Scores go to OUT/results.json, one record per setting, generator and budget, written as each is measured; a
 setting already scored is not run again. OUT/table.md holds the table and OUT/<setting>-<generator>.png an 8×8
 grid of generated faces (never training images). Setting names joined by "+" combine settings: "ttur+flip_faces";
 "chosen" combines every setting whose default generator scored a lower FID than the plain recipe's, alone. The
-defaults (Config) are the best measured run, alone or combined: best_measured().
+defaults (facegan/config.py) are the best measured run, alone or combined: chosen_defaults().
 """
 
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
@@ -32,8 +32,8 @@ import celeba_utils
 from facegan.config import Config, PLAIN_RECIPE
 from facegan.gan import DCGAN
 from facegan import devices
-from facegan import latent
-from facegan import metrics
+from facegan import drawing
+from facegan.metrics import maths, registry, sampler
 from facegan import runs
 from facegan import training
 
@@ -201,15 +201,14 @@ def chosen_defaults(results: Sequence[dict], images_seen: int, generator: str = 
     return min((score, setting) for share, score, setting in faster if share <= fastest * (1 + TIME_TIE))[1]
 
 
-def pick_generator(gan: DCGAN, generator: str):
-    """The network that draws a generator's faces: "average" with the trained generator's batch-norm statistics (how
-    every average drew before standing statistics), "average_precise_bn" with its own (the default now)."""
-    if generator == "trained":
-        return gan.generator
-    if generator in ("average", "average_precise_bn"):
-        gan.refresh_average_statistics(batches=0 if generator == "average" else STANDING_STATISTICS_BATCHES)
-        return gan.ema_generator
-    raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
+def pick_generator(gan: DCGAN, generator: str) -> drawing.ReadyGenerator:
+    """One of GENERATORS, ready to draw (drawing.ready_generator): "trained", "average" with the trained
+    generator's batch-norm statistics (how every average drew before standing statistics), "average_precise_bn"
+    with its own (the default now)."""
+    if generator not in GENERATORS:
+        raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
+    statistics_batches = 0 if generator == "average" else STANDING_STATISTICS_BATCHES
+    return drawing.ready_generator(gan, use_average=generator != "trained", statistics_batches=statistics_batches)
 
 
 def score_run(config: Config, setting: str, generators: Sequence[str], real: np.ndarray, samples: int,
@@ -223,8 +222,8 @@ def score_run(config: Config, setting: str, generators: Sequence[str], real: np.
         if find(read_results(out_dir), setting, generator, images_seen, config.training.seed):
             continue
         network = pick_generator(gan, generator)
-        scores = metrics.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.data.cache_dir)
-        grid = celeba_utils.image_grid(latent.generate_faces(network, GRID_SEEDS), 8, 8)
+        scores = sampler.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.data.cache_dir)
+        grid = celeba_utils.image_grid(drawing.draw_faces(network, seeds=GRID_SEEDS), 8, 8)
         record_scores(out_dir, scores, grid, show, setting=setting,
                       generator=generator, seed=config.training.seed, overrides=overrides_of(setting),
                       images_seen=images_seen,
@@ -253,7 +252,7 @@ PEER = "pytorch_dcgan"  # ../shared/anchors/torch_dcgan.py: the pytorch/examples
 
 
 def score_peer(samples_file: str, data: str, images_seen: int, train_seconds: float, images_per_second: float,
-               out_dir: str = "docs/ablation", metric_names: Sequence[str] = ("fid", "kid", "swd"),
+               out_dir: str, metric_names: Sequence[str] = ("fid", "kid", "swd"),
                cache_dir: Optional[str] = None, show: bool = True) -> dict:
     """Score the faces another program drew (an .npz whose array x holds uint8 NHWC faces, as torch_dcgan.py
     --samples writes) by the same judge as the ablation's runs, recorded as the setting PEER."""
@@ -263,7 +262,7 @@ def score_peer(samples_file: str, data: str, images_seen: int, train_seconds: fl
         raise ValueError(f"{samples_file}: x must hold uint8 faces of shape (n, height, width, 3), got "
                          f"{faces.dtype} {faces.shape}")
     real = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=show).images
-    scores = metrics.evaluate(faces, metrics.real_sample(real, len(faces), JUDGE_SEED), metric_names, cache_dir,
+    scores = registry.evaluate(faces, maths.real_sample(real, len(faces), JUDGE_SEED), metric_names, cache_dir,
                               JUDGE_SEED)
     grid = celeba_utils.image_grid(faces[:64], 8, 8)
     return record_scores(out_dir, scores, grid, show, setting=PEER,
@@ -336,9 +335,9 @@ def write_table(out_dir: str) -> List[dict]:
 
 
 def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: str = DEFAULT_RUNS,
-           out_dir: str = "docs/ablation", samples: int = 2048, generators: Sequence[str] = GENERATORS,
-           metric_names: Sequence[str] = ("fid", "kid", "swd"), cache_dir: Optional[str] = None, show: bool = True,
-           seed: int = 0, **network) -> List[dict]:
+           out_dir: str = os.path.join(DEFAULT_RUNS, "results"), samples: int = 2048,
+           generators: Sequence[str] = GENERATORS, metric_names: Sequence[str] = ("fid", "kid", "swd"),
+           cache_dir: Optional[str] = None, show: bool = True, seed: int = 0, **network) -> List[dict]:
     """Train (or resume) and score each setting from the training seed `seed` (the ablation's runs are seed 0's;
     another seed runs a setting again to see how much its scores owe to chance); returns every record in
     OUT/results.json. The setting "chosen" stands for chosen_combination() of the results so far."""
@@ -391,7 +390,8 @@ def main():
     parser.add_argument("--generators", default=",".join(GENERATORS), help="which generators to score")
     parser.add_argument("--samples", type=int, default=2048, help="generated faces scored, against as many real")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-ablation)")
-    parser.add_argument("--out", default="docs/ablation", help="where results, table and grids go")
+    parser.add_argument("--out", required=True, help="where results.json, table.md and the grids go (docs/ablation "
+                        "for the published ones)")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed (default 0, the ablation's); another seed runs settings again, into "
                         "RUNS/<setting>-seed<N>, to show how much their scores owe to chance")

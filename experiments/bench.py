@@ -27,8 +27,9 @@ from facegan import augment, networks  # noqa: E402
 from facegan.config import Config, add_arguments, config_from_arguments  # noqa: E402
 from facegan.gan import DCGAN  # noqa: E402
 from facegan import devices  # noqa: E402
+from facegan import drawing  # noqa: E402
 from facegan import latent  # noqa: E402
-from facegan import metrics  # noqa: E402
+from facegan.metrics import inception, maths  # noqa: E402
 from facegan import runs  # noqa: E402
 
 
@@ -85,25 +86,25 @@ def bench_metrics(images: np.ndarray):
 
     first, second = images[:1000], images[1000:2000]
     start = time.perf_counter()
-    metrics.swd(first, second)
+    maths.swd(first, second)
     print(f"SWD, 1,000 vs 1,000 faces:          {time.perf_counter() - start:6.1f} s")
     start = time.perf_counter()
-    metrics.memorisation(first, images[2000:], second)
+    maths.memorisation(first, images[2000:], second)
     print(f"memorisation, 1,000 vs {len(images) - 2000} training faces: {time.perf_counter() - start:6.1f} s")
     try:
-        metrics.inception_features(first[:10])
+        inception.inception_features(first[:10])
     except ImportError as error:
         print(f"FID/KID: skipped ({error})")
         return
     start = time.perf_counter()
-    features = metrics.inception_features(first[:100])
+    features = inception.inception_features(first[:100])
     print(f"Inception features:                 {10 * (time.perf_counter() - start):6.1f} s per 1,000 faces")
     features = np.concatenate([features] * 10) + np.random.default_rng(0).normal(0, 0.01, (1000, 2048))
     start = time.perf_counter()
-    metrics.fid_from_features(features, features[::-1] * 1.01)
+    maths.fid_from_features(features, features[::-1] * 1.01)
     print(f"FID from features (2048-d):         {time.perf_counter() - start:6.1f} s")
     start = time.perf_counter()
-    metrics.kid_from_features(features, features[::-1] * 1.01)
+    maths.kid_from_features(features, features[::-1] * 1.01)
     print(f"KID from features (100 subsets):    {time.perf_counter() - start:6.1f} s")
 
 
@@ -119,7 +120,7 @@ def bench_interpolation(config: Config):
         runs.checkpoint_manager(gan, run).save(checkpoint_number=0)
         start = time.perf_counter()
         restored, _ = runs.load_gan(run.outputs.checkpoint_dir)
-        latent.interpolate(restored, [[0, 0], [9, 0]], frames=60, upscale_factor=2,
+        latent.interpolate(drawing.ready_generator(restored), [[0, 0], [9, 0]], frames=60, upscale_factor=2,
                            gif_path=os.path.join(folder, "test.gif"), strip_path=os.path.join(folder, "examples.png"))
         print(f"restore + 60-frame GIF (128×128) and strip: {time.perf_counter() - start:5.1f} s")
 
@@ -239,10 +240,11 @@ def main():
               f"({300 * step_rate / (config.training.batch_size * per_second):.2f}% of a training step: 3 batches)")
     print(f"matrix product 4096²: {matmul:6.0f} GFLOP/s -> the step runs at {100 * achieved / matmul:.0f}% of it")
 
-    z = tf.random.normal((1000, config.networks.z_dim))
-    rate = median_rate(lambda: networks.generate(gan.generator, z, batch_size=100).numpy(), 1000, calls=1, repeats=3)
+    generator = drawing.ready_generator(gan)
+    z = np.random.default_rng(0).standard_normal((1000, config.networks.z_dim)).astype(np.float32)
+    rate = median_rate(lambda: drawing.draw_faces(generator, z), 1000, calls=1, repeats=3)
     print(f"generation:         {rate:8.0f} faces/s (batches of 100)")
-    single = median_rate(lambda: networks.generate(gan.generator, z[:1]).numpy(), 1, calls=50, repeats=3)
+    single = median_rate(lambda: drawing.draw_faces(generator, z[:1]), 1, calls=50, repeats=3)
     print(f"generation, one face at a time: {single:6.0f} faces/s (as a slider redraws a face)")
 
 

@@ -1,7 +1,7 @@
 """Speed as users feel it: seconds of training until the faces reach a FID, the defaults against the peer, in one
 sitting on one machine. Prints the figures and writes OUT/time-to-fid.json and OUT/time-to-fid.png.
 
-    python -m experiments.time_to_fid --data ../shared/celeba/img_align_celeba --peer ../shared/anchors/torch_dcgan.py
+    python -m experiments.time_to_fid --data path/to/img_align_celeba --peer path/to/torch_dcgan.py --out docs/speed
 
 Three parts, run one after another (--part all), each in its own process so that neither framework's threads
 slow the other; a part already done is not run again:
@@ -9,9 +9,9 @@ slow the other; a part already done is not run again:
    for --budget images; every --every images, draw the judge's 2,048 faces from the trained generator and from
    the moving average. The seconds counted run from the call to training.train, loading the cached faces and
    compiling included, less the time spent drawing these faces.
-2. "peer": the pytorch/examples DCGAN (a script such as the one in shared/anchors, run as its README says: batch
-   64, the celeba108 crop, no untimed warm-up) for as many images, drawing its 2,048 faces the way it draws them
-   (batch statistics) every --every images, timed by the same rule.
+2. "peer": the pytorch/examples DCGAN (github.com/pytorch/examples, dcgan/main.py, as a script run with batch
+   64, the celeba108 crop and no untimed warm-up; --peer names it) for as many images, drawing its 2,048 faces
+   the way it draws them (batch statistics) every --every images, timed by the same rule.
 3. "score": every point scored by the ablation's judge (FID of the 2,048 faces against 2,048 training faces),
    and the seconds each curve took to first reach the peer's FID after the whole budget (linear between points).
 
@@ -94,19 +94,19 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
     judge's faces every `every` images (see the module)."""
     import keras
 
-    import ablation
-    from facegan.config import Config
+    from experiments import ablation
+    from facegan.config import Config, Training
     from facegan import devices
-    from facegan import latent
+    from facegan import drawing
     from facegan import training
 
     folder = os.path.join(runs_dir, "defaults")
-    batch_size = settings.get("batch_size", Config.batch_size)
+    batch_size = settings.get("batch_size", Training.batch_size)
     config = Config(image_path=data, cache_dir=cache_dir, seed=seed, fresh=True, steps=-(-budget // batch_size),
                           checkpoint_dir=os.path.join(folder, "my_net"), sample_dir=os.path.join(folder, "imgs"),
                           **settings)
     points: List[dict] = []
-    judge_seeds = range(ablation.JUDGE_SEED, ablation.JUDGE_SEED + samples)  # as metrics.score_generator draws
+    judge_seeds = range(ablation.JUDGE_SEED, ablation.JUDGE_SEED + samples)  # as sampler.score_generator draws
 
     class DrawFaces(keras.callbacks.Callback):
         def __init__(self):
@@ -119,11 +119,10 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
             if not training.reached(previous, images, every) and images < budget:
                 return
             with watch.paused():
-                faces = {"trained": latent.generate_faces(self.model.generator, judge_seeds)}
+                trained = drawing.ready_generator(self.model, use_average=False)
+                faces = {"trained": drawing.draw_faces(trained, seeds=judge_seeds)}
                 if self.model.ema_generator is not None:
-                    self.model.refresh_average_statistics()
-                    faces["average"] = latent.generate_faces(self.model.ema_generator,
-                                                             judge_seeds)
+                    faces["average"] = drawing.draw_faces(drawing.ready_generator(self.model), seeds=judge_seeds)
                 path = os.path.join(folder, f"faces-{images:06d}.npz")
                 save_faces(path, faces)
             points.append(dict(images=images, seconds=round(watch.seconds(), 2), faces=os.path.basename(path)))
@@ -242,9 +241,9 @@ class Scorer:
     (a score of 2,048 faces takes minutes on a CPU: Inception runs on all of them)."""
 
     def __init__(self, data: str, runs_dir: str, cache_dir: Optional[str] = None):
-        import ablation
+        from experiments import ablation
         import celeba_utils
-        import metrics
+        from facegan.metrics import maths
 
         self.records = {part: read_points(runs_dir, part) for part in PARTS}
         for part, record in self.records.items():
@@ -252,21 +251,21 @@ class Scorer:
                 raise ValueError(f"No {part} curve in {runs_dir}: run --part {part} first")
         self.runs_dir, self.cache_dir, self.seed = runs_dir, cache_dir, ablation.JUDGE_SEED
         faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=False).images
-        self.real = metrics.real_sample(faces, SAMPLES, self.seed)
+        self.real = maths.real_sample(faces, SAMPLES, self.seed)
 
     def points(self, part: str) -> List[dict]:
         return self.records[part]["points"]
 
     def fid(self, part: str, index: int, generator: str = "average") -> float:
         """The FID of one point's faces from `generator` ("trained" or "average"; the peer has only "trained")."""
-        import metrics
+        from facegan.metrics import registry
 
         generator = "trained" if part == "peer" else generator
         point = self.points(part)[index]
         key = f"fid_{generator}"
         if key not in point:
             with np.load(os.path.join(self.runs_dir, part, point["faces"])) as faces:
-                point[key] = round(metrics.evaluate(faces[generator], self.real, ["fid"], self.cache_dir,
+                point[key] = round(registry.evaluate(faces[generator], self.real, ["fid"], self.cache_dir,
                                                     self.seed)["fid"], 3)
             write_points(self.runs_dir, part, self.records[part])
             print(f"{part} {generator}, {point['images']:,} images: FID {point[key]:.2f}", flush=True)
@@ -376,7 +375,8 @@ def main(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--budget", type=int, default=96_000, help="images each side trains on (default 96,000)")
     parser.add_argument("--every", type=int, default=8_000, help="draw the judge's faces every this many images")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where both sides train and keep their faces")
-    parser.add_argument("--out", default=os.path.join("docs", "speed"), help="where the curves and plot go")
+    parser.add_argument("--out", required=True, help="where time-to-fid.json and .png go (docs/speed for the "
+                        "published ones)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fill", action="store_true", help="score every point, not only those the answer needs")
     parser.add_argument("--generators", default="average,trained",

@@ -1,9 +1,9 @@
 """Which of CelebA's 40 attributes a face shows: a small Keras CNN trained on real 64×64 faces and CelebA's labels.
 
-    python attributes.py --data ../shared/celeba/img_align_celeba ../shared/celeba/img_align_celeba_89x109
+    python -m facegan.attributes --data path/to/img_align_celeba   # or python directions.py, which trains it too
 
-It labels generated faces, so that editing.py can find attribute directions in z (InterFaceGAN). Faces are cropped
-and scaled as training faces are (celeba_utils.load_faces), labels come from list_attr_celeba.txt beside the
+It labels generated faces, so that facegan/editing.py can find attribute directions in z (InterFaceGAN). Faces are
+cropped and scaled as training faces are (celeba_utils.load_faces), labels come from list_attr_celeba.txt beside the
 folders. Faces held out from training score it: CelebA's validation partition when the folders hold it, else a
 fixed tenth of the faces chosen by file name. It is saved in `checkpoint_dir/attributes/` (the classifier, its
 settings.json and accuracy.json: per attribute, its accuracy against always answering the majority label).

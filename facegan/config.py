@@ -191,7 +191,7 @@ class Outputs:
 
 @dataclasses.dataclass
 class Quality:
-    """Scoring the faces while training (metrics.py); metrics_every 0 turns it off."""
+    """Scoring the faces while training (facegan/metrics); metrics_every 0 turns it off."""
 
     metrics_every: int = setting(0, "score the faces every this many steps (0: off)")
     metric_samples: int = setting(2048, "generated faces scored against as many training faces")
@@ -308,7 +308,8 @@ def settings_table() -> str:
     """docs/settings.md: every setting, its default and its help, as one Markdown table per group."""
     lines = []
     for group, kind in GROUPS.items():
-        lines += [f"## {group}", "", " ".join(kind.__doc__.split()), "", "| setting | default | meaning |", "| --- | --- | --- |"]
+        lines += [f"## {group}", "", " ".join(kind.__doc__.split()), "", "| setting | default | meaning |",
+                  "| --- | --- | --- |"]
         for field in dataclasses.fields(kind):
             default, help_text = (text.replace("|", "\\|") for text in (_literal(field.default),
                                                                         field.metadata["help"]))

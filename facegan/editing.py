@@ -1,9 +1,9 @@
 """Steer a face: attribute directions in z, edits, vector arithmetic, your own photo, and a live explorer.
 
-    gan, config = runs.load_gan("my_net")
+    generator = drawing.load_generator("my_net")
     classifier, names = attributes.load_classifier("my_net/attributes")
-    directions = editing.fit_directions(gan.sampling_generator, classifier, names)   # saved in my_net/
-    z = editing.waypoint_vector({"face": [0, 3], "edit": {"Smiling": 3}}, gan, directions)
+    directions = editing.fit_directions(generator, classifier, names, folder="my_net")   # saved beside the run
+    z = editing.waypoint_vector({"face": [0, 3], "edit": {"Smiling": 3}}, generator, directions)
 
 Directions follow InterFaceGAN (Shen et al. 2020): a few thousand generated faces are labelled by the attribute
 classifier (attributes.py), a linear boundary is fitted in z for each attribute, and its unit normal is the
@@ -17,7 +17,6 @@ optimises w with an LPIPS distance).
 import dataclasses
 import hashlib
 import io
-import json
 import os
 import time
 from typing import Dict, Optional, Sequence
@@ -28,21 +27,19 @@ import scipy.optimize
 import tensorflow as tf
 from PIL import Image
 
-from facegan import attributes
 import celeba_utils
-from facegan import devices
-from facegan import latent
-from facegan import runs
+from facegan import attributes, drawing, latent
+from facegan.drawing import ReadyGenerator, draw_faces, seed_vector, seed_vectors
 
 DIRECTIONS_FILE = "directions.npz"
 
 
 # --------------------------------------------------------------------------------------------- directions
 
-def network_fingerprint(generator) -> str:
+def network_fingerprint(generator: ReadyGenerator) -> str:
     """A digest of the generator's trained weights: what a direction belongs to."""
     digest = hashlib.sha256()
-    for weight in generator.trainable_weights:
+    for weight in generator.network.trainable_weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     return digest.hexdigest()[:16]
 
@@ -101,15 +98,15 @@ def fit_boundary(z: np.ndarray, labels: np.ndarray, l2: float = 1e-2):
     return weights[:-1] / max(norm, 1e-12), weights[-1] / max(norm, 1e-12)
 
 
-def label_generated_faces(generator, classifier, samples: int, seed: int):
+def label_generated_faces(generator: ReadyGenerator, classifier, samples: int, seed: int):
     """(z, faces, probabilities) of `samples` generated faces, for the seeds seed, seed + 1, …"""
-    z = np.stack([latent.seed_vector(each, generator.input_shape[-1]) for each in range(seed, seed + samples)])
-    faces = latent.generate_frames(generator, z)
+    z = seed_vectors(range(seed, seed + samples), generator.z_dim)
+    faces = draw_faces(generator, z)
     return z, faces, attributes.probabilities(classifier, faces)
 
 
-def fit_directions(generator, classifier, names: Sequence[str], samples: int = 4000, seed: int = 100_000,
-                   extreme_share: float = 0.25, folder: Optional[str] = None) -> Directions:
+def fit_directions(generator: ReadyGenerator, classifier, names: Sequence[str], samples: int = 4000,
+                   seed: int = 100_000, extreme_share: float = 0.25, folder: Optional[str] = None) -> Directions:
     """Label `samples` generated faces with the classifier and fit each attribute's boundary in z. As InterFaceGAN
     does, the faces the classifier scores highest (the top `extreme_share`) are the positives and those it scores
     lowest the negatives, so an attribute most faces lack still gets its direction; the boundary is fitted on
@@ -144,6 +141,19 @@ def fit_directions(generator, classifier, names: Sequence[str], samples: int = 4
     return directions
 
 
+def prepare_run(checkpoint_dir: str, data: Sequence[str], cache_dir: Optional[str] = None, show: bool = True):
+    """Everything editing needs for a trained run: the attribute classifier (trained on the real faces of the
+    folders `data` into checkpoint_dir/attributes, unless it is there) and the directions of the run's generator,
+    fitted and saved beside its checkpoints. Returns (generator, classifier, names, directions)."""
+    generator = drawing.load_generator(checkpoint_dir)
+    classifier_dir = os.path.join(checkpoint_dir, "attributes")
+    if not os.path.isfile(os.path.join(classifier_dir, attributes.SETTINGS_FILE)):
+        attributes.train_classifier(list(data), classifier_dir, cache_dir=cache_dir, show=show)
+    classifier, names = attributes.load_classifier(classifier_dir)
+    directions = fit_directions(generator, classifier, names, folder=checkpoint_dir)
+    return generator, classifier, names, directions
+
+
 def save_directions(directions: Directions, folder: str):
     with celeba_utils.atomic_write(os.path.join(folder, DIRECTIONS_FILE)) as handle:
         np.savez(handle, names=np.array(directions.names), normals=directions.normals,
@@ -151,12 +161,13 @@ def save_directions(directions: Directions, folder: str):
                  fingerprint=np.array(directions.fingerprint))
 
 
-def load_directions(folder: str, generator) -> Directions:
+def load_directions(folder: str, generator: ReadyGenerator) -> Directions:
     """The directions saved beside a run, refused (ValueError) if they were fitted on another network."""
     path = os.path.join(folder, DIRECTIONS_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No {DIRECTIONS_FILE} in {os.path.abspath(folder)}: fit them first with "
-                                "editing.fit_directions(gan.sampling_generator, classifier, names, folder=...)")
+                                "python directions.py (or editing.fit_directions(generator, classifier, names, "
+                                "folder=...))")
     with np.load(path) as saved:
         directions = Directions(list(saved["names"]), saved["normals"], saved["boundary_accuracy"],
                                 saved["positive_share"], str(saved["fingerprint"]))
@@ -169,7 +180,8 @@ def load_directions(folder: str, generator) -> Directions:
 
 # --------------------------------------------------------------------------------------------- edits as waypoints
 
-def waypoint_vector(waypoint, gan, directions: Optional[Directions] = None, seed: int = 0) -> np.ndarray:
+def waypoint_vector(waypoint, generator: ReadyGenerator, directions: Optional[Directions] = None,
+                    seed: int = 0) -> np.ndarray:
     """One latent vector: any waypoint latent.waypoint_vectors knows, a z itself (e.g. a projected photo), or
     {"face": <waypoint>, "edit": {"Smiling": 3}, "keep": ["Male"]}: that face moved along the directions."""
     if isinstance(waypoint, dict):
@@ -179,16 +191,17 @@ def waypoint_vector(waypoint, gan, directions: Optional[Directions] = None, seed
         if unknown or "face" not in waypoint:
             raise ValueError(f"waypoints: an edit is {{'face': ..., 'edit': {{'Smiling': 3}}, 'keep': [...]}}, "
                              f"got {waypoint!r}")
-        base = waypoint_vector(waypoint["face"], gan, directions, seed)
+        base = waypoint_vector(waypoint["face"], generator, directions, seed)
         return directions.edit(base, waypoint.get("edit", {}), waypoint.get("keep", ()))
-    return latent.resolve_waypoints([waypoint], gan.grid_latents.numpy(), seed)[0]
+    return latent.resolve_waypoints([waypoint], generator.grid_latents, seed)[0]
 
 
-def path_vectors(waypoints: Sequence, gan, directions: Optional[Directions] = None, seed: int = 0) -> np.ndarray:
+def path_vectors(waypoints: Sequence, generator: ReadyGenerator, directions: Optional[Directions] = None,
+                 seed: int = 0) -> np.ndarray:
     """The latent vectors of a list of waypoints, edits among them ("column C" gives ten, as in latent.py)."""
-    resolved = [waypoint_vector(waypoint, gan, directions, seed) if isinstance(waypoint, dict) else waypoint
+    resolved = [waypoint_vector(waypoint, generator, directions, seed) if isinstance(waypoint, dict) else waypoint
                 for waypoint in waypoints]
-    return latent.waypoint_vectors(resolved, gan.grid_latents.numpy(), seed)
+    return latent.waypoint_vectors(resolved, generator.grid_latents, seed)
 
 
 def along_direction(z, directions: Directions, name: str, strengths: Sequence[float],
@@ -198,33 +211,31 @@ def along_direction(z, directions: Directions, name: str, strengths: Sequence[fl
     return np.stack([np.asarray(z, np.float32) + strength * direction for strength in strengths])
 
 
-def arithmetic(gan, a: Sequence, b: Sequence, c: Sequence, variations: int = 4, noise: float = 0.25, seed: int = 0,
-               use_average: bool = True):
+def arithmetic(generator: ReadyGenerator, a: Sequence, b: Sequence, c: Sequence, variations: int = 4,
+               noise: float = 0.25, seed: int = 0):
     """The DCGAN paper's vector arithmetic (Radford et al. 2016, fig. 7): the mean z of the exemplars of A minus
     B's plus C's. Returns (result z, one picture): the three averaged faces, then the result and `variations`
     of it with a little noise added, as the paper shows them."""
-    means = [np.mean(latent.resolve_waypoints(list(group), gan.grid_latents.numpy(), seed), axis=0)
+    means = [np.mean(latent.resolve_waypoints(list(group), generator.grid_latents, seed), axis=0)
              for group in (a, b, c)]
     result = means[0] - means[1] + means[2]
     jitter = np.random.default_rng(seed).standard_normal((variations, result.shape[0])).astype(np.float32) * noise
     z = np.concatenate([np.stack(means), result[None], result[None] + jitter]).astype(np.float32)
-    faces = latent.generate_frames(latent.generator_of(gan, use_average), z)
+    faces = draw_faces(generator, z)
     return result.astype(np.float32), celeba_utils.image_grid(faces, rows=1, columns=len(faces))
 
 
 # --------------------------------------------------------------------------------------------- measuring an edit
 
-def edit_effects(generator, classifier, names: Sequence[str], directions: Directions, faces: int = 200,
+def edit_effects(generator: ReadyGenerator, classifier, names: Sequence[str], directions: Directions, faces: int = 200,
                  strength: float = 3.0, seed: int = 200_000, attributes_to_edit: Optional[Sequence[str]] = None):
     """For each attribute edited from −strength to +strength on `faces` generated faces: the share of faces whose
     probability of it rose, its mean rise, and the mean absolute change of every other attribute."""
-    z = np.stack([latent.seed_vector(each, generator.input_shape[-1]) for each in range(seed, seed + faces)])
+    z = seed_vectors(range(seed, seed + faces), generator.z_dim)
     effects = {}
     for name in attributes_to_edit or directions.names:
-        low = attributes.probabilities(classifier, latent.generate_frames(generator, directions.edit(
-            z, {name: -strength})))
-        high = attributes.probabilities(classifier, latent.generate_frames(generator, directions.edit(
-            z, {name: strength})))
+        low = attributes.probabilities(classifier, draw_faces(generator, directions.edit(z, {name: -strength})))
+        high = attributes.probabilities(classifier, draw_faces(generator, directions.edit(z, {name: strength})))
         index, change = list(names).index(name), high - low
         others = np.delete(np.abs(change), index, axis=1)
         effects[name] = dict(rose=round(float(np.mean(change[:, index] > 0)), 3),
@@ -277,20 +288,20 @@ def read_photo(photo, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
     return face
 
 
-def project(gan, photo, starts: int = 8, steps: int = 200, learning_rate: float = 0.1,
-            feature_weight: float = 0.5, seed: int = 0, crop_size: int = 108, usable_ratio: float = 0.75,
-            use_average: bool = True) -> Projection:
+def project(generator: ReadyGenerator, discriminator: keras.Model, photo, starts: int = 8, steps: int = 200,
+            learning_rate: float = 0.1, feature_weight: float = 0.5, seed: int = 0, crop_size: int = 108,
+            usable_ratio: float = 0.75) -> Projection:
     """The z whose face best matches a photo: Adam on `starts` random z at once, minimising the mean squared
     pixel difference plus feature_weight × that of the discriminator's features, for `steps` steps; the best
     start wins. A photo whose best match is not clearly closer than a random face (pixel error above
     usable_ratio × the random faces' median) is refused: it is not a face this network can draw."""
     start_time = time.perf_counter()
-    generator = latent.generator_of(gan, use_average)
-    target_face = read_photo(photo, gan.networks.image_size, crop_size)
+    network = generator.network
+    target_face = read_photo(photo, int(network.output_shape[1]), crop_size)
     target = celeba_utils.to_float(target_face[None])
-    features = _feature_network(gan.discriminator)
+    features = _feature_network(discriminator)
     target_features = features(target, training=False)
-    z = tf.Variable(np.random.default_rng(seed).standard_normal((starts, gan.networks.z_dim)).astype(np.float32))
+    z = tf.Variable(np.random.default_rng(seed).standard_normal((starts, generator.z_dim)).astype(np.float32))
     moments = [tf.Variable(tf.zeros_like(z)) for _ in range(2)]  # Adam's (Kingma and Ba 2015), on z alone
     beta_1, beta_2 = 0.9, 0.999
 
@@ -298,7 +309,7 @@ def project(gan, photo, starts: int = 8, steps: int = 200, learning_rate: float 
     def step(count):
         with tf.GradientTape() as tape:
             tape.watch(z)
-            images = generator(z, training=False)
+            images = network(z, training=False)
             pixel = tf.reduce_mean(tf.square(images - target), axis=[1, 2, 3])
             feature = tf.reduce_mean(tf.square(tf.cast(features(images, training=False), tf.float32)
                                                - tf.cast(target_features, tf.float32)), axis=[1, 2, 3])
@@ -314,9 +325,9 @@ def project(gan, photo, starts: int = 8, steps: int = 200, learning_rate: float 
     for count in range(1, steps + 1):
         loss = step(tf.constant(count, tf.float32))
     best = int(tf.argmin(loss))
-    face = latent.generate_frames(generator, z.numpy()[best:best + 1])[0]
-    random_faces = latent.generate_frames(generator, np.random.default_rng(seed + 1).standard_normal(
-        (64, gan.networks.z_dim)).astype(np.float32))
+    face = draw_faces(generator, z.numpy()[best:best + 1])[0]
+    random_faces = draw_faces(generator, np.random.default_rng(seed + 1).standard_normal(
+        (64, generator.z_dim)).astype(np.float32))
     error = _rms(face, target_face)
     random_error = float(np.median([_rms(each, target_face) for each in random_faces]))
     name = photo if isinstance(photo, str) else "the photo"
@@ -333,14 +344,13 @@ def _rms(a: np.ndarray, b: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------------------------- the live explorer
 
-def explorer(gan, directions: Directions, shown: Optional[Sequence[str]] = None, strongest: int = 6,
-             upscale_factor: int = 4, use_average: bool = True):
+def explorer(generator: ReadyGenerator, directions: Directions, shown: Optional[Sequence[str]] = None,
+             strongest: int = 6, upscale_factor: int = 4):
     """ipywidgets sliders for a seed and the strongest attribute directions, redrawing the one face as they move
     (generation is batch-independent, so each redraw draws one face). Returns the widget box; its `sliders`
     (name → slider, "seed" among them) and `image` are there for code and tests."""
     import ipywidgets as widgets
 
-    generator = latent.generator_of(gan, use_average)
     shown = list(shown or directions.strongest(strongest))
     seed_slider = widgets.IntSlider(value=0, min=0, max=9999, description="seed", continuous_update=False)
     sliders = {name: widgets.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.25, description=name[:14],
@@ -348,11 +358,11 @@ def explorer(gan, directions: Directions, shown: Optional[Sequence[str]] = None,
     image = widgets.Image(format="png")
 
     def current_z():
-        z = latent.seed_vector(seed_slider.value, gan.networks.z_dim)
+        z = seed_vector(seed_slider.value, generator.z_dim)
         return directions.edit(z, {name: slider.value for name, slider in sliders.items()})
 
     def redraw(change=None):
-        face = latent.upscale(latent.generate_frames(generator, current_z()[None]), upscale_factor)[0]
+        face = latent.upscale(draw_faces(generator, current_z()[None]), upscale_factor)[0]
         buffer = io.BytesIO()
         Image.fromarray(face).save(buffer, format="PNG")
         image.value = buffer.getvalue()
@@ -363,101 +373,3 @@ def explorer(gan, directions: Directions, shown: Optional[Sequence[str]] = None,
     box = widgets.HBox([image, widgets.VBox([seed_slider, *sliders.values()])])
     box.sliders, box.image, box.current_z = {"seed": seed_slider, **sliders}, image, current_z
     return box
-
-
-# --------------------------------------------------------------------------------------------- the measurements
-
-def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_dir: str = "docs/editing",
-            edited: int = 12, faces: int = 200, projections: int = 100, cache_dir: Optional[str] = None) -> dict:
-    """What docs/editing/ reports, for a trained run: the classifier (trained into checkpoint_dir/attributes if
-    it is not there), directions fitted for the run's network, the effect of the `edited` best-separated
-    directions on `faces` faces from −3 to +3 with a grid, and `projections` photos of held_out_folder that are
-    not in data[0] projected, against a random z and the best of 1,000 random z."""
-    os.makedirs(out_dir, exist_ok=True)
-    gan, _ = runs.load_gan(checkpoint_dir)
-    generator = gan.sampling_generator
-    classifier_dir = os.path.join(checkpoint_dir, "attributes")
-    if not os.path.isfile(os.path.join(classifier_dir, attributes.SETTINGS_FILE)):
-        attributes.train_classifier(list(data), classifier_dir, cache_dir=cache_dir)
-    classifier, names = attributes.load_classifier(classifier_dir)
-    with open(os.path.join(classifier_dir, attributes.ACCURACY_FILE)) as handle:
-        accuracy = json.load(handle)
-    directions = fit_directions(generator, classifier, names, folder=checkpoint_dir)
-    chosen = directions.strongest(edited)
-    effects = edit_effects(generator, classifier, names, directions, faces=faces, attributes_to_edit=chosen)
-    strengths = [-3, -2, -1, 0, 1, 2, 3]
-    rows = [latent.generate_frames(generator, along_direction(latent.seed_vector(300_000 + row, gan.networks.z_dim),
-                                                              directions, name, strengths))
-            for row, name in enumerate(chosen[:6])]
-    celeba_utils.save_png(celeba_utils.image_grid(np.concatenate(rows), rows=len(rows), columns=len(strengths)),
-                          os.path.join(out_dir, "edits.png"))
-    # A − B + C with exemplars chosen by the classifier: smiling women − neutral women + neutral men
-    z, _, probability = label_generated_faces(generator, classifier, 2000, 500_000)
-    smiling, male = probability[:, names.index("Smiling")], probability[:, names.index("Male")]
-    pick = lambda mask: list(z[np.flatnonzero(mask)[:3]])  # noqa: E731
-    _, picture = arithmetic(gan, a=pick((smiling > 0.8) & (male < 0.2)), b=pick((smiling < 0.2) & (male < 0.2)),
-                            c=pick((smiling < 0.2) & (male > 0.8)))
-    celeba_utils.save_png(picture, os.path.join(out_dir, "arithmetic.png"))
-    projection = measure_projection(gan, data[0], held_out_folder, projections, out_dir, cache_dir)
-    results = dict(checkpoint_step=int(gan.step.numpy()), classifier=accuracy, directions=dict(
-        zip(directions.names, [round(float(value), 3) for value in directions.boundary_accuracy])),
-        edits=effects, projection=projection)
-    with celeba_utils.atomic_write(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=1)
-    return results
-
-
-def measure_projection(gan, training_folder: str, held_out_folder: str, count: int, out_dir: str,
-                       cache_dir: Optional[str] = None) -> dict:
-    """Project `count` faces of held_out_folder whose names are not in training_folder; compare the mean pixel
-    error with a random z's and with the best of 1,000 random z's, and time one projection."""
-    trained_on = set(os.path.basename(str(name)) for name in
-                     celeba_utils.load_faces(training_folder, cache_dir=cache_dir, progress=False).names)
-    held_out = celeba_utils.load_faces(held_out_folder, cache_dir=cache_dir, progress=False)
-    chosen = [index for index, name in enumerate(held_out.names) if os.path.basename(str(name)) not in trained_on]
-    chosen = chosen[:count]
-    generator = gan.sampling_generator
-    random_faces = latent.generate_frames(generator, np.stack([latent.seed_vector(seed, gan.networks.z_dim)
-                                                               for seed in range(400_000, 401_000)]))
-    errors, random_errors, best_random, seconds, refused, shown = [], [], [], [], 0, []
-    for index in chosen:
-        photo = held_out.images[index]
-        try:
-            projection = project(gan, photo)
-        except ValueError:
-            refused += 1
-            continue
-        errors.append(projection.pixel_error)
-        seconds.append(projection.seconds)
-        distances = np.sqrt(((random_faces.astype(np.float32) - photo.astype(np.float32)) ** 2).mean(axis=(1, 2, 3)))
-        random_errors.append(float(distances[0]))
-        best_random.append(float(distances.min()))
-        if len(shown) < 8:
-            shown += [photo, projection.face]
-    if shown:  # photos on top, their projections below
-        picture = celeba_utils.image_grid(np.stack(shown[0::2] + shown[1::2]), rows=2, columns=len(shown) // 2)
-        celeba_utils.save_png(picture, os.path.join(out_dir, "projections.png"))
-    return dict(photos=len(chosen), refused=refused, projected_rms=round(float(np.mean(errors)), 2),
-                random_z_rms=round(float(np.mean(random_errors)), 2),
-                best_of_1000_random_rms=round(float(np.mean(best_random)), 2),
-                seconds_per_projection=round(float(np.median(seconds)), 2), machine=devices.machine())
-
-
-def main():
-    import argparse
-
-    parser = argparse.ArgumentParser(description=measure.__doc__)
-    parser.add_argument("--checkpoint", default="my_net")
-    parser.add_argument("--data", nargs="+", required=True, help="CelebA folders the classifier trains on")
-    parser.add_argument("--held-out", required=True, help="a folder of faces to project (those not in --data's first)")
-    parser.add_argument("--out", default=os.path.join("docs", "editing"))
-    parser.add_argument("--projections", type=int, default=100)
-    parser.add_argument("--cache-dir")
-    arguments = parser.parse_args()
-    results = measure(arguments.checkpoint, arguments.data, arguments.held_out, arguments.out,
-                      projections=arguments.projections, cache_dir=arguments.cache_dir)
-    print(json.dumps({key: value for key, value in results.items() if key != "classifier"}, indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -29,7 +29,7 @@ class DCGAN(keras.Model):
     `step` counts finished training steps; `grid_latents` are the 100 fixed vectors of the sample grids;
     `noise` draws the z of each step. All three are saved in checkpoints, so a resumed run continues exactly.
     With ema_decay > 0, `ema_generator` holds an exponential moving average of the generator's weights
-    (Yazıcı et al. 2019; Progressive GAN, StyleGAN): `sampling_generator` is the one that draws faces.
+    (Yazıcı et al. 2019; Progressive GAN, StyleGAN), the network that draws faces (drawing.ready_generator).
     """
 
     def __init__(self, networks: Networks, training: Training, recipe: Recipe, **kwargs):
@@ -58,13 +58,9 @@ class DCGAN(keras.Model):
         """The GAN of a run's settings: each part gets its own group (networks, training, recipe)."""
         return cls(config.networks, config.training, config.recipe)
 
-    @property
-    def sampling_generator(self) -> keras.Model:
-        """The generator that draws faces: the moving average when there is one, else the trained one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
-
     def call(self, z, training=False):
-        return self.sampling_generator(z, training=training)
+        """The trained generator's images; faces are drawn with drawing.ready_generator(gan) instead."""
+        return self.generator(z, training=training)
 
     def checkpoint(self) -> tf.train.Checkpoint:
         parts = dict(generator=self.generator, discriminator=self.discriminator,
@@ -93,7 +89,7 @@ class DCGAN(keras.Model):
         statistics", Brock et al. 2019, BigGAN; precise BN): measured in training mode on `batches` batches of 100
         of its own faces (default recipe.ema_statistics_batches), the same z each time. With 0, copy the trained
         generator's statistics instead, which belong to other weights: how the average drew before, and worse in
-        every metric of the ablation (README). Training never reads them. Grids, metrics and load_gan call this."""
+        every metric of the ablation (README). Training never reads them. drawing.ready_generator calls this."""
         if self.ema_generator is None:
             return
         batches = self.recipe.ema_statistics_batches if batches is None else batches

@@ -1,37 +1,32 @@
-"""Walks through the latent space: waypoints, slerp, generating frames, and writing GIFs and face files.
+"""Walks through the latent space: waypoints, slerp, and writing GIFs and strips of frames.
 
-    gan, config = runs.load_gan("my_net")
-    z = latent.latent_path(latent.waypoint_vectors([[0, 3], [9, 3]], gan.grid_latents), frames=30)
-    frames = latent.generate_frames(gan.sampling_generator, z)
-    latent.write_gif(frames, "testimgs/test.gif", fps=10)
+    generator = drawing.load_generator("my_net")
+    latent.interpolate(generator, waypoints=[[0, 3], [9, 3]], frames=30)   # testimgs/test.gif and its strip
+
+or step by step:
+
+    z = latent.latent_path(latent.waypoint_vectors([[0, 3], [9, 3]], generator.grid_latents), frames=30)
+    latent.write_gif(drawing.draw_faces(generator, z), "testimgs/test.gif", fps=10)
 
 Waypoints are cells [row, column] of the training grid (the 100 fixed vectors of imgs/examples-*.png),
 "column C" or "row R" (that line of the grid, top to bottom or left to right), integer seeds, "random", or a z
-itself (a projected photo, an edited face: editing.py).
+itself (a projected photo, an edited face: facegan/editing.py).
 """
 
 import dataclasses
 import math
-import os
 from typing import Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 import celeba_utils
-from facegan import networks
+from facegan.drawing import MODES, ReadyGenerator, draw_faces, seed_vector
 
 KINDS = ("slerp", "linear")
-MODES = ("independent", "pad")
 GRID_ROWS = GRID_COLUMNS = 10
 
 
 # --------------------------------------------------------------------------------------------- vectors
-
-def seed_vector(seed: int, z_dim: int) -> np.ndarray:
-    """The latent vector of an integer seed: the same seed gives the same face in every run and tool."""
-    return np.random.default_rng(seed).standard_normal(z_dim).astype(np.float32)
-
 
 def waypoint_vectors(waypoints: Sequence, grid_latents, seed: int = 0) -> np.ndarray:
     """Resolve the waypoints of a path (see the module's doc) to an array of latent vectors, one row each."""
@@ -118,41 +113,7 @@ def latent_path(waypoints: np.ndarray, frames: int, kind: str = "slerp", closed:
     return np.stack(path).astype(np.float32)
 
 
-# --------------------------------------------------------------------------------------------- generation
-
-def pad_batch(z: np.ndarray, batch_size: int, seed: int = 0) -> np.ndarray:
-    """z followed by random vectors up to batch_size: the seed project's way of drawing fewer faces than a batch."""
-    z = np.asarray(z, np.float32)
-    if len(z) > batch_size:
-        raise ValueError(f"pad_batch: {len(z)} vectors do not fit in a batch of {batch_size}")
-    padding = np.random.default_rng(seed).standard_normal((batch_size - len(z), z.shape[1])).astype(np.float32)
-    return np.concatenate([z, padding])
-
-
-def generate_frames(generator, z, mode: str = "independent", batch_size: int = 100, seed: int = 0) -> np.ndarray:
-    """uint8 images for latent vectors z.
-
-    "independent" (default): batch norm uses its moving statistics, so each face depends on its own z only.
-    "pad": the seed project's behaviour: each chunk of z is padded with random vectors to batch_size (90 random
-    vectors for 10 frames in a batch of 100) and run with batch statistics; the first outputs are kept. The
-    networks' moving statistics are left as they were."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    z = np.asarray(z, np.float32)
-    if mode == "independent":
-        return celeba_utils.to_uint8(networks.generate(generator, z, batch_size))
-    saved = [variable.numpy() for variable in generator.non_trainable_variables]
-    images = []
-    try:
-        for start in range(0, len(z), batch_size):
-            chunk = z[start:start + batch_size]
-            batch = pad_batch(chunk, batch_size, seed + start)
-            images.append(generator(tf.constant(batch), training=True)[:len(chunk)].numpy())
-    finally:
-        for variable, value in zip(generator.non_trainable_variables, saved):
-            variable.assign(value)
-    return celeba_utils.to_uint8(np.concatenate(images))
-
+# --------------------------------------------------------------------------------------------- frames
 
 def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour enlargement for viewing (factor 1: unchanged)."""
@@ -195,40 +156,25 @@ class Interpolation:
     frames: np.ndarray
 
 
-def interpolate(gan, waypoints: Sequence = ([0, 0], [9, 0]), frames: int = 10, kind: str = "slerp",
-                closed: bool = False, fps: float = 10, mode: str = "independent", upscale_factor: int = 1,
-                gif_path: str = "testimgs/test.gif", strip_path: Optional[str] = "testimgs/examples.png",
-                batch_size: int = 100, seed: int = 0, use_average: bool = True) -> Interpolation:
-    """Render a path through the waypoints as a GIF (and the frames as one strip). use_average=False draws with
-    the trained generator instead of its moving average."""
-    z = latent_path(waypoint_vectors(waypoints, gan.grid_latents.numpy(), seed), frames, kind, closed)
-    images = upscale(generate_frames(generator_of(gan, use_average), z, mode, batch_size, seed), upscale_factor)
+def interpolate(generator: ReadyGenerator, waypoints: Sequence = ([0, 0], [9, 0]), frames: int = 10,
+                kind: str = "slerp", closed: bool = False, fps: float = 10, mode: str = "independent",
+                upscale_factor: int = 1, gif_path: str = "testimgs/test.gif",
+                strip_path: Optional[str] = "testimgs/examples.png", batch_size: int = 100,
+                seed: int = 0) -> Interpolation:
+    """Render a path through the waypoints as a GIF (and the frames as one strip), drawn by `generator`
+    (drawing.ready_generator(gan, use_average=False) draws with the trained generator instead of its average)."""
+    if generator.grid_latents is None:
+        raise ValueError("interpolate needs a run's generator, whose grid vectors the waypoints name: "
+                         "drawing.load_generator(checkpoint_dir) or drawing.ready_generator(gan)")
+    z = latent_path(waypoint_vectors(waypoints, generator.grid_latents, seed), frames, kind, closed)
+    images = upscale(draw_faces(generator, z, mode=mode, batch_size=batch_size, seed=seed), upscale_factor)
     write_gif(images, gif_path, fps)
     if strip_path:
         write_strip(images, strip_path)
     return Interpolation(z, images)
 
 
-def generator_of(gan, use_average: bool = True):
-    """The network that draws: the moving average (when the run keeps one), or the trained generator."""
-    return gan.sampling_generator if use_average else gan.generator
-
-
-def compare_modes(generator, z: np.ndarray, batch_size: int = 100, seed: int = 0) -> np.ndarray:
-    """The frames of z in each of MODES, one row per mode, as one picture."""
-    rows = [generate_frames(generator, z, mode, batch_size, seed) for mode in MODES]
+def compare_modes(generator: ReadyGenerator, z: np.ndarray, batch_size: int = 100, seed: int = 0) -> np.ndarray:
+    """The frames of z in each of the drawing modes, one row per mode, as one picture."""
+    rows = [draw_faces(generator, z, mode=mode, batch_size=batch_size, seed=seed) for mode in MODES]
     return celeba_utils.image_grid(np.concatenate(rows), rows=len(MODES), columns=len(z))
-
-
-def generate_faces(generator, seeds: Sequence[int], out_dir: Optional[str] = None, grid_path: Optional[str] = None,
-                   batch_size: int = 100) -> np.ndarray:
-    """Faces for integer seeds, in batches of any size: one PNG per seed in out_dir (seed0042.png) and/or one grid."""
-    z_dim = generator.input_shape[-1]
-    z = np.stack([seed_vector(int(seed), z_dim) for seed in seeds]) if len(seeds) else np.zeros((0, z_dim))
-    images = generate_frames(generator, z, "independent", batch_size)
-    if out_dir:
-        for seed, image in zip(seeds, images):
-            celeba_utils.save_png(image, os.path.join(out_dir, f"seed{int(seed):04d}.png"))
-    if grid_path:
-        celeba_utils.save_png(celeba_utils.image_grid(images), grid_path)
-    return images

@@ -192,28 +192,3 @@ def recompute_batch_norm_statistics(generator: keras.Model, batch_size: int = 10
     for layer, mean, variance in zip(norms, means, variances):
         layer.moving_mean.assign(mean)
         layer.moving_variance.assign(variance)
-
-
-_compiled_generators = weakref.WeakKeyDictionary()
-
-
-def _inference_function(generator: keras.Model):
-    """One compiled inference function per generator (traced once per batch size). The function holds the
-    generator weakly, so the cache does not keep alive a generator nothing else uses."""
-    if generator not in _compiled_generators:
-        network = weakref.ref(generator)
-        _compiled_generators[generator] = tf.function(lambda z: network()(z, training=False), reduce_retracing=True)
-    return _compiled_generators[generator]
-
-
-def generate(generator: keras.Model, z, batch_size: int = 100):
-    """Images in [-1, 1] for latent vectors z, in inference mode (batch norm uses its moving statistics),
-    so each image depends on its own z only, never on what else is in the batch."""
-    z = tf.convert_to_tensor(z, tf.float32)
-    if z.shape.rank != 2 or z.shape[1] != generator.input_shape[-1]:
-        raise ValueError(f"z must have shape (n, {generator.input_shape[-1]}), got {tuple(z.shape)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    infer = _inference_function(generator)
-    parts = [infer(z[start:start + batch_size]) for start in range(0, z.shape[0], batch_size)]
-    return tf.concat(parts, axis=0) if parts else tf.zeros((0,) + tuple(generator.output_shape[1:]))

@@ -153,8 +153,8 @@ def read_starts(checkpoint_dir: str) -> List[dict]:
 
 
 def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overrides):
-    """Rebuild the networks from checkpoint_dir/config.json and restore them, the moving average with batch-norm
-    statistics of its own (DCGAN.refresh_average_statistics): (gan, config)."""
+    """Rebuild the networks from checkpoint_dir/config.json and restore them: (gan, config). To draw faces,
+    drawing.load_generator (or drawing.ready_generator(gan)) hands out the network that draws, ready."""
     config = read_config(checkpoint_dir)
     if config is None:
         raise FileNotFoundError(f"No {CONFIG_FILE} in {os.path.abspath(checkpoint_dir)}: train first "
@@ -163,7 +163,6 @@ def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overr
     gan = DCGAN.from_config(config)
     if restore(gan, checkpoint_dir, step) is None:
         raise FileNotFoundError(f"No checkpoint in {os.path.abspath(checkpoint_dir)}: train first (run gan_new.ipynb)")
-    gan.refresh_average_statistics()
     return gan, config
 
 

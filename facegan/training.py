@@ -33,7 +33,8 @@ from facegan.config import Config
 from facegan import networks
 from facegan.gan import DCGAN
 from facegan import devices
-from facegan import metrics
+from facegan import drawing
+from facegan.metrics import registry, sampler
 from facegan import runs
 
 LOCK_FILE = ".lock"
@@ -296,7 +297,7 @@ class BestCheckpoint:
 
 class MetricsTracker(Periodic):
     """Every metrics_every steps: the chosen metrics of the faces of seeds 0 … metric_samples − 1 against as
-    many training faces (metrics.score_generator, as score.py scores a checkpoint), to checkpoint_dir/metrics.csv
+    many training faces (sampler.score_generator, as score.py scores a checkpoint), to checkpoint_dir/metrics.csv
     and TensorBoard, and the best network kept."""
 
     def __init__(self, config: Config, real_images: np.ndarray, start_step: int, best: BestCheckpoint,
@@ -304,15 +305,14 @@ class MetricsTracker(Periodic):
         super().__init__(config.quality.metrics_every, start_step)
         self.config = config
         self.real = real_images
-        self.columns = ("step",) + metrics.columns(config.quality.metrics, config.networks.image_size)
+        self.columns = ("step",) + registry.columns(config.quality.metrics, config.networks.image_size)
         self.log = StepLog(os.path.join(config.outputs.checkpoint_dir, runs.METRICS_FILE), self.columns, start_step)
         self.best = best
         self.interrupts = interrupts
         self.summary = tf.summary.create_file_writer(os.path.join(config.outputs.checkpoint_dir, "logs"))
 
     def measure(self, step: int) -> dict:
-        self.model.refresh_average_statistics()
-        values = metrics.score_generator(self.model.sampling_generator, self.real, self.config.quality.metrics,
+        values = sampler.score_generator(drawing.ready_generator(self.model), self.real, self.config.quality.metrics,
                                          self.config.quality.metric_samples, self.config.training.seed,
                                          self.config.data.cache_dir)
         values["step"] = step
@@ -346,8 +346,8 @@ class SampleGrids(Periodic):
         self.last_written = None
 
     def write(self, step: int) -> str:
-        self.model.refresh_average_statistics()
-        images = networks.generate(self.model.sampling_generator, self.model.grid_latents)
+        generator = drawing.ready_generator(self.model)
+        images = drawing.draw_faces(generator, generator.grid_latents)
         path = runs.grid_file(self.config.outputs.sample_dir, step)
         with self.interrupts.hold(), _reporting_write_errors(f"the sample grid {os.path.basename(path)}",
                                                              self.config.outputs.sample_dir):
@@ -444,7 +444,7 @@ def train(config: Optional[Config] = None, show: bool = True, faces: Optional[ce
     """Train toward config.training.steps, resuming from checkpoint_dir; settings override config's fields by name.
     `faces` skips loading the data (the notebook loads it once to show it); `callbacks` run after each step."""
     config = (config or Config()).replace(**settings)  # bad settings: ValueError, before any work
-    metrics.check_names(config.quality.metrics)
+    registry.check_names(config.quality.metrics)
     device = devices.setup_devices()
     strategy = devices.make_strategy(config.devices.strategy)
     if config.training.batch_size % strategy.num_replicas_in_sync:

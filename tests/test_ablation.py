@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from experiments import ablation
+from facegan import drawing
 from facegan.config import Config, PLAIN_RECIPE
 from facegan import runs
 from facegan import training
@@ -65,16 +66,16 @@ def test_the_two_averages_differ_in_their_batch_norm_statistics_only(tmp_path, m
     config = ablation.run_config("plain", str(made_faces / "img_align_celeba"), budget=16, runs_dir=str(tmp_path),
                                  batch_size=8, cache_dir=cache_dir, **NETWORK)
     training.train(config, show=False)
-    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)  # loaded with statistics of its own: the default
-    own = [w.numpy().copy() for w in gan.ema_generator.weights]
-    network = ablation.pick_generator(gan, "average")
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
+    own = [w.numpy().copy() for w in drawing.ready_generator(gan).network.weights]  # statistics of its own: the default
+    network = ablation.pick_generator(gan, "average").network
     assert network is gan.ema_generator
     for average, trained in zip(network.non_trainable_weights, gan.generator.non_trainable_weights):
         np.testing.assert_array_equal(average.numpy(), trained.numpy())  # the trained generator's statistics
     changed = [not np.array_equal(b, w.numpy()) for b, w in zip(own, network.weights)]
     statistics = ["moving" in w.path for w in network.weights]
     assert any(changed) and changed == [c and s for c, s in zip(changed, statistics)]
-    network = ablation.pick_generator(gan, "average_precise_bn")
+    network = ablation.pick_generator(gan, "average_precise_bn").network
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(own, network.weights))  # back to its own
     with pytest.raises(ValueError, match="Unknown generator 'best'"):
         ablation.pick_generator(gan, "best")

@@ -13,8 +13,9 @@ from facegan.config import Config
 from facegan import networks
 from facegan.gan import DCGAN
 from facegan import editing
+from facegan import drawing
 from facegan import latent
-from facegan import runs
+from facegan.drawing import ReadyGenerator, draw_faces
 from facegan import training
 from conftest import TINY, drawn_face, tiny_config, write_attribute_list
 
@@ -28,12 +29,16 @@ def gan():
     network = DCGAN.from_config(Config(**TINY))
     for _ in range(2):
         network.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
-    network.refresh_average_statistics()
     return network
 
 
 @pytest.fixture(scope="module")
-def classifier(gan):
+def generator(gan):
+    return drawing.ready_generator(gan)
+
+
+@pytest.fixture(scope="module")
+def classifier(generator):
     """A stand-in classifier whose four "attributes" are the faces' mean red, green, blue and red minus blue,
     standardised over the tiny generator's faces so that they fall on both sides: the mechanics need no more."""
     import keras
@@ -43,7 +48,7 @@ def classifier(gan):
     logits = keras.layers.Dense(4)(means)
     model = keras.Model(image, logits)
     mixing = np.array([[1.0, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, -1]], np.float32)
-    faces = latent.generate_frames(gan.sampling_generator, np.random.default_rng(0).standard_normal((300, 16)))
+    faces = draw_faces(generator, np.random.default_rng(0).standard_normal((300, 16)))
     features = (faces.astype(np.float32) / 127.5 - 1).mean(axis=(1, 2)) @ mixing
     scale = 2 / features.std(axis=0)
     model.layers[-1].kernel.assign(mixing * scale)
@@ -52,15 +57,15 @@ def classifier(gan):
 
 
 @pytest.fixture(scope="module")
-def directions(gan, classifier):
-    return editing.fit_directions(gan.sampling_generator, classifier, NAMES, samples=600)
+def directions(generator, classifier):
+    return editing.fit_directions(generator, classifier, NAMES, samples=600)
 
 
-def test_each_direction_is_a_unit_normal_that_raises_its_attribute(gan, classifier, directions):
+def test_each_direction_is_a_unit_normal_that_raises_its_attribute(generator, classifier, directions):
     assert directions.normals.shape == (len(directions.names), TINY["z_dim"])
     np.testing.assert_allclose(np.linalg.norm(directions.normals, axis=1), 1, rtol=1e-5)
     assert (directions.boundary_accuracy > 0.5).all()  # each boundary separates the labels better than chance
-    effects = editing.edit_effects(gan.sampling_generator, classifier, NAMES, directions, faces=40, strength=3)
+    effects = editing.edit_effects(generator, classifier, NAMES, directions, faces=40, strength=3)
     for name in directions.names:
         assert effects[name]["rose"] > 0.5 and effects[name]["mean_rise"] > 0, (name, effects[name])
 
@@ -78,78 +83,78 @@ def test_a_conditional_direction_leaves_the_kept_attributes_alone(directions):
         directions.direction("Wings")
 
 
-def test_directions_are_saved_with_their_network_and_refused_for_another(gan, directions, tmp_path):
+def test_directions_are_saved_with_their_network_and_refused_for_another(generator, directions, tmp_path):
     editing.save_directions(directions, str(tmp_path))
-    loaded = editing.load_directions(str(tmp_path), gan.sampling_generator)
+    loaded = editing.load_directions(str(tmp_path), generator)
     np.testing.assert_array_equal(loaded.normals, directions.normals)
     assert loaded.names == directions.names
     other = networks.build_generator(Config(**TINY).networks)
     with pytest.raises(ValueError, match="fitted on another network"):
-        editing.load_directions(str(tmp_path), other)
+        editing.load_directions(str(tmp_path), ReadyGenerator(other))
     with pytest.raises(FileNotFoundError, match="No directions.npz .*fit them first"):
-        editing.load_directions(str(tmp_path / "elsewhere"), gan.sampling_generator)
+        editing.load_directions(str(tmp_path / "elsewhere"), generator)
 
 
-def test_an_edit_is_a_waypoint_like_any_other(gan, directions, tmp_path):
+def test_an_edit_is_a_waypoint_like_any_other(gan, generator, directions, tmp_path):
     name = directions.names[0]
     cell = gan.grid_latents.numpy()[3]
-    edited = editing.waypoint_vector({"face": [0, 3], "edit": {name: 3}}, gan, directions)
+    edited = editing.waypoint_vector({"face": [0, 3], "edit": {name: 3}}, generator, directions)
     np.testing.assert_allclose(edited, cell + 3 * directions.direction(name), atol=1e-6)
-    z = editing.path_vectors([[0, 3], {"face": [0, 3], "edit": {name: 3}}, "random", "random"], gan, directions)
+    z = editing.path_vectors([[0, 3], {"face": [0, 3], "edit": {name: 3}}, "random", "random"], generator, directions)
     assert z.shape == (4, TINY["z_dim"]) and not np.array_equal(z[2], z[3])
-    path = latent.interpolate(gan, waypoints=list(z[:2]), frames=5, gif_path=str(tmp_path / "smile.gif"),
+    path = latent.interpolate(generator, waypoints=list(z[:2]), frames=5, gif_path=str(tmp_path / "smile.gif"),
                               strip_path=None)
     np.testing.assert_allclose(path.latents[[0, -1]], z[:2], atol=1e-5)  # the same face, then the edited one
     along = editing.along_direction(cell, directions, name, [-3, 0, 3])
     np.testing.assert_allclose(along[1], cell, atol=1e-6)
     with pytest.raises(ValueError, match="edits a face and needs directions"):
-        editing.waypoint_vector({"face": [0, 3], "edit": {name: 3}}, gan)
+        editing.waypoint_vector({"face": [0, 3], "edit": {name: 3}}, generator)
     with pytest.raises(ValueError, match="an edit is"):
-        editing.waypoint_vector({"face": [0, 3], "strength": 3}, gan, directions)
+        editing.waypoint_vector({"face": [0, 3], "strength": 3}, generator, directions)
 
 
-def test_vector_arithmetic_is_one_call_and_one_picture(gan):
-    result, picture = editing.arithmetic(gan, a=[[0, 0], [0, 1]], b=[[1, 0]], c=[7, 8, 9], variations=3)
+def test_vector_arithmetic_is_one_call_and_one_picture(gan, generator):
+    result, picture = editing.arithmetic(generator, a=[[0, 0], [0, 1]], b=[[1, 0]], c=[7, 8, 9], variations=3)
     grid = gan.grid_latents.numpy()
-    expected = grid[[0, 1]].mean(0) - grid[10] + np.mean([latent.seed_vector(s, TINY["z_dim"]) for s in (7, 8, 9)],
+    expected = grid[[0, 1]].mean(0) - grid[10] + np.mean([drawing.seed_vector(s, TINY["z_dim"]) for s in (7, 8, 9)],
                                                           axis=0)
     np.testing.assert_allclose(result, expected, atol=1e-5)
     assert picture.shape == (64, 64 * (3 + 1 + 3), 3)  # A, B, C, the result and three variations
 
 
-def test_projecting_a_face_the_network_drew_finds_it_and_unusable_photos_are_refused(gan, tmp_path):
-    target_z = latent.seed_vector(5, TINY["z_dim"])
-    target = latent.generate_frames(gan.sampling_generator, target_z[None])[0]
+def test_projecting_a_face_the_network_drew_finds_it_and_unusable_photos_are_refused(gan, generator, tmp_path):
+    target_z = drawing.seed_vector(5, TINY["z_dim"])
+    target = draw_faces(generator, target_z[None])[0]
     photo = tmp_path / "face.png"
     Image.fromarray(target).save(photo)  # 64×64: a face already cropped and scaled, taken as it is
-    projection = editing.project(gan, str(photo), starts=4, steps=150)
+    projection = editing.project(generator, gan.discriminator, str(photo), starts=4, steps=150)
     assert projection.pixel_error < 0.5 * projection.random_error
-    np.testing.assert_array_equal(latent.generate_frames(gan.sampling_generator, projection.z[None])[0],
+    np.testing.assert_array_equal(draw_faces(generator, projection.z[None])[0],
                                   projection.face)
     assert projection.photo.shape == (64, 64, 3) and projection.seconds > 0
     flat = tmp_path / "wall.png"
     Image.new("RGB", (178, 218), (120, 130, 140)).save(flat)
     with pytest.raises(ValueError, match="wall.png is nearly one flat colour"):
-        editing.project(gan, str(flat))
+        editing.project(generator, gan.discriminator, str(flat))
     (tmp_path / "notes.jpg").write_text("not a picture")
     with pytest.raises(ValueError, match="notes.jpg cannot be read as an image"):
-        editing.project(gan, str(tmp_path / "notes.jpg"))
+        editing.project(generator, gan.discriminator, str(tmp_path / "notes.jpg"))
     with pytest.raises(FileNotFoundError, match="No photo at"):
-        editing.project(gan, str(tmp_path / "missing.jpg"))
+        editing.project(generator, gan.discriminator, str(tmp_path / "missing.jpg"))
 
 
-def test_the_explorer_redraws_the_face_as_its_sliders_move(gan, directions):
-    box = editing.explorer(gan, directions, strongest=2, upscale_factor=1)
+def test_the_explorer_redraws_the_face_as_its_sliders_move(generator, directions):
+    box = editing.explorer(generator, directions, strongest=2, upscale_factor=1)
     assert set(box.sliders) == {"seed", *directions.strongest(2)}
     first = box.image.value
     name = directions.strongest(2)[0]
     box.sliders[name].value = 2.5
     assert box.image.value != first
     box.sliders["seed"].value = 42
-    expected_z = directions.edit(latent.seed_vector(42, TINY["z_dim"]), {name: 2.5})
+    expected_z = directions.edit(drawing.seed_vector(42, TINY["z_dim"]), {name: 2.5})
     np.testing.assert_allclose(box.current_z(), expected_z, atol=1e-6)
     shown = np.asarray(Image.open(io.BytesIO(box.image.value)))
-    np.testing.assert_array_equal(shown, latent.generate_frames(gan.sampling_generator, expected_z[None])[0])
+    np.testing.assert_array_equal(shown, draw_faces(generator, expected_z[None])[0])
 
 
 @pytest.mark.slow
@@ -160,14 +165,14 @@ def test_on_celeba_a_fitted_smiling_direction_raises_the_smile_probability(celeb
     classifier, names = attributes.load_classifier(str(tmp_path / "attributes"))
     config = tiny_config(tmp_path, celeba, cache_dir, steps=20, sample_every=100, checkpoint_every=100)
     training.train(config, show=False)
-    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
-    directions = editing.fit_directions(gan.sampling_generator, classifier, names, samples=1000,
+    generator = drawing.load_generator(config.outputs.checkpoint_dir)
+    directions = editing.fit_directions(generator, classifier, names, samples=1000,
                                         folder=config.outputs.checkpoint_dir)
-    effects = editing.edit_effects(gan.sampling_generator, classifier, names, directions, faces=100,
+    effects = editing.edit_effects(generator, classifier, names, directions, faces=100,
                                    attributes_to_edit=["Smiling"])
     # a tiny network after 20 steps draws blurs, not faces: most of them, not the 80% a trained one reaches
     assert effects["Smiling"]["rose"] >= 0.65 and effects["Smiling"]["mean_rise"] > 0, effects
-    assert editing.load_directions(config.outputs.checkpoint_dir, gan.sampling_generator).names == directions.names
+    assert editing.load_directions(config.outputs.checkpoint_dir, generator).names == directions.names
 
 
 def test_drawn_faces_are_labelled_as_they_are_drawn(tmp_path):

@@ -1,4 +1,4 @@
-"""latent: waypoints, slerp and linear paths, the two generation modes, GIFs, and interpolate.ipynb headless."""
+"""latent: waypoints, slerp and linear paths, GIFs and strips, interpolate, and interpolate.ipynb headless."""
 
 import numpy as np
 import papermill
@@ -8,6 +8,7 @@ from PIL import Image
 
 from facegan.config import Config
 from facegan.gan import DCGAN
+from facegan import drawing
 from facegan import latent
 from facegan import runs
 from facegan import training
@@ -48,7 +49,7 @@ def test_waypoints_resolve_to_grid_cells_lines_seeds_and_random():
     assert vectors.shape == (1 + 10 + 1 + 1, 4)
     np.testing.assert_array_equal(vectors[0], grid[23])
     np.testing.assert_array_equal(vectors[1:11], grid[3::10])
-    np.testing.assert_array_equal(vectors[11], latent.seed_vector(42, 4))
+    np.testing.assert_array_equal(vectors[11], drawing.seed_vector(42, 4))
     np.testing.assert_array_equal(latent.waypoint_vectors(["row 9"], grid), grid[90:])
 
 
@@ -59,7 +60,6 @@ def test_waypoints_resolve_to_grid_cells_lines_seeds_and_random():
     (lambda: latent.waypoint_vectors(["face A", [0, 0]], np.zeros((100, 4))), "'face A' is not a waypoint"),
     (lambda: latent.latent_path(np.zeros((2, 4)), 1), "frames must be a whole number of at least 2"),
     (lambda: latent.latent_path(np.zeros((2, 4)), 5, kind="cubic"), "kind must be one of slerp, linear"),
-    (lambda: latent.generate_frames(None, np.zeros((2, 4)), mode="eval"), "mode must be one of independent, pad"),
     (lambda: latent.upscale(np.zeros((1, 2, 2, 3)), 0), "upscale must be a whole number"),
 ])
 def test_bad_parameters_are_named(call, message):
@@ -67,7 +67,7 @@ def test_bad_parameters_are_named(call, message):
         call()
 
 
-# ----------------------------------------------------------------------------- generation
+# ----------------------------------------------------------------------------- rendering
 
 @pytest.fixture(scope="module")
 def trained_gan():
@@ -76,38 +76,6 @@ def trained_gan():
     for _ in range(3):
         gan.train_step(tf.random.uniform((config.training.batch_size, 64, 64, 3), -1, 1))
     return gan
-
-
-def test_independent_frames_do_not_depend_on_the_batch(trained_gan):
-    z = np.random.default_rng(2).standard_normal((100, 16)).astype(np.float32)
-    alone = latent.generate_frames(trained_gan.generator, z[:1])
-    in_seven = latent.generate_frames(trained_gan.generator, z[:7], batch_size=7)
-    in_hundred = latent.generate_frames(trained_gan.generator, z)
-    assert np.abs(alone[0].astype(int) - in_hundred[0]).max() <= 1  # to float tolerance, after rounding to uint8
-    assert np.abs(in_seven.astype(int) - in_hundred[:7]).max() <= 1
-
-
-def test_pad_mode_pads_to_the_batch_with_random_vectors_and_keeps_moving_statistics(trained_gan):
-    generator = trained_gan.generator
-    z = np.random.default_rng(3).standard_normal((10, 16)).astype(np.float32)
-    padded = latent.pad_batch(z, 100, seed=0)
-    assert padded.shape == (100, 16) and np.array_equal(padded[:10], z)
-    statistics = [v.numpy().copy() for v in generator.non_trainable_variables]
-    frames = latent.generate_frames(generator, z, mode="pad", batch_size=100, seed=0)
-    assert all(np.array_equal(v.numpy(), s) for v, s in zip(generator.non_trainable_variables, statistics))
-    expected = latent.celeba_utils.to_uint8(generator(tf.constant(padded), training=True)[:10])
-    np.testing.assert_array_equal(frames, expected)  # the seed's recipe: 90 random vectors beside the 10
-    other_padding = latent.generate_frames(generator, z, mode="pad", batch_size=100, seed=1)
-    assert not np.array_equal(frames, other_padding)  # the batch's other members change the faces
-
-
-def test_generate_faces_writes_one_png_per_seed_and_a_grid(trained_gan, tmp_path):
-    images = latent.generate_faces(trained_gan.generator, [1, 2, 1], out_dir=str(tmp_path / "faces"),
-                                   grid_path=str(tmp_path / "grid.png"), batch_size=2)
-    assert images.shape == (3, 64, 64, 3) and np.array_equal(images[0], images[2])
-    assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["seed0001.png", "seed0002.png"]
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "faces" / "seed0002.png")), images[1])
-    assert Image.open(tmp_path / "grid.png").size == (128, 128)
 
 
 def test_write_gif_loops_at_the_given_speed_and_leaves_no_temporary_file(tmp_path):
@@ -126,12 +94,13 @@ def test_a_strips_columns_fit_its_frames(count, columns):
 
 
 def test_interpolate_returns_its_path_and_the_modes_compare_on_those_vectors(trained_gan, tmp_path):
-    path = latent.interpolate(trained_gan, waypoints=[[0, 0], 7, [9, 0]], frames=24,
+    generator = drawing.ready_generator(trained_gan)
+    path = latent.interpolate(generator, waypoints=[[0, 0], 7, [9, 0]], frames=24,
                               gif_path=str(tmp_path / "a.gif"), strip_path=str(tmp_path / "a.png"))
     assert path.latents.shape == (24, trained_gan.networks.z_dim) and path.frames.shape == (24, 64, 64, 3)
     np.testing.assert_array_equal(path.latents[0], trained_gan.grid_latents.numpy()[0])
     assert Image.open(tmp_path / "a.png").size == (8 * 64, 3 * 64)  # 24 frames: 3 rows of 8, no black cells
-    picture = latent.compare_modes(trained_gan.sampling_generator, path.latents[:5])
+    picture = latent.compare_modes(generator, path.latents[:5])
     assert picture.shape == (2 * 64, 5 * 64, 3)
     np.testing.assert_array_equal(picture[:64].reshape(64, 5, 64, 3).swapaxes(0, 1), path.frames[:5])
 
@@ -148,7 +117,7 @@ def test_interpolate_notebook_renders_the_path_between_two_grid_faces_and_an_edi
     gan, _ = runs.load_gan(str(tmp_path / "my_net"))
     normal = np.random.default_rng(3).standard_normal((1, TINY["z_dim"])).astype(np.float32)
     directions = editing.Directions(["Smiling"], normal / np.linalg.norm(normal), np.array([0.9]), np.array([0.5]),
-                                    editing.network_fingerprint(gan.sampling_generator))
+                                    editing.network_fingerprint(drawing.ready_generator(gan)))
     editing.save_directions(directions, str(tmp_path / "my_net"))
     gif, strip = tmp_path / "testimgs" / "test.gif", tmp_path / "testimgs" / "examples.png"
     edit = {"face": [9, 3], "edit": {"Smiling": 3}}
@@ -159,7 +128,7 @@ def test_interpolate_notebook_renders_the_path_between_two_grid_faces_and_an_edi
                         arithmetic={"a": [[0, 1]], "b": [[2, 2]], "c": [[5, 7]]}))
     cell_z = gan.grid_latents.numpy()[[3, 93]]
     waypoint_z = np.concatenate([cell_z, cell_z[1:] + 3 * directions.normals])  # frames 0, 3 and 6
-    expected = latent.upscale(latent.generate_frames(gan.sampling_generator, waypoint_z), 2)
+    expected = latent.upscale(drawing.draw_faces(drawing.ready_generator(gan), waypoint_z), 2)
 
     with Image.open(gif) as animation:
         assert animation.n_frames == 7 and animation.size == (128, 128) and animation.info["loop"] == 0

