@@ -208,7 +208,6 @@ class Quality:
                              f"got {self.best_metric!r}")
 
 
-
 GROUPS = dict(data=Data, networks=Networks, training=Training, recipe=Recipe, devices=Devices, outputs=Outputs,
               quality=Quality)
 

@@ -37,7 +37,6 @@ def grid_file(sample_dir: str, step: int) -> str:
     return os.path.join(sample_dir, f"examples-{step}.png")
 
 
-
 # --------------------------------------------------------------------------------------------- settings
 
 def read_config(checkpoint_dir: str) -> Optional[Config]:
@@ -166,14 +165,12 @@ def load_gan(checkpoint_dir: str = "my_net", step: Optional[int] = None, **overr
     return gan, config
 
 
-
 def read_best(folder: str) -> Optional[dict]:
     path = os.path.join(folder, BEST_FILE)
     if not os.path.isfile(path):
         return None
     with open(path) as handle:
         return json.load(handle)
-
 
 
 # --------------------------------------------------------------------------------------------- logs

@@ -40,13 +40,9 @@ from facegan import runs
 LOCK_FILE = ".lock"
 
 
-
-
-
 def weights_are_finite(gan: DCGAN) -> bool:
     return all(bool(tf.reduce_all(tf.math.is_finite(variable))) for variable in gan.generator.weights +
                gan.discriminator.weights)
-
 
 
 def archive(folder: str) -> Optional[str]:
@@ -292,7 +288,6 @@ class BestCheckpoint:
                 json.dump({"metric": self.metric, "value": value, "step": step, "checkpoint": path}, handle)
         self.value = value
         return True
-
 
 
 class MetricsTracker(Periodic):

@@ -352,7 +352,6 @@ print("REPORT" + json.dumps(report))
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 @pytest.mark.parametrize("variant", [dict(resident_data=False),
                                      dict(resident_data=True, discriminator_norm="spectral")],
                          ids=["streamed", "resident-spectral"])

