@@ -203,3 +203,21 @@ def test_evaluate_reports_every_metric_with_its_sample_counts(faces, tmp_path):
     assert set(result) >= {"swd", "swd64", "fid", "kid"} and result["fid"] > 0
     with pytest.raises(ValueError, match="metrics must be a non-empty list of swd, fid, kid"):
         registry.evaluate(faces[:4], faces[:4], ["inception_score"])
+
+
+def test_one_generated_set_scored_against_two_references_runs_the_network_on_it_once(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_features(images):  # stands in for the Inception network: a feature vector per face, counted
+        calls.append(len(images))
+        return images.reshape(len(images), -1)[:, :16].astype(np.float64) + np.arange(16)
+
+    monkeypatch.setattr(inception, "inception_features", fake_features)
+    random = np.random.default_rng(5)
+    generated, first, second = (random.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8) for _ in range(3))
+    scores = [registry.evaluate(generated, real, ["fid"], str(tmp_path))["fid"] for real in (first, second)]
+    assert calls == [20, 20, 20]  # the generated set once, each reference once
+    assert scores[0] != scores[1]
+    other = random.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    registry.evaluate(other, first, ["fid"], str(tmp_path))
+    assert calls == [20, 20, 20, 20]  # new faces are measured anew; the first reference comes from the disk cache

@@ -80,16 +80,24 @@ def reference_features(images: np.ndarray, key: str, cache_dir: Optional[str] = 
     return features
 
 
+_last_generated = {}  # the newest generated set's features, by content: one set scored against several references
+
+
 class InceptionFeatures:
     """The Inception features of a generated and a real set, computed at most once for all metrics that use them
-    (the real set's are cached on disk by reference_features)."""
+    (the real set's are cached on disk by reference_features; the newest generated set's are kept in memory, so
+    scoring the same faces against another reference does not run the network on them again)."""
 
     def __init__(self, generated: np.ndarray, real: np.ndarray, cache_dir: Optional[str]):
         self._generated, self._real, self._cache_dir = generated, real, cache_dir
 
     @functools.cached_property
     def generated(self) -> np.ndarray:
-        return inception_features(self._generated)
+        key = hashlib.sha256(np.ascontiguousarray(self._generated).tobytes()).hexdigest()
+        if key not in _last_generated:
+            _last_generated.clear()
+            _last_generated[key] = inception_features(self._generated)
+        return _last_generated[key]
 
     @functools.cached_property
     def real(self) -> np.ndarray:

@@ -1,0 +1,60 @@
+"""experiments/data_size: the held-out split, and a tiny measurement of both data sets scored against both
+references, resumed without training again."""
+
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from experiments import data_size
+from conftest import TINY, drawn_face
+
+
+def made_celeba(root):
+    """img_align_celeba/ (12 drawn faces, 178×218) and img_align_celeba_89x109/ (30, half size; the first 12 names
+    are also in the full-size folder)."""
+    full, half = root / "img_align_celeba", root / "img_align_celeba_89x109"
+    full.mkdir(parents=True)
+    half.mkdir()
+    for index in range(1, 13):
+        drawn_face(index).save(full / f"{index:06d}.jpg", quality=92)
+    for index in range(7, 37):
+        drawn_face(index).resize((89, 109)).save(half / f"{index - 6:06d}.jpg", quality=92)
+    return root
+
+
+def test_the_held_out_faces_are_in_neither_training_set_and_the_split_is_fixed(tmp_path):
+    celeba = made_celeba(tmp_path / "celeba")
+    folders = data_size.split_faces(str(celeba), str(tmp_path / "work"), held_out=8)
+    held, large = set(os.listdir(folders["held_out"])), set(os.listdir(folders["large"]))
+    small = set(os.listdir(folders["small"]))
+    assert len(held) == 8 and not held & large and not held & small
+    assert large == small | (set(os.listdir(celeba / "img_align_celeba_89x109")) - held)
+    assert os.path.realpath(os.path.join(folders["large"], "000001.jpg")) == \
+        str((celeba / "img_align_celeba" / "000001.jpg").resolve())  # a face in both: at full resolution
+    again = data_size.split_faces(str(celeba), str(tmp_path / "work2"), held_out=8)
+    assert set(os.listdir(again["held_out"])) == held
+
+
+@pytest.mark.slow
+def test_each_run_is_scored_against_the_held_out_and_its_training_faces_and_resumes(tmp_path, cache_dir):
+    celeba = made_celeba(tmp_path / "celeba")
+    options = dict(runs_dir=str(tmp_path / "runs"), budget=16, recipes=["without_diff_augment"], samples=8,
+                   metric_names=["swd"], held_out=8, cache_dir=cache_dir, show=False, batch_size=8,
+                   **{key: value for key, value in TINY.items() if key != "batch_size"})
+    results = data_size.measure(str(celeba), str(tmp_path / "out"), **options)
+    assert sorted((record["data"], record["reference"]) for record in results) == [
+        ("large", "held_out"), ("large", "training"), ("small", "held_out"), ("small", "training")]
+    faces = {record["data"]: record["training_faces"] for record in results}
+    assert faces == {"small": 12, "large": 12 + (30 - 12) - 8}  # the sample, the half-size faces not in it, less 8
+    for record in results:
+        assert record["images_seen"] == 16 and record["reference_faces"] == 8 and record["swd"] > 0
+        assert record["generator"] == "average_precise_bn" and record["drawing_mode"].startswith("independent")
+    assert Image.open(tmp_path / "out" / "small-without_diff_augment-average_precise_bn.png").size == (512, 512)
+    starts = (tmp_path / "runs" / "small" / data_size.RECIPES["without_diff_augment"] / "my_net" / "starts.jsonl")
+    lines = starts.read_text().splitlines()
+    assert data_size.measure(str(celeba), str(tmp_path / "out"), **options) == results  # nothing run again
+    assert starts.read_text().splitlines() == lines
+    assert "| small | 12 | without diff augment |" in data_size.table(results)
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == results
