@@ -22,7 +22,8 @@ LAYERS = {
     "facegan.metrics.sampler": 7, "facegan.editing": 7,
     "facegan.training": 8,
     "score": 9, "directions": 9, "experiments.ablation": 9, "experiments.bench": 9,
-    "experiments.editing": 9, "experiments.data_size": 9,
+    "experiments.editing": 9,
+    "experiments.data_size": 10,
     "experiments.time_to_fid": 10,
 }
 PACKAGES = ("facegan", "facegan.metrics", "experiments")  # importing a module imports its package's __init__ first
