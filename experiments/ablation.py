@@ -20,6 +20,7 @@ defaults (facegan/config.py) are the best measured run, alone or combined: chose
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -140,29 +141,118 @@ def chosen_combination(results: Sequence[dict], images_seen: int, generator: str
     return "+".join(name for _, name in better) or "plain"
 
 
-def best_measured(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR,
-                  metric: str = "fid") -> str:
-    """The measured setting, alone or combined, whose `generator` scored the lowest `metric` at `images_seen`: the
-    defaults. A combination is tried because its parts each helped, but becomes the defaults only if its own run
-    beats every setting alone. Only the ablation's own runs (training seed 0) choose."""
-    scored = [(record[metric], record["setting"]) for record in results
-              if (record["generator"], record["images_seen"], seed_of(record)) == (generator, images_seen, 0)
-              and metric in record]
-    if not scored:
-        raise ValueError(f"No {metric} of any {generator} generator at {images_seen:,} images seen: run the "
-                         "ablation first")
-    return min(scored)[1]
+MIN_SEEDS = 3  # a default changes only on the mean of at least this many training seeds, on both sides
+# The defaults' history as the ablation's settings: from the plain recipe, each change in turn, and why it was made.
+# A "quality" change must beat the incumbent; a "speed" change (less work per image, faster arithmetic) must train
+# faster on one machine and score no worse.
+LADDER = (
+    ("diff_augment", "quality"),
+    ("diff_augment+kernel_4+reuse_fakes", "speed"),
+    ("diff_augment+kernel_4+reuse_fakes+auto_precision", "speed"),
+    ("diff_augment_translation_cutout+kernel_4+reuse_fakes+auto_precision", "quality"),
+)
 
 
-def seed_spread(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR,
-                metric: str = "fid") -> float:
-    """How much a score owes to the training seed: the largest difference in `metric` between two runs of one
-    setting from different seeds (0 while no setting has run from two seeds)."""
-    by_setting: Dict[str, List[float]] = {}
+def float32_ladder(ladder=LADDER):
+    """The same history where "auto" is float32 (CPUs without bfloat16 instructions): no precision rung."""
+    return tuple((setting.replace("+auto_precision", ""), reason) for setting, reason in ladder
+                 if not setting.endswith("+auto_precision") or "translation_cutout" in setting)
+
+
+def seed_scores(results: Sequence[dict], setting: str, images_seen: int, generator: str = DEFAULT_GENERATOR,
+                metric: str = "fid") -> List[float]:
+    """A setting's scores, one per training seed (the first record of a seed if it was scored twice)."""
+    by_seed = {}
     for record in results:
-        if (record["generator"], record["images_seen"]) == (generator, images_seen) and metric in record:
-            by_setting.setdefault(record["setting"], []).append(record[metric])
-    return max((max(scores) - min(scores) for scores in by_setting.values()), default=0.0)
+        if (record["setting"], record["generator"], record["images_seen"]) == (setting, generator, images_seen) \
+                and metric in record:
+            by_seed.setdefault(seed_of(record), record[metric])
+    return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+@dataclasses.dataclass
+class Comparison:
+    """A challenger against the incumbent over their training seeds: the difference of the mean scores (negative:
+    the challenger is better) and its standard error, sqrt(s²c/nc + s²i/ni) from each side's seed spread."""
+    challenger: str
+    incumbent: str
+    reason: str  # "quality" or "speed"
+    challenger_scores: List[float]
+    incumbent_scores: List[float]
+    faster: Optional[bool] = None  # for "speed": trained faster on a machine where both ran (None: no such machine)
+
+    @property
+    def enough_seeds(self) -> bool:
+        return min(len(self.challenger_scores), len(self.incumbent_scores)) >= MIN_SEEDS
+
+    @property
+    def difference(self) -> float:
+        return float(np.mean(self.challenger_scores) - np.mean(self.incumbent_scores))
+
+    @property
+    def standard_error(self) -> float:
+        return float(np.sqrt(sum(np.var(scores, ddof=1) / len(scores) for scores in (self.challenger_scores,
+                                                                                      self.incumbent_scores))))
+
+    @property
+    def verdict(self) -> str:
+        """"adopt", "keep the incumbent", or "undecided" (fewer than MIN_SEEDS seeds on a side, or no common machine
+        for a speed change)."""
+        if not self.enough_seeds or (self.reason == "speed" and self.faster is None):
+            return "undecided"
+        if self.reason == "quality":
+            return "adopt" if self.difference < -self.standard_error else "keep the incumbent"
+        return "adopt" if self.faster and self.difference <= self.standard_error else "keep the incumbent"
+
+    def describe(self) -> str:
+        def side(scores):
+            spread = f" ± {np.std(scores, ddof=1):.1f}" if len(scores) > 1 else ""
+            return f"{np.mean(scores):.1f}{spread} (n={len(scores)})" if scores else "unmeasured (n=0)"
+        error = f", standard error {self.standard_error:.1f}" if min(map(len, (self.challenger_scores,
+                                                                              self.incumbent_scores))) > 1 else ""
+        return (f"{self.challenger} ({self.reason}): {side(self.challenger_scores)} against {self.incumbent} "
+                f"{side(self.incumbent_scores)}{error}: {self.verdict}")
+
+
+def faster_on_one_machine(results: Sequence[dict], challenger: str, incumbent: str, images_seen: int,
+                          generator: str = DEFAULT_GENERATOR) -> Optional[bool]:
+    """Whether the challenger trained faster than the incumbent, by more than TIME_TIE, on a machine where both
+    ran (each side's fastest run there: another process sharing the machine only ever slows a run down); None
+    when no machine ran both."""
+    machines = {record.get("machine") for record in results if record["setting"] == challenger}
+    for machine in sorted(machine for machine in machines if machine):
+        ours = seconds_on(results, challenger, machine, images_seen, generator)
+        theirs = seconds_on(results, incumbent, machine, images_seen, generator)
+        if ours and theirs:
+            return ours < theirs * (1 - TIME_TIE)
+    return None
+
+
+def walk_ladder(results: Sequence[dict], images_seen: int, ladder=LADDER, generator: str = DEFAULT_GENERATOR,
+                metric: str = "fid") -> List[Comparison]:
+    """Each rung of the ladder against the incumbent of its time ("plain" first; a rung adopted becomes the
+    incumbent, an undecided one too, since it is the default the project has been using)."""
+    incumbent, comparisons = "plain", []
+    for challenger, reason in ladder:
+        faster = faster_on_one_machine(results, challenger, incumbent, images_seen, generator) \
+            if reason == "speed" else None
+        comparison = Comparison(challenger, incumbent, reason,
+                                seed_scores(results, challenger, images_seen, generator, metric),
+                                seed_scores(results, incumbent, images_seen, generator, metric), faster)
+        comparisons.append(comparison)
+        if comparison.verdict != "keep the incumbent":
+            incumbent = challenger
+    return comparisons
+
+
+def chosen_defaults(results: Sequence[dict], images_seen: int, ladder=LADDER, generator: str = DEFAULT_GENERATOR,
+                    metric: str = "fid") -> str:
+    """The defaults' setting: the last rung of the ladder the rule did not turn down (walk_ladder)."""
+    incumbent = "plain"
+    for comparison in walk_ladder(results, images_seen, ladder, generator, metric):
+        if comparison.verdict != "keep the incumbent":
+            incumbent = comparison.challenger
+    return incumbent
 
 
 def seconds_on(results: Sequence[dict], setting: str, machine: str, images_seen: int,
@@ -174,31 +264,21 @@ def seconds_on(results: Sequence[dict], setting: str, machine: str, images_seen:
     return min(times) if times else None
 
 
-def chosen_defaults(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR,
-                    metric: str = "fid") -> str:
-    """The defaults' setting. The best measured one (best_measured), unless another measured setting (seed 0)
-    scores within the seed spread of it or better and trained faster on the same machine, where the best
-    setting also ran: then the fastest of those, and among those within TIME_TIE of the fastest, the best
-    scoring. Training times are compared on one machine only, since machines differ several-fold, and each
-    setting's time there is its fastest run from any seed (seconds_on), the same way for both sides: another
-    process sharing the machine only ever slows a run down."""
-    best = best_measured(results, images_seen, generator, metric)
-    best_score = find(results, best, generator, images_seen)[metric]
-    spread = seed_spread(results, images_seen, generator, metric)
-    faster = []
-    for record in results:
-        if (record["generator"], record["images_seen"], seed_of(record)) != (generator, images_seen, 0) \
-                or metric not in record or record["setting"] == best:
-            continue
-        machine = record.get("machine")
-        seconds = seconds_on(results, record["setting"], machine, images_seen, generator)
-        reference = seconds_on(results, best, machine, images_seen, generator)
-        if record[metric] <= best_score + spread and seconds and reference and seconds < reference:
-            faster.append((seconds / reference, record[metric], record["setting"]))
-    if not faster:
-        return best
-    fastest = min(share for share, _, _ in faster)
-    return min((score, setting) for share, score, setting in faster if share <= fastest * (1 + TIME_TIE))[1]
+def seed_table(results: Sequence[dict], images_seen: int, generator: str = DEFAULT_GENERATOR) -> str:
+    """Every setting's FID, KID and SWD as mean ± the seeds' standard deviation, with n, for one generator."""
+    lines = [f"| setting ({generator}, {images_seen:,} images) | n | FID | KID ×10³ | SWD ×10³ |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    settings = list(dict.fromkeys(record["setting"] for record in results))
+    for setting in settings:
+        cells = []
+        for metric, scale in (("fid", 1), ("kid", 1e3), ("swd", 1)):
+            scores = [scale * score for score in seed_scores(results, setting, images_seen, generator, metric)]
+            spread = f" ± {np.std(scores, ddof=1):.1f}" if len(scores) > 1 else ""
+            cells.append(f"{np.mean(scores):.1f}{spread}" if scores else "")
+        count = max(len(seed_scores(results, setting, images_seen, generator, metric)) for metric in ("fid", "swd"))
+        if count:
+            lines.append(f"| {setting} | {count} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def pick_generator(gan: DCGAN, generator: str) -> drawing.ReadyGenerator:
@@ -326,11 +406,19 @@ def table(results: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(out_dir: str) -> List[dict]:
-    """OUT/table.md from OUT/results.json; returns the records."""
+def write_table(out_dir: str, images_seen: int = 96_000) -> List[dict]:
+    """OUT/table.md from OUT/results.json: every run, then each setting over its seeds, then the rule's verdict on
+    each change in the defaults' history (where bfloat16 runs, and in float32); returns the records."""
     results = read_results(out_dir)
+    sections = [table(results), "## Over the training seeds\n\n" + seed_table(results, images_seen)]
+    for title, ladder in (("where bfloat16 runs (\"auto\": mixed bfloat16)", LADDER),
+                          ("in float32 (\"auto\" on CPUs without bfloat16 instructions)", float32_ladder())):
+        verdicts = "\n".join(f"{index + 1}. {comparison.describe()}" for index, comparison in
+                             enumerate(walk_ladder(results, images_seen, ladder)))
+        sections.append(f"## The rule, {title}\n\n{verdicts}\n\nThe defaults: "
+                        f"{chosen_defaults(results, images_seen, ladder)}\n")
     with celeba_utils.atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:
-        handle.write(table(results))
+        handle.write("\n".join(sections))
     return results
 
 
@@ -377,7 +465,7 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
             break
         score_run(config, setting, [g for g in GENERATORS if g in generators], faces.images, samples, out_dir,
                   metric_names, show)
-    return write_table(out_dir)
+    return write_table(out_dir, images_seen_by(run_config("plain", data, budget, runs_dir, **network)))
 
 
 def main():
@@ -404,7 +492,7 @@ def main():
     if arguments.peer_samples:
         score_peer(arguments.peer_samples, arguments.data, arguments.budget, arguments.peer_seconds,
                    arguments.peer_images_per_second, arguments.out, cache_dir=arguments.cache_dir)
-        print(table(write_table(arguments.out)))
+        print(table(write_table(arguments.out, arguments.budget)))
         return
     results = ablate(arguments.data, arguments.settings.split(","), arguments.budget, arguments.runs, arguments.out,
                      arguments.samples, arguments.generators.split(","), cache_dir=arguments.cache_dir,

@@ -49,8 +49,10 @@ def test_a_tiny_ablation_trains_scores_each_generator_writes_grids_and_a_table(t
     trained, average = results[0]["swd"], results[1]["swd"]
     assert trained != average  # two different generators were scored
     table = (out / "table.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    runs_table = table.split("## Over the training seeds")[0]
+    rows = [line for line in runs_table.splitlines() if line.startswith("| ")]
     assert len(rows) == 2 + len(results) and "| plain | trained |" in table and "+0.0%" not in table
+    assert "| plain | 1 |" in table and "## The rule, in float32" in table  # the seeds' summary and the verdicts
     assert rows[2].endswith("| float32 | M1 |") and f"- M1: {results[0]['machine']}" in table  # the machine named
 
     # Run again: nothing is trained or scored twice; a new generator choice scores only what is missing.
@@ -156,22 +158,46 @@ def test_the_table_lists_settings_and_generators_in_their_order_whatever_order_t
     assert "| ttur | average_precise_bn | 150.00 | 100.00 | 50.0 | -25.0% |" in ablation.table(results)
 
 
-def test_the_defaults_are_the_best_measured_setting_alone_or_combined():
-    def record(setting, fid, generator="average_precise_bn", images_seen=96_000, seed=0):
-        return dict(setting=setting, generator=generator, images_seen=images_seen, fid=fid, seed=seed)
+def test_a_change_needs_three_seeds_a_side_and_a_mean_beyond_the_standard_error():
+    def record(setting, fid, seed, seconds=1000.0, machine="zen4"):
+        return dict(setting=setting, generator="average_precise_bn", images_seen=96_000, fid=fid, seed=seed,
+                    train_seconds=seconds, machine=machine)
 
-    results = [record("plain", 200.0), record("diff_augment", 100.0), record("label_smoothing", 180.0),
-               record("diff_augment+label_smoothing", 110.0),  # a combination that scores worse than a part
-               record("ttur", 50.0, "trained"), record("ttur", 60.0, seed=1), record("ttur", 70.0, images_seen=48_000),
-               dict(setting="spectral_norm", generator="average_precise_bn", images_seen=96_000, diverged="step 5")]
-    assert ablation.chosen_combination(results, 96_000) == "diff_augment+label_smoothing"  # what to try
-    assert ablation.best_measured(results, 96_000) == "diff_augment"  # what the defaults are
-    better_together = results[:3] + [record("diff_augment+label_smoothing", 90.0)]
-    assert ablation.best_measured(better_together, 96_000) == "diff_augment+label_smoothing"
-    assert ablation.best_measured(results, 96_000, generator="trained") == "ttur"
-    assert ablation.best_measured(results, 48_000) == "ttur"
-    with pytest.raises(ValueError, match="No fid of any average_precise_bn generator at 12,000 images seen"):
-        ablation.best_measured(results, 12_000)
+    plain = [record("plain", fid, seed) for seed, fid in enumerate((150.0, 160.0, 155.0))]  # mean 155, sd 5
+    better = [record("diff_augment", fid, seed) for seed, fid in enumerate((140.0, 150.0, 145.0))]  # mean 145
+    close = [record("diff_augment", fid, seed) for seed, fid in enumerate((148.0, 158.0, 153.0))]  # mean 153
+    ladder = (("diff_augment", "quality"),)
+    [decided] = ablation.walk_ladder(plain + better, 96_000, ladder)
+    assert decided.difference == -10.0 and decided.standard_error == pytest.approx(np.sqrt(2 * 25 / 3))
+    assert decided.verdict == "adopt" and ablation.chosen_defaults(plain + better, 96_000, ladder) == "diff_augment"
+    assert ablation.walk_ladder(plain + close, 96_000, ladder)[0].verdict == "keep the incumbent"  # 2 < 4.1
+    assert ablation.chosen_defaults(plain + close, 96_000, ladder) == "plain"
+    two_seeds = plain + better[:2]
+    assert ablation.walk_ladder(two_seeds, 96_000, ladder)[0].verdict == "undecided"  # a mean of two is not enough
+    assert "(n=2)" in ablation.walk_ladder(two_seeds, 96_000, ladder)[0].describe()
+
+
+def test_a_speed_change_must_train_faster_on_one_machine_and_score_no_worse():
+    def record(setting, fid, seed, seconds, machine="zen4"):
+        return dict(setting=setting, generator="average_precise_bn", images_seen=96_000, fid=fid, seed=seed,
+                    train_seconds=seconds, machine=machine)
+
+    ladder = (("kernel_4", "speed"),)
+    plain = [record("plain", fid, seed, 2000.0) for seed, fid in enumerate((150.0, 160.0, 155.0))]
+    faster = [record("kernel_4", fid, seed, 900.0) for seed, fid in enumerate((152.0, 162.0, 157.0))]  # +2 < SE
+    assert ablation.walk_ladder(plain + faster, 96_000, ladder)[0].verdict == "adopt"
+    worse = [record("kernel_4", fid + 10, seed, 900.0) for seed, fid in enumerate((152.0, 162.0, 157.0))]
+    assert ablation.walk_ladder(plain + worse, 96_000, ladder)[0].verdict == "keep the incumbent"
+    slower = [dict(run, train_seconds=1950.0) for run in faster]  # within TIME_TIE of 2000 s: not faster
+    assert ablation.walk_ladder(plain + slower, 96_000, ladder)[0].verdict == "keep the incumbent"
+    elsewhere = [dict(run, machine="zen3") for run in faster]  # no machine ran both: no claim either way
+    assert ablation.walk_ladder(plain + elsewhere, 96_000, ladder)[0].verdict == "undecided"
+
+
+def test_seeds_are_summarised_as_mean_spread_and_n():
+    results = [dict(setting="plain", generator="average_precise_bn", images_seen=96_000, fid=fid, kid=0.1, swd=40.0,
+                    seed=seed) for seed, fid in enumerate((150.0, 160.0))]
+    assert "| plain | 2 | 155.0 ± 7.1 | 100.0 ± 0.0 | 40.0 ± 0.0 |" in ablation.seed_table(results, 96_000)
 
 
 def test_the_dcgan_defaults_are_what_the_published_results_make_the_defaults():
@@ -181,40 +207,12 @@ def test_the_dcgan_defaults_are_what_the_published_results_make_the_defaults():
     defaults = Config()
     assert {name: defaults.settings()[name] for name in PLAIN_RECIPE} == {
         name: measured.settings()[name] for name in PLAIN_RECIPE}
+    # where "auto" is float32, the same recipe in float32
+    in_float32 = ablation.run_config(ablation.chosen_defaults(results, 96_000, ablation.float32_ladder()), "faces",
+                                     budget=96_000, runs_dir="runs")
+    recipe = {name: in_float32.settings()[name] for name in PLAIN_RECIPE}
+    assert {**recipe, "precision": "auto"} == {name: measured.settings()[name] for name in PLAIN_RECIPE}
     assert defaults.recipe.ema_statistics_batches == ablation.STANDING_STATISTICS_BATCHES  # drawn as it was scored
-
-
-def test_a_faster_setting_within_the_seed_spread_becomes_the_defaults_compared_on_one_machine():
-    def record(setting, fid, seconds, machine="zen4", seed=0, generator="average_precise_bn"):
-        return dict(setting=setting, generator=generator, images_seen=96_000, fid=fid, seed=seed,
-                    train_seconds=seconds, machine=machine)
-
-    results = [record("plain", 150.0, 6000, "zen3"), record("diff_augment", 100.0, 5400, "zen3"),
-               record("diff_augment", 108.0, 2100, seed=1),  # the spread: 8 FID between two seeds
-               record("diff_augment+kernel_4", 105.0, 900)]  # within 8 of 100, and faster on zen4
-    assert ablation.seed_spread(results, 96_000) == 8.0
-    assert ablation.seconds_on(results, "diff_augment", "zen4", 96_000) == 2100
-    assert ablation.best_measured(results, 96_000) == "diff_augment"
-    assert ablation.chosen_defaults(results, 96_000) == "diff_augment+kernel_4"
-    assert ablation.chosen_defaults(results[:3] + [record("diff_augment+kernel_4", 109.0, 900)],
-                                    96_000) == "diff_augment"  # outside the spread
-    assert ablation.chosen_defaults(results[:3] + [record("diff_augment+kernel_4", 105.0, 2500)],
-                                    96_000) == "diff_augment"  # slower
-    assert ablation.chosen_defaults(results[:2] + [record("diff_augment+kernel_4", 100.0, 900)],
-                                    96_000) == "diff_augment"  # no time of the best on that machine: no claim
-    assert ablation.seed_spread(results[:2], 96_000) == 0.0
-    timed_on_a_shared_machine = results[:3] + [record("diff_augment+kernel_4", 105.0, 2500),
-                                               record("diff_augment+kernel_4", 103.0, 900, seed=1)]
-    assert ablation.seconds_on(timed_on_a_shared_machine, "diff_augment+kernel_4", "zen4", 96_000) == 900
-    assert ablation.chosen_defaults(timed_on_a_shared_machine, 96_000) == "diff_augment+kernel_4"  # its fastest run
-    assert ablation.chosen_defaults(timed_on_a_shared_machine + [record("diff_augment", 100.0, 800, seed=2)],
-                                    96_000) == "diff_augment"  # the best's fastest run counts the same way
-    two_faster = results + [record("diff_augment+reuse_fakes", 102.0, 880)]  # 2% faster than kernel 4's 900: a tie
-    assert ablation.chosen_defaults(two_faster, 96_000) == "diff_augment+reuse_fakes"  # the lower FID of the tie
-    two_faster[-1] = record("diff_augment+reuse_fakes", 107.0, 880)
-    assert ablation.chosen_defaults(two_faster, 96_000) == "diff_augment+kernel_4"
-    two_faster[-1] = record("diff_augment+reuse_fakes", 107.0, 600)  # clearly faster: speed decides
-    assert ablation.chosen_defaults(two_faster, 96_000) == "diff_augment+reuse_fakes"
 
 
 def test_the_peers_faces_are_scored_by_the_same_judge_and_listed_last(tmp_path, made_faces, cache_dir):
