@@ -322,11 +322,18 @@ def _literal(value) -> str:
     return repr(list(value)) if isinstance(value, (tuple, list)) else repr(value)
 
 
-def parameters_cell(width: int = 116) -> List[str]:
-    """The lines of gan_new.ipynb's parameters cell that set the settings: `name = default  # help`, the help
+# The settings gan_new.ipynb's parameters cell shows: those a person changes first. Every other setting can be
+# added to the cell by name, or passed to papermill with -p (the notebook reads every setting by name).
+FIRST_SETTINGS = ("image_path", "steps", "precision", "sample_every", "checkpoint_every", "metrics_every", "metrics",
+                  "fresh")
+
+
+def parameters_cell(width: int = 116, names: Sequence[str] = FIRST_SETTINGS) -> List[str]:
+    """The lines of gan_new.ipynb's parameters cell that set the settings named: `name = default  # help`, the help
     wrapped onto comment lines below at `width` characters."""
     lines = []
-    for _, field in fields():
+    for _, field in sorted(((group, field) for group, field in fields() if field.name in names),
+                           key=lambda pair: names.index(pair[1].name)):
         first = f"{field.name} = {_literal(field.default)}  # "
         wrapped = textwrap.wrap(field.metadata["help"], width - len(first))
         rest = textwrap.wrap(" ".join(wrapped[1:]), width - 4) if len(wrapped) > 1 else []

@@ -126,9 +126,13 @@ def jpeg_bytes(picture, **options):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Say how many tests were skipped for want of the CelebA sample, and how to run them."""
-    skipped = [report for report in terminalreporter.stats.get("skipped", [])
-               if "CELEBA_DIR" in str(getattr(report, "longrepr", ""))]
-    if skipped:
-        terminalreporter.write_line(f"{len(skipped)} CelebA tests skipped: set CELEBA_DIR to the CelebA sample "
+    """Say how many tests were skipped for want of the CelebA sample or of a browser, and how to run them."""
+    reasons = [str(getattr(report, "longrepr", "")) for report in terminalreporter.stats.get("skipped", [])]
+    celeba = sum("CELEBA_DIR" in reason for reason in reasons)
+    browser = sum("apt-get install -y chromium" in reason for reason in reasons)
+    if celeba:
+        terminalreporter.write_line(f"{celeba} CelebA tests skipped: set CELEBA_DIR to the CelebA sample "
                                     f"(looked for {CELEBA}) to run them")
+    if browser:
+        terminalreporter.write_line(f"{browser} browser tests skipped: apt-get install -y chromium and pip install "
+                                    "-r requirements.txt to run them")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from experiments import bench
-from facegan.config import GROUP_OF, Config, config_from_arguments, fields
+from facegan.config import FIRST_SETTINGS, GROUP_OF, Config, config_from_arguments, fields
 from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("settings_tool", ROOT / "tools" / "settings.py")
@@ -41,7 +41,10 @@ def test_the_notebook_parameters_cell_is_made_from_the_settings_and_sets_each_to
     values = {}
     exec(source, {}, values)
     assert Config.from_dict(values) == Config()
-    assert set(values) - set(GROUP_OF) == {"evaluation_samples"}
+    assert set(values) - set(GROUP_OF) == {"evaluation_samples"} and set(values) & set(GROUP_OF) == set(FIRST_SETTINGS)
+    assert len(source.splitlines()) <= 25  # the first screen, not a wall of 40 settings
+    values["kernel_size"] = 5  # any other setting, added by name (or by papermill -p), reaches the Config
+    assert Config.from_dict(values).networks.kernel_size == 5
 
 
 def test_the_settings_table_in_docs_is_made_from_the_settings():
@@ -52,11 +55,11 @@ def test_the_settings_table_in_docs_is_made_from_the_settings():
 
 
 def test_the_settings_tool_rewrites_only_the_settings_lines_of_the_cell():
-    drifted = "# parameters\nz_dim = 7  # an old help\n#   wrapped\nseed = 3  # old\nevaluation_samples = 5  # mine"
+    drifted = "# parameters\nsteps = 7  # an old help\n#   wrapped\nfresh = True  # old\nevaluation_samples = 5  # mine"
     fresh = settings_tool.with_settings(drifted)
     assert fresh.startswith("# parameters\n") and fresh.endswith("\nevaluation_samples = 5  # mine")
-    assert "z_dim = 7" not in fresh and "z_dim = 100  # length of the latent vector z" in fresh
-    assert fresh.count("\nseed = 0  # ") == 1 and settings_tool.with_settings(fresh) == fresh
+    assert "steps = 7" not in fresh and "steps = 20000  # train until this step" in fresh
+    assert fresh.count("\nfresh = False  # ") == 1 and settings_tool.with_settings(fresh) == fresh
 
 
 def test_every_setting_is_a_flag_of_bench_with_the_same_default_and_help():
