@@ -1,7 +1,8 @@
 """The face DCGAN's library: networks, training, saved runs, drawing, metrics and editing.
 
-Importing the package first turns on TensorFlow's fast oneDNN CPU kernels (facegan/onednn.py), before any of its
-modules imports TensorFlow.
+Importing the package first sets what TensorFlow reads once, when it loads, before any of its modules imports it:
+its fast oneDNN CPU kernels on (facegan/onednn.py), and its C++ start-up logs out of the notebooks' cells
+(facegan/logs.py). A value the user set is kept.
 """
 
-from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+from facegan import logs, onednn  # noqa: F401  (first of all: set before TensorFlow loads)

@@ -9,7 +9,6 @@ import io
 import os
 import pathlib
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 import facegan  # noqa: E402, F401  (TensorFlow's fast CPU kernels in the tests too, as in every way into the project)

@@ -87,7 +87,18 @@ def test_the_package_sets_onednn_before_anything_else():
     tree = ast.parse((ROOT / "facegan" / "__init__.py").read_text())
     imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     assert imports and isinstance(imports[0], ast.ImportFrom) and imports[0].module == "facegan" \
-        and [alias.name for alias in imports[0].names] == ["onednn"]
+        and {alias.name for alias in imports[0].names} == {"logs", "onednn"} and len(imports) == 1
+
+
+def test_tensorflows_start_up_logs_are_quieted_unless_the_user_chose_a_level():
+    script = "import os, facegan.logs as logs; print(os.environ['TF_CPP_MIN_LOG_LEVEL'], logs.default_level())"
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    level, default = result.stdout.split()
+    assert level == default == ("1" if os.path.exists("/proc/driver/nvidia/version") else "3")
+    mine = subprocess.run([sys.executable, "-c", script], env=dict(env, TF_CPP_MIN_LOG_LEVEL="0"),
+                          capture_output=True, text=True, timeout=120)
+    assert mine.stdout.split()[0] == "0"  # the user's choice is kept
 
 
 def test_every_file_outside_the_package_imports_it_before_tensorflow():
