@@ -154,8 +154,9 @@ def main():
     parser.add_argument("--samples", type=int, default=2048, help="generated faces scored, against as many real")
     parser.add_argument("--cache-dir")
     arguments = parser.parse_args()
-    results = measure(arguments.celeba, arguments.out, arguments.runs, arguments.budget,
-                      arguments.recipes.split(","), arguments.data.split(","), arguments.samples, arguments.cache_dir)
+    results = measure(arguments.celeba, arguments.out, runs_dir=arguments.runs, budget=arguments.budget,
+                      recipes=arguments.recipes.split(","), data=arguments.data.split(","), samples=arguments.samples,
+                      cache_dir=arguments.cache_dir)
     with celeba_utils.atomic_write(os.path.join(arguments.out, "table.md"), "w") as handle:
         handle.write(table(results))
     print(table(results))

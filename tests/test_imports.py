@@ -8,7 +8,8 @@ from conftest import ROOT
 
 # Each module, and the layer it belongs to: a module may import only modules of lower layers.
 LAYERS = {
-    "facegan": -1, "facegan.onednn": -2, "facegan.logs": -2,  # the package's __init__ sets TensorFlow's kernels before TensorFlow loads
+    # the package's __init__ sets what TensorFlow reads when it loads, before TensorFlow loads
+    "facegan": -1, "facegan.onednn": -2, "facegan.logs": -2,
     "celeba_utils": 0, "facegan.devices": 0,
     "facegan.config": 1,
     "facegan.networks": 2, "facegan.augment": 2,
