@@ -54,6 +54,11 @@ SETTINGS: Dict[str, dict] = {
     "auto_precision": dict(precision="auto"),  # mixed bfloat16 where the machine has bfloat16 instructions
 }
 GENERATORS = ("trained", "average", "average_precise_bn")
+DRAWING_MODES = {  # how each generator draws its faces: a record says it beside its scores
+    "trained": "the trained generator, batch norm's moving statistics",
+    "average": "the moving average, the trained generator's batch-norm statistics",
+    "average_precise_bn": "the moving average, batch-norm statistics of its own faces",
+}
 DEFAULT_GENERATOR = "average_precise_bn"  # how faces are drawn by default: what chooses the settings
 EMA_DECAY = 0.999  # the average kept in every run
 STANDING_STATISTICS_BATCHES = 10  # average_precise_bn: its batch-norm statistics from 10 batches of 100 of its faces
@@ -306,8 +311,9 @@ def score_run(config: Config, setting: str, generators: Sequence[str], real: np.
         grid = celeba_utils.image_grid(drawing.draw_faces(network, seeds=GRID_SEEDS), 8, 8)
         record_scores(out_dir, scores, grid, show, setting=setting,
                       generator=generator, seed=config.training.seed, overrides=overrides_of(setting),
-                      images_seen=images_seen,
-                      steps=steps, batch_size=config.training.batch_size,
+                      images_seen=images_seen, training_folders=os.path.basename(config.data.image_path.rstrip("/")),
+                      training_faces=len(real), reference="training", reference_faces=min(samples, len(real)),
+                      drawing_mode=DRAWING_MODES[generator], steps=steps, batch_size=config.training.batch_size,
                       train_seconds=training_seconds(losses, steps, config.training.batch_size),
                       images_per_second=median_speed(losses),
                       precision=devices.resolve_precision(config.networks.precision)[0],
@@ -347,6 +353,9 @@ def score_peer(samples_file: str, data: str, images_seen: int, train_seconds: fl
     grid = celeba_utils.image_grid(faces[:64], 8, 8)
     return record_scores(out_dir, scores, grid, show, setting=PEER,
                          generator="trained", seed=0, overrides={}, images_seen=images_seen,
+                         training_folders=os.path.basename(data.rstrip("/")), training_faces=len(real),
+                         reference="training", reference_faces=min(len(faces), len(real)),
+                         drawing_mode="the trained generator, batch statistics (pytorch/examples' own way)",
                          train_seconds=round(train_seconds, 1), images_per_second=round(images_per_second, 2),
                          precision="float32")
 

@@ -46,6 +46,9 @@ def test_a_tiny_ablation_trains_scores_each_generator_writes_grids_and_a_table(t
         with Image.open(out / f"{record['setting']}-{record['generator']}.png") as grid:
             assert grid.size == (512, 512)  # 8 × 8 generated faces
     assert results[3]["overrides"] == {"discriminator_norm": "spectral"}
+    assert (results[0]["training_folders"], results[0]["training_faces"], results[0]["reference"]) == (
+        "img_align_celeba", 160, "training")  # what it trained on and was scored against, in every record
+    assert results[0]["drawing_mode"] == ablation.DRAWING_MODES["trained"] and results[0]["reference_faces"] == 64
     trained, average = results[0]["swd"], results[1]["swd"]
     assert trained != average  # two different generators were scored
     table = (out / "table.md").read_text()
