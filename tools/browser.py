@@ -115,12 +115,12 @@ def chromium(width: int = 1400, height: int = 1000):
 def open_notebook(context, lab: Lab, name: str, timeout: float = 120):
     """A page with the notebook open and its kernel idle."""
     page = context.new_page()
-    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")  # reset: no notebook of an earlier page reopened
     page.wait_for_function(
-        """() => { const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                   const kernel = widget && widget.sessionContext && widget.sessionContext.session
-                                  && widget.sessionContext.session.kernel;
-                   return kernel && kernel.status === 'idle'; }""", timeout=timeout * 1000)
+        """name => { const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                     const kernel = widget && widget.context && widget.context.path === name && widget.sessionContext
+                                    && widget.sessionContext.session && widget.sessionContext.session.kernel;
+                     return kernel && kernel.status === 'idle'; }""", arg=name, timeout=timeout * 1000)
     return page
 
 

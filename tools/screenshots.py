@@ -12,7 +12,6 @@ browser tests do.
 import argparse
 import importlib.util
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -34,12 +33,6 @@ def with_parameters(name: str, target: str, values: dict):
     nbformat.write(notebook, target)
 
 
-def training_step_shown(page) -> int:
-    """The step the training progress bar shows ("1,234/2,000" → 1234), 0 before it appears."""
-    steps = [int(done) for done, _ in re.findall(r"(\d+)/(\d+)\s*\[", page.inner_text("body").replace(",", ""))]
-    return max(steps, default=0)
-
-
 def training_picture(context, lab, folder: str, data: str, checkpoint: str, steps: int, out: str):
     run = os.path.join(folder, "my_net")
     shutil.copytree(checkpoint, run, ignore=shutil.ignore_patterns("archive", "best-*", ".lock"))
@@ -53,11 +46,13 @@ def training_picture(context, lab, folder: str, data: str, checkpoint: str, step
     page = browser.open_notebook(context, lab, "gan_new.ipynb")
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     deadline = time.monotonic() + 60 * 30
-    while training_step_shown(page) < start + steps // 2 and time.monotonic() < deadline:
-        time.sleep(2)
-    grid = page.locator(".jp-OutputArea-output img").nth(1)  # the real faces' batch, then the newest grid
-    grid.scroll_into_view_if_needed()
-    page.evaluate("window.scrollBy(0, -200)")
+    grids = os.path.join(folder, "imgs")
+    while time.monotonic() < deadline and not (os.path.isdir(grids) and len(os.listdir(grids)) >= 2):
+        time.sleep(1)  # mid-run: the second grid of this run is written (shown a moment later)
+    time.sleep(3)
+    # the progress bar (the training cell's first output) at the top; no waiting for the page to be still
+    page.evaluate("""() => { const bar = document.querySelector('.widget-hprogress');
+                             if (bar) bar.closest('.jp-OutputArea').scrollIntoView(); }""")
     time.sleep(1)
     page.screenshot(path=out)
     page.evaluate("window.jupyterapp.commands.execute('notebook:interrupt-kernel')")  # a clean stop, as a user's
@@ -93,18 +88,21 @@ def main():
     parser.add_argument("--checkpoint", required=True, help="a trained run with its attribute directions")
     parser.add_argument("--steps", type=int, default=200, help="steps the training picture's run trains on")
     parser.add_argument("--out", default="docs", help="where the pictures go (default docs)")
+    parser.add_argument("--only", choices=("training", "explorer"), help="take one of the two pictures")
     arguments = parser.parse_args()
     if not browser.available():
         raise SystemExit(browser.MISSING)
     folder = tempfile.mkdtemp(prefix="screenshots-")
     os.makedirs(os.path.join(arguments.out, "editing"), exist_ok=True)
     with browser.jupyter_lab(folder) as lab, browser.chromium(width=1280, height=900) as context:
-        training_picture(context, lab, folder, arguments.data, arguments.checkpoint, arguments.steps,
-                         os.path.join(arguments.out, "notebook-training.png"))
-        explorer_picture(context, lab, folder, arguments.checkpoint,
-                         os.path.join(arguments.out, "editing", "explorer.png"))
+        if arguments.only in (None, "training"):
+            training_picture(context, lab, folder, arguments.data, arguments.checkpoint, arguments.steps,
+                             os.path.join(arguments.out, "notebook-training.png"))
+        if arguments.only in (None, "explorer"):
+            explorer_picture(context, lab, folder, arguments.checkpoint,
+                             os.path.join(arguments.out, "editing", "explorer.png"))
     shutil.rmtree(folder, ignore_errors=True)
-    print(f"wrote {arguments.out}/notebook-training.png and {arguments.out}/editing/explorer.png")
+    print(f"wrote the pictures into {arguments.out}")
 
 
 if __name__ == "__main__":
