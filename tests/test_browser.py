@@ -12,7 +12,6 @@ import os
 import shutil
 import time
 
-import nbformat
 import numpy as np
 import pytest
 from PIL import Image
@@ -24,15 +23,6 @@ browser = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(browser)
 
 pytestmark = pytest.mark.slow
-
-
-def with_parameters(source, target, values: dict):
-    """A copy of a notebook with a cell setting `values` after its parameters cell, as papermill injects them."""
-    notebook = nbformat.read(str(source), as_version=4)
-    index = next(number for number, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", []))
-    lines = "\n".join(f"{name} = {value!r}" for name, value in values.items())
-    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(lines, metadata={"tags": ["injected-parameters"]}))
-    nbformat.write(notebook, str(target))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +76,7 @@ def image_outputs(page, cell_marker: str) -> list:
 def test_the_training_notebook_runs_in_the_browser_with_its_progress_bar_grid_and_plot(
         session, folder, made_faces, cache_dir, screenshots):
     lab, context = session
-    with_parameters(ROOT / "gan_new.ipynb", folder / "gan_new.ipynb", dict(
+    browser.with_parameters(ROOT / "gan_new.ipynb", folder / "gan_new.ipynb", dict(
         image_path=str(made_faces / "img_align_celeba"), cache_dir=cache_dir, steps=3, sample_every=2,
         checkpoint_every=2, checkpoint_dir=str(folder / "notebook_net"), sample_dir=str(folder / "imgs"),
         evaluation_samples=16, **TINY))
@@ -137,7 +127,7 @@ def test_the_interpolation_notebook_shows_the_gif_and_the_explorer_redraws_as_a_
         session, folder, trained_run, screenshots):
     lab, context = session
     testimgs = folder / "testimgs"
-    with_parameters(ROOT / "interpolate.ipynb", folder / "interpolate.ipynb", dict(
+    browser.with_parameters(ROOT / "interpolate.ipynb", folder / "interpolate.ipynb", dict(
         checkpoint_dir=str(trained_run), waypoints=[[0, 3], [9, 3]], frames=7, upscale=2,
         gif_path=str(testimgs / "test.gif"), strip_path=str(testimgs / "examples.png")))
     page = browser.open_notebook(context, lab, "interpolate.ipynb")

@@ -22,11 +22,22 @@ import time
 import urllib.request
 from typing import List, NamedTuple
 
+import nbformat
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 MISSING = ("needs Chromium and Playwright: apt-get install -y chromium (Debian's package, /usr/bin/chromium; or set "
            "CHROMIUM) and pip install -r requirements.txt")
 LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def with_parameters(source, target, values: dict):
+    """A copy of a notebook with a cell setting `values` after its parameters cell, as papermill injects them."""
+    notebook = nbformat.read(str(source), as_version=4)
+    index = next(number for number, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", []))
+    lines = "\n".join(f"{name} = {value!r}" for name, value in values.items())
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(lines, metadata={"tags": ["injected-parameters"]}))
+    nbformat.write(notebook, str(target))
 
 
 def available() -> bool:

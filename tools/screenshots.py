@@ -16,21 +16,11 @@ import shutil
 import tempfile
 import time
 
-import nbformat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spec = importlib.util.spec_from_file_location("notebook_browser", os.path.join(ROOT, "tools", "browser.py"))
 browser = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(browser)
-
-
-def with_parameters(name: str, target: str, values: dict):
-    """A copy of a notebook with a cell setting `values` after its parameters cell, as papermill injects them."""
-    notebook = nbformat.read(os.path.join(ROOT, name), as_version=4)
-    index = next(number for number, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", []))
-    lines = "\n".join(f"{key} = {value!r}" for key, value in values.items())
-    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(lines, metadata={"tags": ["injected-parameters"]}))
-    nbformat.write(notebook, target)
 
 
 def training_picture(context, lab, folder: str, data: str, checkpoint: str, steps: int, out: str):
@@ -42,7 +32,8 @@ def training_picture(context, lab, folder: str, data: str, checkpoint: str, step
     settings = runs.read_config(run).settings()  # the run's own networks and recipe, so that it resumes
     settings.update(image_path=os.path.abspath(data), steps=start + steps, checkpoint_dir=run, fresh=False,
                     sample_dir=os.path.join(folder, "imgs"), sample_every=max(1, steps // 4), metrics_every=0)
-    with_parameters("gan_new.ipynb", os.path.join(folder, "gan_new.ipynb"), dict(settings, evaluation_samples=0))
+    browser.with_parameters(os.path.join(ROOT, "gan_new.ipynb"), os.path.join(folder, "gan_new.ipynb"),
+                            dict(settings, evaluation_samples=0))
     page = browser.open_notebook(context, lab, "gan_new.ipynb")
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     deadline = time.monotonic() + 60 * 30
@@ -61,7 +52,7 @@ def training_picture(context, lab, folder: str, data: str, checkpoint: str, step
 
 
 def explorer_picture(context, lab, folder: str, checkpoint: str, out: str):
-    with_parameters("interpolate.ipynb", os.path.join(folder, "interpolate.ipynb"), dict(
+    browser.with_parameters(os.path.join(ROOT, "interpolate.ipynb"), os.path.join(folder, "interpolate.ipynb"), dict(
         checkpoint_dir=os.path.abspath(checkpoint), frames=10, upscale=2,
         gif_path=os.path.join(folder, "testimgs", "test.gif"), strip_path=os.path.join(folder, "testimgs", "e.png")))
     page = browser.open_notebook(context, lab, "interpolate.ipynb")
