@@ -53,9 +53,11 @@ SETTINGS: Dict[str, dict] = {
     "reuse_fakes": dict(reuse_fakes=True),  # one generator forward per step, as pytorch/examples
     "auto_precision": dict(precision="auto"),  # mixed bfloat16 where the machine has bfloat16 instructions
 }
-GENERATORS = ("trained", "average", "average_precise_bn")
+GENERATORS = ("trained", "trained_batch_statistics", "average", "average_precise_bn")
 DRAWING_MODES = {  # how each generator draws its faces: a record says it beside its scores
     "trained": "the trained generator, batch norm's moving statistics",
+    "trained_batch_statistics": "the trained generator, batch statistics of batches of 100 (the last padded with "
+                                "random vectors: the seed project's way, drawing.draw_faces mode 'pad')",
     "average": "the moving average, the trained generator's batch-norm statistics",
     "average_precise_bn": "the moving average, batch-norm statistics of its own faces",
 }
@@ -287,13 +289,20 @@ def seed_table(results: Sequence[dict], images_seen: int, generator: str = DEFAU
 
 
 def pick_generator(gan: DCGAN, generator: str) -> drawing.ReadyGenerator:
-    """One of GENERATORS, ready to draw (drawing.ready_generator): "trained", "average" with the trained
-    generator's batch-norm statistics (how every average drew before standing statistics), "average_precise_bn"
-    with its own (the default now)."""
+    """One of GENERATORS, ready to draw (drawing.ready_generator): "trained" (and "trained_batch_statistics",
+    the same network drawn in mode "pad": drawing_mode_of), "average" with the trained generator's batch-norm
+    statistics (how every average drew before standing statistics), "average_precise_bn" with its own (the
+    default now)."""
     if generator not in GENERATORS:
         raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
     statistics_batches = 0 if generator == "average" else STANDING_STATISTICS_BATCHES
-    return drawing.ready_generator(gan, use_average=generator != "trained", statistics_batches=statistics_batches)
+    return drawing.ready_generator(gan, use_average=not generator.startswith("trained"),
+                                   statistics_batches=statistics_batches)
+
+
+def drawing_mode_of(generator: str) -> str:
+    """The drawing.draw_faces mode a generator of GENERATORS draws its faces in."""
+    return "pad" if generator == "trained_batch_statistics" else "independent"
 
 
 def score_run(config: Config, setting: str, generators: Sequence[str], real: np.ndarray, samples: int,
@@ -307,8 +316,10 @@ def score_run(config: Config, setting: str, generators: Sequence[str], real: np.
         if find(read_results(out_dir), setting, generator, images_seen, config.training.seed):
             continue
         network = pick_generator(gan, generator)
-        scores = sampler.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.data.cache_dir)
-        grid = celeba_utils.image_grid(drawing.draw_faces(network, seeds=GRID_SEEDS), 8, 8)
+        mode = drawing_mode_of(generator)
+        scores = sampler.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.data.cache_dir,
+                                         mode)
+        grid = celeba_utils.image_grid(drawing.draw_faces(network, seeds=GRID_SEEDS, mode=mode), 8, 8)
         record_scores(out_dir, scores, grid, show, setting=setting,
                       generator=generator, seed=config.training.seed, overrides=overrides_of(setting),
                       images_seen=images_seen, training_folders=os.path.basename(config.data.image_path.rstrip("/")),

@@ -11,7 +11,8 @@ import scipy.linalg
 import celeba_utils
 from facegan.config import Config
 from facegan.gan import DCGAN
-from facegan.metrics import inception, maths, registry
+from facegan import drawing
+from facegan.metrics import inception, maths, registry, sampler
 from facegan import runs
 from facegan import training
 from conftest import TINY
@@ -221,3 +222,16 @@ def test_one_generated_set_scored_against_two_references_runs_the_network_on_it_
     other = random.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
     registry.evaluate(other, first, ["fid"], str(tmp_path))
     assert calls == [20, 20, 20, 20]  # new faces are measured anew; the first reference comes from the disk cache
+
+
+def test_score_generator_draws_in_the_mode_it_is_given(made_faces, cache_dir):
+    gan = DCGAN.from_config(Config(**TINY))
+    generator = drawing.ready_generator(gan, use_average=False)
+    real = celeba_utils.load_faces(str(made_faces / "img_align_celeba"), cache_dir=cache_dir, progress=False).images
+    for mode in drawing.MODES:
+        faces = drawing.draw_faces(generator, seeds=range(0, 32), mode=mode, seed=0)
+        expected = registry.evaluate(faces, maths.real_sample(real, 32, 0), ["swd"], cache_dir, 0)
+        assert sampler.score_generator(generator, real, ["swd"], 32, 0, cache_dir, mode) == expected
+    independent, padded = (sampler.score_generator(generator, real, ["swd"], 32, 0, cache_dir, mode)["swd"]
+                           for mode in drawing.MODES)
+    assert independent != padded  # batch statistics draw other faces than the moving ones

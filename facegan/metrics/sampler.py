@@ -11,10 +11,10 @@ from facegan.metrics.registry import evaluate
 
 
 def score_generator(generator: ReadyGenerator, real, names: Sequence[str] = ("swd",), samples: int = 2048,
-                    seed: int = 0, cache_dir: Optional[str] = None) -> Dict[str, float]:
-    """The metrics of a generator's faces for the seeds seed, seed + 1, …, seed + samples − 1 (drawing.draw_faces)
-    against `samples` of the real faces (a fixed sample from the same seed)."""
-    faces = drawing.draw_faces(generator, seeds=range(seed, seed + samples))
+                    seed: int = 0, cache_dir: Optional[str] = None, mode: str = "independent") -> Dict[str, float]:
+    """The metrics of a generator's faces for the seeds seed, seed + 1, …, seed + samples − 1 (drawing.draw_faces,
+    in the drawing mode `mode`) against `samples` of the real faces (a fixed sample from the same seed)."""
+    faces = drawing.draw_faces(generator, seeds=range(seed, seed + samples), mode=mode, seed=seed)
     return evaluate(faces, real_sample(as_uint8(real), samples, seed), names, cache_dir, seed)
 
 
