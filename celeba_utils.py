@@ -23,18 +23,21 @@ from typing import List, NamedTuple, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from facegan import alignment
+
 CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 GET_CELEBA = (f"Download CelebA's 'Align&Cropped Images' (img_align_celeba.zip, 202,599 faces) from {CELEBA_URL} "
               "and unzip it beside the notebook, or pass image_path=<folder or .zip>.")
 CELEBA_WIDTH, CELEBA_HEIGHT = 178, 218  # the aligned CelebA images the 108-pixel crop is defined on
-CACHE_VERSION = 2  # bump when decoding changes, so old caches are not reused (2: crops by picture kind)
+CACHE_VERSION = 3  # bump when decoding changes, so old caches are not reused (2: crops by picture kind; 3: no_face)
 PARTITIONS = {"train": 0, "validation": 1, "test": 2}
 
 
 class Faces(NamedTuple):
     images: np.ndarray  # (n, size, size, 3) uint8
     names: np.ndarray  # (n,) file names relative to the folder or zip
-    skipped: np.ndarray  # names of the files that could not be read as images
+    skipped: np.ndarray  # names of the files left out: not readable as images, or (align=True) no single face
+    no_face: np.ndarray = np.zeros(0, str)  # those of `skipped` left out because no single face was found
 
 
 # --------------------------------------------------------------------------------------------- decoding one image
@@ -74,19 +77,31 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def load_face(source, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
+def needs_alignment(width: int, height: int, image_size: int = 64) -> bool:
+    """Whether a picture is a photo to align (facegan.alignment) rather than a face already aligned: CelebA's
+    aligned pictures (is_aligned_celeba) and squares of the training size are kept as they are."""
+    return not is_aligned_celeba(width, height) and (width, height) != (image_size, image_size)
+
+
+def load_face(source, image_size: int = 64, crop_size: int = 108, align: bool = False) -> np.ndarray:
     """One file (path or file object) → (image_size, image_size, 3) uint8: EXIF rotation applied, the centre
     square of crop_box, antialiased resize; a picture already image_size × image_size comes back pixel for pixel
-    (crop_box keeps a square whole, and Pillow's resize to the same size copies it).
+    (crop_box keeps a square whole, and Pillow's resize to the same size copies it). With align, a photo
+    (needs_alignment) first has its face found and aligned as CelebA aligns faces (facegan.alignment), which
+    raises a ValueError naming the file when it finds no face or several.
     Raises whatever Pillow raises for a file that is not a readable image."""
     with Image.open(source) as image:
-        if image.format == "JPEG" and not image.getexif().get(0x0112):
+        aligning = align and needs_alignment(*image.size, image_size)
+        if image.format == "JPEG" and not image.getexif().get(0x0112) and not aligning:
             # Decode at a reduced scale when the crop stays at least image_size pixels: much faster for big photos.
             left, top, right, _ = crop_box(*image.size, crop_size)
             factor = image_size / (right - left)
             image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
+        if aligning:
+            name = source if isinstance(source, str) else getattr(source, "name", "the photo")
+            image = Image.fromarray(alignment.align_face(np.asarray(image), str(name)))
         face = image.resize((image_size, image_size), Image.Resampling.LANCZOS,
                             box=crop_box(*image.size, crop_size))
         return np.asarray(face, dtype=np.uint8)
@@ -166,8 +181,10 @@ def default_cache_dir() -> str:
     return os.path.join(base, "dcgan-faces")
 
 
-def cache_file(source_path: str, fingerprint: str, image_size: int, crop_size: int, cache_dir: str) -> str:
+def cache_file(source_path: str, fingerprint: str, image_size: int, crop_size: int, cache_dir: str,
+               align: bool = False) -> str:
     stem = "".join(c if c.isalnum() else "_" for c in os.path.abspath(source_path))[-80:].strip("_")
+    stem += "-aligned" if align else ""
     key = hashlib.sha256(f"{fingerprint} {image_size} {crop_size} {CACHE_VERSION}".encode()).hexdigest()[:16]
     return os.path.join(cache_dir, f"{stem}-{key}.npz")
 
@@ -190,17 +207,20 @@ def atomic_write(path: str, mode: str = "wb"):
             os.remove(temporary)
 
 
-def _decode_all(source: _Source, image_size: int, crop_size: int, progress: bool):
-    """Decode every file of source on all cores (Pillow releases the GIL while it decodes and resizes);
-    return the faces and which files were readable."""
+def _decode_all(source: _Source, image_size: int, crop_size: int, progress: bool, align: bool = False):
+    """Decode every file of source on all cores (Pillow and OpenCV release the GIL while they work); return the
+    faces, which files were readable, and which had no single face to align (align=True)."""
     names = source.names
     images = np.zeros((len(names), image_size, image_size, 3), np.uint8)
     readable = np.zeros(len(names), bool)
+    no_face = np.zeros(len(names), bool)
 
     def decode(index):
         try:
-            images[index] = load_face(source.open(names[index]), image_size, crop_size)
+            images[index] = load_face(source.open(names[index]), image_size, crop_size, align)
             readable[index] = True
+        except alignment.NoSingleFace:
+            no_face[index] = True
         except Exception:  # a corrupt, truncated, empty or non-image file: counted and reported by the caller
             pass
 
@@ -211,7 +231,7 @@ def _decode_all(source: _Source, image_size: int, crop_size: int, progress: bool
             list(pool.map(decode, chunk))
             bar.update(len(chunk))
     bar.close()
-    return images, readable
+    return images, readable, no_face
 
 
 def _progress(total: int, description: str, enabled: bool):
@@ -220,29 +240,31 @@ def _progress(total: int, description: str, enabled: bool):
 
 
 def load_faces(image_path: str, image_size: int = 64, crop_size: int = 108, cache_dir: Optional[str] = None,
-               progress: bool = True) -> Faces:
-    """All faces of a folder or zip as uint8, decoded once and then read from the cache."""
+               progress: bool = True, align: bool = False) -> Faces:
+    """All faces of a folder or zip as uint8, decoded once and then read from the cache. With align, each photo
+    that is not already an aligned face has its face found and aligned as CelebA's are (load_face); a photo with
+    no face or several is skipped, counted in a warning."""
     source = _Source(image_path)
     cache_dir = cache_dir or default_cache_dir()
-    path = cache_file(source.path, source.fingerprint, image_size, crop_size, cache_dir)
+    path = cache_file(source.path, source.fingerprint, image_size, crop_size, cache_dir, align)
     if os.path.isfile(path):
         try:
             with np.load(path, allow_pickle=False) as cached:
-                faces = Faces(cached["images"], cached["names"], cached["skipped"])
+                faces = Faces(cached["images"], cached["names"], cached["skipped"], cached["no_face"])
         except Exception as error:  # a damaged cache is only a cache: decode again
             warnings.warn(f"The face cache {path} is unreadable ({error}); decoding the images again.")
         else:
-            _warn_skipped(source.path, faces.skipped)
+            _warn_skipped(source.path, faces.skipped, faces.no_face)
             return faces
-    images, readable = _decode_all(source, image_size, crop_size, progress)
+    images, readable, no_face = _decode_all(source, image_size, crop_size, progress, align)
     names = np.array(source.names)
-    faces = Faces(images[readable], names[readable], names[~readable])
-    _warn_skipped(source.path, faces.skipped)
+    faces = Faces(images[readable], names[readable], names[~readable], names[no_face])
+    _warn_skipped(source.path, faces.skipped, faces.no_face)
     if not len(faces.images):
         raise ValueError(f"None of the {len(names)} files in {source.path} is a readable image. {GET_CELEBA}")
     try:
         with atomic_write(path) as handle:
-            np.savez(handle, images=faces.images, names=faces.names, skipped=faces.skipped)
+            np.savez(handle, images=faces.images, names=faces.names, skipped=faces.skipped, no_face=faces.no_face)
         stem = os.path.basename(path).rsplit("-", 1)[0]
         for old in os.listdir(cache_dir):  # older caches of the same folder: replaced by this one
             if old.startswith(stem + "-") and old.endswith(".npz") and old != os.path.basename(path):
@@ -253,11 +275,14 @@ def load_faces(image_path: str, image_size: int = 64, crop_size: int = 108, cach
     return faces
 
 
-def _warn_skipped(path: str, skipped: Sequence[str]):
-    if len(skipped):
-        first = ", ".join(str(name) for name in skipped[:5])
-        warnings.warn(f"Skipped {len(skipped)} file(s) in {path} that are not readable images: {first}"
-                      f"{' …' if len(skipped) > 5 else ''}")
+def _warn_skipped(path: str, skipped: Sequence[str], no_face: Sequence[str] = ()):
+    no_face = set(str(name) for name in no_face)
+    unreadable = [str(name) for name in skipped if str(name) not in no_face]
+    for files, why in ((unreadable, "that are not readable images"),
+                       (sorted(no_face), "in which no single face was found to align (no face, or several)")):
+        if files:
+            first = ", ".join(files[:5])
+            warnings.warn(f"Skipped {len(files)} file(s) in {path} {why}: {first}{' …' if len(files) > 5 else ''}")
 
 
 # --------------------------------------------------------------------------------------------- attribute lists

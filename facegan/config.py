@@ -45,6 +45,8 @@ class Data:
                               "(img_align_celeba also finds the zip); any folder of photos works")
     crop_size: int = setting(108, "centre crop of the aligned 178×218 face before resizing (DCGAN-tensorflow's "
                              "CelebA convention), scaled for other image sizes")
+    align_faces: bool = setting(False, "find the face in each photo and align it as CelebA's are (OpenCV), for a "
+                                "folder of your own photos; photos with no face or several are skipped, counted")
     partition: Optional[str] = setting(None, '"train", "validation", "test" or None for all faces '
                                        "(needs CelebA's list_eval_partition.txt beside the folder)")
     attributes: Sequence[str] = setting((), 'e.g. ["Smiling", "-Eyeglasses"]: only faces with / without these '
@@ -54,6 +56,8 @@ class Data:
     def __post_init__(self):
         self.attributes = list(self.attributes or [])
         _check_whole(self, "crop_size")
+        if not isinstance(self.align_faces, bool):
+            raise ValueError(f"align_faces must be True or False, got {self.align_faces!r}")
 
 
 @dataclasses.dataclass

@@ -428,7 +428,7 @@ class Run:
 
 def load_training_faces(config: Config, progress: bool = True) -> celeba_utils.Faces:
     faces = celeba_utils.load_faces(config.data.image_path, config.networks.image_size, config.data.crop_size,
-                                    config.data.cache_dir, progress)
+                                    config.data.cache_dir, progress, config.data.align_faces)
     if config.data.partition is not None or config.data.attributes:
         faces = celeba_utils.select(faces, config.data.image_path, config.data.partition, config.data.attributes)
     return faces

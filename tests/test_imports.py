@@ -10,22 +10,23 @@ from conftest import ROOT
 LAYERS = {
     # the package's __init__ sets what TensorFlow reads when it loads, before TensorFlow loads
     "facegan": -1, "facegan.onednn": -2, "facegan.logs": -2,
-    "celeba_utils": 0, "facegan.devices": 0,
-    "facegan.config": 1,
-    "facegan.networks": 2, "facegan.augment": 2,
-    "facegan.gan": 3,
-    "facegan.runs": 4,
-    "facegan.attributes": 2,
-    "facegan.drawing": 5,
-    "facegan.latent": 6,
+    "facegan.alignment": 0,
+    "celeba_utils": 1, "facegan.devices": 1,
+    "facegan.config": 2,
+    "facegan.networks": 3, "facegan.augment": 3,
+    "facegan.gan": 4,
+    "facegan.runs": 5,
+    "facegan.attributes": 3,
+    "facegan.drawing": 6,
+    "facegan.latent": 7,
     "facegan.metrics": -1, "experiments": -1,  # packages: their __init__ holds a docstring only
-    "facegan.metrics.maths": 1, "facegan.metrics.inception": 2, "facegan.metrics.registry": 3,
-    "facegan.metrics.sampler": 7, "facegan.editing": 7,
-    "facegan.training": 8,
-    "score": 9, "directions": 9, "experiments.ablation": 9, "experiments.bench": 9,
-    "experiments.editing": 9,
-    "experiments.data_size": 10,
-    "experiments.time_to_fid": 10,
+    "facegan.metrics.maths": 2, "facegan.metrics.inception": 3, "facegan.metrics.registry": 4,
+    "facegan.metrics.sampler": 8, "facegan.editing": 8,
+    "facegan.training": 9,
+    "score": 10, "directions": 10, "experiments.ablation": 10, "experiments.bench": 10,
+    "experiments.editing": 10,
+    "experiments.data_size": 11,
+    "experiments.time_to_fid": 11,
 }
 PACKAGES = ("facegan", "facegan.metrics", "experiments")  # importing a module imports its package's __init__ first
 SOURCES = ("*.py", "facegan/**/*.py", "experiments/*.py")
