@@ -212,15 +212,25 @@ def along_direction(z, directions: Directions, name: str, strengths: Sequence[fl
 
 
 def arithmetic(generator: ReadyGenerator, a: Sequence, b: Sequence, c: Sequence, variations: int = 4,
-               noise: float = 0.25, seed: int = 0):
+               noise: float = 0.25, seed: int = 0, renormalise: bool = True):
     """The DCGAN paper's vector arithmetic (Radford et al. 2016, fig. 7): the mean z of the exemplars of A minus
     B's plus C's. Returns (result z, one picture): the three averaged faces, then the result and `variations`
-    of it with a little noise added, as the paper shows them."""
+    of it with a little noise added, as the paper shows them.
+
+    A mean of k Gaussian vectors is about 1/√k as long as the vectors the network was trained on, and this network
+    draws short vectors as dim, washed-out faces; so each mean, the result and each variation is brought back to
+    the prior's typical length (latent.to_typical_norm), keeping its direction. renormalise=False gives the
+    paper's plain means."""
     means = [np.mean(latent.resolve_waypoints(list(group), generator.grid_latents, seed), axis=0)
              for group in (a, b, c)]
+    if renormalise:
+        means = list(latent.to_typical_norm(np.stack(means)))
     result = means[0] - means[1] + means[2]
     jitter = np.random.default_rng(seed).standard_normal((variations, result.shape[0])).astype(np.float32) * noise
-    z = np.concatenate([np.stack(means), result[None], result[None] + jitter]).astype(np.float32)
+    variants = result[None] + jitter
+    if renormalise:
+        result, variants = latent.to_typical_norm(result), latent.to_typical_norm(variants)
+    z = np.concatenate([np.stack(means), result[None], variants]).astype(np.float32)
     faces = draw_faces(generator, z)
     return result.astype(np.float32), celeba_utils.image_grid(faces, rows=1, columns=len(faces))
 

@@ -71,6 +71,22 @@ def _check_cell(row: int, column: int, waypoint):
                          f"(rows and columns 0–{GRID_ROWS - 1})")
 
 
+def typical_norm(z_dim: int) -> float:
+    """The mean length of a standard Gaussian z of z_dim numbers: √2·Γ((d+1)/2)/Γ(d/2), about √(d − ½) (9.975 for
+    100); nearly every z the network trained on has a length within a few percent of it."""
+    return float(math.sqrt(2) * math.exp(math.lgamma((z_dim + 1) / 2) - math.lgamma(z_dim / 2)))
+
+
+def to_typical_norm(z) -> np.ndarray:
+    """Each row of z scaled to the prior's typical length, its direction kept: a mean of several z (which is
+    shorter, about 1/√k of it for k vectors) becomes a vector like those the network was trained on."""
+    z = np.asarray(z, np.float64)
+    norms = np.linalg.norm(z, axis=-1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("to_typical_norm: a zero vector has no direction to keep")
+    return (z / norms * typical_norm(z.shape[-1])).astype(np.float32)
+
+
 # --------------------------------------------------------------------------------------------- paths
 
 def slerp(a, b, t):

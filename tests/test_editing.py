@@ -114,12 +114,57 @@ def test_an_edit_is_a_waypoint_like_any_other(gan, generator, directions, tmp_pa
 
 
 def test_vector_arithmetic_is_one_call_and_one_picture(gan, generator):
-    result, picture = editing.arithmetic(generator, a=[[0, 0], [0, 1]], b=[[1, 0]], c=[7, 8, 9], variations=3)
+    groups = dict(a=[[0, 0], [0, 1]], b=[[1, 0]], c=[7, 8, 9])
+    plain, picture = editing.arithmetic(generator, **groups, variations=3, renormalise=False)
     grid = gan.grid_latents.numpy()
-    expected = grid[[0, 1]].mean(0) - grid[10] + np.mean([drawing.seed_vector(s, TINY["z_dim"]) for s in (7, 8, 9)],
-                                                          axis=0)
-    np.testing.assert_allclose(result, expected, atol=1e-5)
+    means = [grid[[0, 1]].mean(0), grid[10], np.mean([drawing.seed_vector(s, TINY["z_dim"]) for s in (7, 8, 9)],
+                                                     axis=0)]
+    np.testing.assert_allclose(plain, means[0] - means[1] + means[2], atol=1e-5)  # the paper's own means
     assert picture.shape == (64, 64 * (3 + 1 + 3), 3)  # A, B, C, the result and three variations
+    result, _ = editing.arithmetic(generator, **groups, variations=3)  # by default: at the prior's typical length
+    typical = [mean / np.linalg.norm(mean) * latent.typical_norm(TINY["z_dim"]) for mean in means]
+    expected = typical[0] - typical[1] + typical[2]
+    np.testing.assert_allclose(result, expected / np.linalg.norm(expected) * latent.typical_norm(TINY["z_dim"]),
+                               atol=1e-4)
+
+
+def test_arithmetic_draws_faces_as_bright_as_ordinary_ones_from_a_network_that_draws_short_vectors_dim():
+    """A network that, like the trained DCGAN, draws a short z dim: its brightness grows with |z|. The plain mean of
+    three faces' z comes out dim; renormalised, the result is as bright as ordinary faces, and as likely under
+    the prior (its length among those of ordinary z)."""
+    import keras
+
+    z_dim = 100
+    z = keras.Input((z_dim,))
+    length = keras.layers.Lambda(lambda v: keras.ops.sqrt(keras.ops.sum(v * v, axis=1, keepdims=True)))(z)
+    brightness = keras.layers.Lambda(lambda n: keras.ops.tanh(n / 5.0 - 1.0))(length)  # |z| = 10: 0.76 of white
+    image = keras.layers.Lambda(lambda b: keras.ops.tile(b[:, :, None, None], (1, 64, 64, 3)))(brightness)
+    network = keras.Model(z, image)
+    grid = np.random.default_rng(3).standard_normal((100, z_dim)).astype(np.float32)
+    generator = ReadyGenerator(network, grid)
+    ordinary = draw_faces(generator, seeds=range(200)).astype(np.float32).mean(axis=(1, 2, 3))
+    groups = dict(a=[[0, 0], [0, 1], [0, 2]], b=[[1, 0], [1, 1], [1, 2]], c=[[2, 0], [2, 1], [2, 2]])
+    for renormalise in (False, True):
+        result, picture = editing.arithmetic(generator, **groups, renormalise=renormalise)
+        faces = picture.reshape(64, 8, 64, 3).transpose(1, 0, 2, 3).astype(np.float32)  # 3 means, result, 4 more
+        brightness = faces.mean(axis=(1, 2, 3))
+        if renormalise:
+            assert np.all(np.abs(brightness - ordinary.mean()) < 3 * ordinary.std())
+            lengths = np.linalg.norm(drawing.seed_vectors(range(200), z_dim), axis=1)
+            assert lengths.min() < np.linalg.norm(result) < lengths.max()
+        else:
+            assert np.all(brightness[:3] < ordinary.min())  # the means of three: dimmer than every ordinary face
+
+
+def test_the_typical_norm_is_the_mean_length_of_gaussian_vectors():
+    for z_dim in (16, 100, 512):
+        lengths = np.linalg.norm(np.random.default_rng(z_dim).standard_normal((20_000, z_dim)), axis=1)
+        assert abs(latent.typical_norm(z_dim) / lengths.mean() - 1) < 2e-3
+    z = latent.to_typical_norm(np.array([[3.0, 4.0], [0.0, -0.5]]))
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), latent.typical_norm(2), rtol=1e-6)
+    np.testing.assert_allclose(z[0] / np.linalg.norm(z[0]), [0.6, 0.8], rtol=1e-6)
+    with pytest.raises(ValueError, match="zero vector"):
+        latent.to_typical_norm(np.zeros((1, 4)))
 
 
 def test_projecting_a_face_the_network_drew_finds_it_and_unusable_photos_are_refused(gan, generator, tmp_path):
