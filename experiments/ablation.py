@@ -311,7 +311,6 @@ def score_run(config: Config, setting: str, generators: Sequence[str], real: np.
     gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     steps = int(gan.step.numpy())
     images_seen = images_seen_by(config, steps)
-    losses = runs.read_losses(config.outputs.checkpoint_dir)
     for generator in generators:
         if find(read_results(out_dir), setting, generator, images_seen, config.training.seed):
             continue
@@ -320,15 +319,22 @@ def score_run(config: Config, setting: str, generators: Sequence[str], real: np.
         scores = sampler.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.data.cache_dir,
                                          mode)
         grid = celeba_utils.image_grid(drawing.draw_faces(network, seeds=GRID_SEEDS, mode=mode), 8, 8)
-        record_scores(out_dir, scores, grid, show, setting=setting,
-                      generator=generator, seed=config.training.seed, overrides=overrides_of(setting),
-                      images_seen=images_seen, training_folders=os.path.basename(config.data.image_path.rstrip("/")),
-                      training_faces=len(real), reference="training", reference_faces=min(samples, len(real)),
-                      drawing_mode=DRAWING_MODES[generator], steps=steps, batch_size=config.training.batch_size,
-                      train_seconds=training_seconds(losses, steps, config.training.batch_size),
-                      images_per_second=median_speed(losses),
-                      precision=devices.resolve_precision(config.networks.precision)[0],
-                      wall_seconds=round(losses[-1]["seconds"], 1) if losses else None)
+        record_scores(out_dir, scores, grid, show, setting=setting, **run_fields(config, setting, generator, steps),
+                      training_folders=os.path.basename(config.data.image_path.rstrip("/")),
+                      training_faces=len(real), reference="training", reference_faces=min(samples, len(real)))
+
+
+def run_fields(config: Config, setting: str, generator: str, steps: int) -> dict:
+    """What a record says of the run and the generator it scores: the generator and how it draws, the seed, the
+    recipe's changes, the images seen, and the training time, speed and precision (from the run's losses.csv)."""
+    losses = runs.read_losses(config.outputs.checkpoint_dir)
+    return dict(generator=generator, seed=config.training.seed, overrides=overrides_of(setting),
+                drawing_mode=DRAWING_MODES[generator], images_seen=images_seen_by(config, steps), steps=steps,
+                batch_size=config.training.batch_size,
+                train_seconds=training_seconds(losses, steps, config.training.batch_size),
+                images_per_second=median_speed(losses),
+                precision=devices.resolve_precision(config.networks.precision)[0],
+                wall_seconds=round(losses[-1]["seconds"], 1) if losses else None)
 
 
 def record_scores(out_dir: str, scores: dict, grid: np.ndarray, show: bool, **fields) -> dict:

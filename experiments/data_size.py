@@ -103,7 +103,6 @@ def measure(celeba: str, out_dir: str, runs_dir: str = DEFAULT_RUNS, budget: int
             gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
             generator = ablation.pick_generator(gan, GENERATOR)
             generated = draw_faces(generator, seeds=range(ablation.JUDGE_SEED, ablation.JUDGE_SEED + samples))
-            losses = runs.read_losses(config.outputs.checkpoint_dir)
             steps = int(gan.step.numpy())
             for reference, real in (("held_out", held_out_faces), ("training", faces.images)):
                 if find(ablation.read_results(out_dir), data_name, recipe, reference):
@@ -112,15 +111,10 @@ def measure(celeba: str, out_dir: str, runs_dir: str = DEFAULT_RUNS, budget: int
                 scores = registry.evaluate(generated, sample, metric_names, cache_dir, ablation.JUDGE_SEED)
                 ablation.record_scores(
                     out_dir, scores, celeba_utils.image_grid(generated[:64], 8, 8), show,
-                    setting=f"{data_name}-{recipe}", generator=GENERATOR, seed=config.training.seed,
-                    data=data_name, recipe=recipe, overrides=ablation.overrides_of(RECIPES[recipe]),
-                    training_faces=len(faces.images), training_folders=DESCRIBED[data_name],
-                    reference=reference, reference_faces=len(sample),
-                    reference_folders=DESCRIBED["held_out"] if reference == "held_out" else DESCRIBED[data_name],
-                    drawing_mode="independent (batch norm's moving statistics)",
-                    images_seen=ablation.images_seen_by(config, steps), steps=steps,
-                    train_seconds=ablation.training_seconds(losses, steps, config.training.batch_size),
-                    images_per_second=ablation.median_speed(losses))
+                    setting=f"{data_name}-{recipe}", **ablation.run_fields(config, RECIPES[recipe], GENERATOR, steps),
+                    data=data_name, recipe=recipe, training_faces=len(faces.images),
+                    training_folders=DESCRIBED[data_name], reference=reference, reference_faces=len(sample),
+                    reference_folders=DESCRIBED["held_out"] if reference == "held_out" else DESCRIBED[data_name])
     return ablation.read_results(out_dir)
 
 
