@@ -28,10 +28,14 @@ import tensorflow as tf
 from PIL import Image
 
 import celeba_utils
-from facegan import attributes, drawing, latent
+from facegan import alignment, attributes, drawing, latent
 from facegan.drawing import ReadyGenerator, draw_faces, seed_vector, seed_vectors
 
 DIRECTIONS_FILE = "directions.npz"
+# The attributes every editing demo shows first (InterFaceGAN's among them): measured first, and the explorer's
+# sliders when a run has their directions
+CANONICAL = ("Smiling", "Male", "Eyeglasses", "Young", "Blond_Hair", "Bangs", "Wearing_Hat")
+DEFAULT_RANGE = 3.0  # how far a slider goes for an attribute whose range was not measured (measure_edits)
 
 
 # --------------------------------------------------------------------------------------------- directions
@@ -53,6 +57,20 @@ class Directions:
     boundary_accuracy: np.ndarray  # (attributes,)
     positive_share: np.ndarray  # (attributes,) share of generated faces the classifier labelled positive
     fingerprint: str
+    ranges: Optional[np.ndarray] = None  # (attributes,) how far an edit goes before faces break (choose_ranges); NaN:
+    # not measured
+
+    def slider_range(self, name: str) -> float:
+        """How far the explorer lets an attribute go: its measured range, else DEFAULT_RANGE."""
+        value = np.nan if self.ranges is None else float(self.ranges[self.index(name)])
+        return DEFAULT_RANGE if np.isnan(value) else value
+
+    def with_ranges(self, ranges: Dict[str, float]) -> "Directions":
+        """A copy with these attributes' measured ranges (the others keep theirs)."""
+        values = np.full(len(self.names), np.nan) if self.ranges is None else np.array(self.ranges, np.float64)
+        for name, value in ranges.items():
+            values[self.index(name)] = value
+        return dataclasses.replace(self, ranges=values)
 
     def direction(self, name: str, keep: Sequence[str] = ()) -> np.ndarray:
         """The unit direction of an attribute; with `keep`, the part orthogonal to those attributes' normals, so
@@ -141,24 +159,34 @@ def fit_directions(generator: ReadyGenerator, classifier, names: Sequence[str], 
     return directions
 
 
-def prepare_run(checkpoint_dir: str, data: Sequence[str], cache_dir: Optional[str] = None, show: bool = True):
+def prepare_run(checkpoint_dir: str, data: Sequence[str], cache_dir: Optional[str] = None, show: bool = True,
+                refit: bool = False):
     """Everything editing needs for a trained run: the attribute classifier (trained on the real faces of the
     folders `data` into checkpoint_dir/attributes, unless it is there) and the directions of the run's generator,
-    fitted and saved beside its checkpoints. Returns (generator, classifier, names, directions)."""
+    fitted and saved beside its checkpoints unless directions of this very network are there already (refit=True
+    fits them again, dropping their measured ranges). Returns (generator, classifier, names, directions)."""
     generator = drawing.load_generator(checkpoint_dir)
     classifier_dir = os.path.join(checkpoint_dir, "attributes")
     if not os.path.isfile(os.path.join(classifier_dir, attributes.SETTINGS_FILE)):
         attributes.train_classifier(list(data), classifier_dir, cache_dir=cache_dir, show=show)
     classifier, names = attributes.load_classifier(classifier_dir)
-    directions = fit_directions(generator, classifier, names, folder=checkpoint_dir)
+    directions = None
+    if not refit and os.path.isfile(os.path.join(checkpoint_dir, DIRECTIONS_FILE)):
+        try:
+            directions = load_directions(checkpoint_dir, generator)
+        except ValueError:  # fitted on an earlier network of the run: fit again
+            directions = None
+    if directions is None:
+        directions = fit_directions(generator, classifier, names, folder=checkpoint_dir)
     return generator, classifier, names, directions
 
 
 def save_directions(directions: Directions, folder: str):
     with celeba_utils.atomic_write(os.path.join(folder, DIRECTIONS_FILE)) as handle:
+        ranges = np.full(len(directions.names), np.nan) if directions.ranges is None else directions.ranges
         np.savez(handle, names=np.array(directions.names), normals=directions.normals,
                  boundary_accuracy=directions.boundary_accuracy, positive_share=directions.positive_share,
-                 fingerprint=np.array(directions.fingerprint))
+                 fingerprint=np.array(directions.fingerprint), ranges=np.asarray(ranges, np.float64))
 
 
 def load_directions(folder: str, generator: ReadyGenerator) -> Directions:
@@ -170,7 +198,8 @@ def load_directions(folder: str, generator: ReadyGenerator) -> Directions:
                                 "folder=...))")
     with np.load(path) as saved:
         directions = Directions(list(saved["names"]), saved["normals"], saved["boundary_accuracy"],
-                                saved["positive_share"], str(saved["fingerprint"]))
+                                saved["positive_share"], str(saved["fingerprint"]),
+                                saved["ranges"] if "ranges" in saved.files else None)
     if directions.fingerprint != network_fingerprint(generator):
         raise ValueError(f"The directions in {path} were fitted on another network (fingerprint "
                          f"{directions.fingerprint}, this one {network_fingerprint(generator)}): fit them again "
@@ -237,21 +266,77 @@ def arithmetic(generator: ReadyGenerator, a: Sequence, b: Sequence, c: Sequence,
 
 # --------------------------------------------------------------------------------------------- measuring an edit
 
-def edit_effects(generator: ReadyGenerator, classifier, names: Sequence[str], directions: Directions, faces: int = 200,
-                 strength: float = 3.0, seed: int = 200_000, attributes_to_edit: Optional[Sequence[str]] = None):
-    """For each attribute edited from −strength to +strength on `faces` generated faces: the share of faces whose
-    probability of it rose, its mean rise, and the mean absolute change of every other attribute."""
+def measure_edits(generator: ReadyGenerator, classifier, names: Sequence[str], directions: Directions,
+                  attributes_to_edit: Sequence[str], faces: int = 200, seed: int = 200_000,
+                  strengths: Sequence[float] = (1.0, 2.0, 3.0), held: Sequence[str] = (), conditional: bool = False,
+                  features=None, real_features: Optional[np.ndarray] = None) -> list:
+    """Edit `faces` generated faces (seeds seed, seed + 1, …: not the faces the directions were fitted on) along
+    each attribute at −strength and +strength, and measure each edited set against the unedited faces. One row
+    per attribute and signed strength, after a row for the unedited faces (strength 0):
+    - moved: the share of faces whose probability of the attribute moved the edit's way (rose for +, fell for −);
+    - change: the mean change of that probability; positive_share: the share the classifier calls positive;
+    - others: the mean absolute change of every other attribute's probability;
+    - held: that of the attributes `held` (without the edited one); with conditional=True the edit holds them,
+      its direction made orthogonal to theirs (Directions.direction's keep);
+    - identity (with `features`, a function of uint8 faces → feature rows): the median distance between an
+      edited face's features and its unedited face's, over the median distance between two different unedited
+      faces: 0 is the same face, 1 as far as another face;
+    - fid and kid (with real_features, the same features of real faces): the edited set against real faces."""
+    from facegan.metrics.maths import fid_from_features, kid_from_features
+
     z = seed_vectors(range(seed, seed + faces), generator.z_dim)
-    effects = {}
-    for name in attributes_to_edit or directions.names:
-        low = attributes.probabilities(classifier, draw_faces(generator, directions.edit(z, {name: -strength})))
-        high = attributes.probabilities(classifier, draw_faces(generator, directions.edit(z, {name: strength})))
-        index, change = list(names).index(name), high - low
-        others = np.delete(np.abs(change), index, axis=1)
-        effects[name] = dict(rose=round(float(np.mean(change[:, index] > 0)), 3),
-                             mean_rise=round(float(change[:, index].mean()), 3),
-                             others_mean_absolute_change=round(float(others.mean()), 3))
-    return effects
+    unedited = draw_faces(generator, z)
+    base = attributes.probabilities(classifier, unedited)
+    base_features = features(unedited) if features is not None else None
+    if base_features is not None:
+        shuffled = np.roll(np.arange(faces), faces // 2)
+        between_faces = float(np.median(np.linalg.norm(base_features - base_features[shuffled], axis=1)))
+
+    def realism(face_features) -> dict:
+        if real_features is None or face_features is None:
+            return {}
+        return dict(fid=round(fid_from_features(real_features, face_features), 2),
+                    kid=round(kid_from_features(real_features, face_features,
+                                                subset_size=min(1000, len(face_features))), 5))
+
+    rows = [dict(attribute=None, strength=0.0, faces=faces, **realism(base_features))]
+    for name in attributes_to_edit:
+        index = list(names).index(name)
+        kept = [other for other in held if other != name]
+        for strength in sorted({sign * float(value) for value in strengths for sign in (-1, 1)}):
+            edited = draw_faces(generator, directions.edit(z, {name: strength}, kept if conditional else ()))
+            probability = attributes.probabilities(classifier, edited)
+            change = probability - base
+            row = dict(attribute=name, strength=strength, conditional=bool(conditional and kept),
+                       moved=round(float(np.mean(np.sign(strength) * change[:, index] > 0)), 3),
+                       change=round(float(change[:, index].mean()), 3),
+                       positive_share=round(float(np.mean(probability[:, index] > 0.5)), 3),
+                       others=round(float(np.delete(np.abs(change), index, axis=1).mean()), 3))
+            if kept:
+                row["held"] = round(float(np.abs(change[:, [list(names).index(k) for k in kept]]).mean()), 3)
+            edited_features = features(edited) if features is not None else None
+            if edited_features is not None:
+                distance = np.linalg.norm(edited_features - base_features, axis=1)
+                row["identity"] = round(float(np.median(distance)) / between_faces, 3)
+            row.update(realism(edited_features))
+            rows.append(row)
+    return rows
+
+
+def choose_ranges(rows: Sequence[dict], realism_ratio: float = 1.5) -> Dict[str, float]:
+    """Each attribute's slider range from measure_edits' rows: the largest strength whose edits, both ways, keep the
+    edited faces' FID within realism_ratio × the unedited faces' (faces that stay faces); the smallest strength
+    measured when none does."""
+    unedited = next(row["fid"] for row in rows if row["attribute"] is None)
+    ranges = {}
+    for name in dict.fromkeys(row["attribute"] for row in rows if row["attribute"] is not None):
+        by_strength = {}
+        for row in rows:
+            if row["attribute"] == name:
+                by_strength.setdefault(abs(row["strength"]), []).append(row["fid"] <= realism_ratio * unedited)
+        passing = [strength for strength, fine in by_strength.items() if all(fine)]
+        ranges[name] = max(passing) if passing else min(by_strength)
+    return ranges
 
 
 # --------------------------------------------------------------------------------------------- your own photo
@@ -272,9 +357,34 @@ def _feature_network(discriminator):
     return keras.Model(discriminator.inputs, last.output)
 
 
-def read_photo(photo, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
-    """A photo (path or HWC uint8 array) as training faces are made (celeba_utils.load_face: the centre square its
-    kind of picture gets, antialiased resize; a face already image_size × image_size is kept as it is)."""
+def perceptual_network(classifier) -> keras.Model:
+    """The attribute classifier's activations after each of its convolutions: a network trained on real faces to
+    tell 40 of their attributes apart, whose features compare faces as LPIPS compares them with VGG's (Zhang et
+    al. 2018), without weights from the internet."""
+    layers = [layer for layer in classifier.layers if isinstance(layer, keras.layers.ReLU)]
+    if not layers:
+        raise ValueError("perceptual_network takes the attribute classifier (attributes.load_classifier)")
+    return keras.Model(classifier.inputs, [layer.output for layer in layers])
+
+
+def perceptual_distance(features_a, features_b):
+    """LPIPS's distance without its learned weights: at each layer, every position's channels scaled to unit
+    length, the squared differences summed over channels and averaged over positions; summed over layers. One
+    value per face; features_b may be a single face's, compared with each of features_a."""
+    total = 0.0
+    for a, b in zip(features_a, features_b):
+        a, b = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
+        a = a / (tf.norm(a, axis=-1, keepdims=True) + 1e-10)
+        b = b / (tf.norm(b, axis=-1, keepdims=True) + 1e-10)
+        total += tf.reduce_mean(tf.reduce_sum(tf.square(a - b), axis=-1), axis=[1, 2])
+    return total
+
+
+def read_photo(photo, image_size: int = 64, crop_size: int = 108, align: bool = True) -> np.ndarray:
+    """A photo (path or HWC uint8 array) as training faces are made (celeba_utils.load_face). With align (the
+    default), a photo that is not already an aligned face (CelebA's 178×218 shape, or image_size square) has its
+    face found and aligned as CelebA's are first (facegan.alignment); no face, or several, is refused with a
+    ValueError naming the photo."""
     name = photo if isinstance(photo, str) else "the photo"
     if isinstance(photo, str):
         if not os.path.isfile(photo):
@@ -289,7 +399,9 @@ def read_photo(photo, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
         Image.fromarray(array).save(source, format="PNG")
         source.seek(0)
     try:
-        face = celeba_utils.load_face(source, image_size, crop_size)
+        face = celeba_utils.load_face(source, image_size, crop_size, align=align)
+    except alignment.NoSingleFace:
+        raise
     except Exception as error:
         raise ValueError(f"{name} cannot be read as an image ({error}): give a JPEG or PNG photo of a face") \
             from None
@@ -300,17 +412,22 @@ def read_photo(photo, image_size: int = 64, crop_size: int = 108) -> np.ndarray:
 
 def project(generator: ReadyGenerator, discriminator: keras.Model, photo, starts: int = 8, steps: int = 200,
             learning_rate: float = 0.1, feature_weight: float = 0.5, seed: int = 0, crop_size: int = 108,
-            usable_ratio: float = 0.75) -> Projection:
+            usable_ratio: float = 0.75, align: bool = True, perceptual=None,
+            perceptual_weight: float = 0.1) -> Projection:
     """The z whose face best matches a photo: Adam on `starts` random z at once, minimising the mean squared
-    pixel difference plus feature_weight × that of the discriminator's features, for `steps` steps; the best
-    start wins. A photo whose best match is not clearly closer than a random face (pixel error above
-    usable_ratio × the random faces' median) is refused: it is not a face this network can draw."""
+    pixel difference plus feature_weight × that of the discriminator's features, plus, given the attribute
+    classifier as `perceptual`, perceptual_weight × the perceptual distance of its features
+    (perceptual_distance), for `steps` steps; the best start wins. The photo is read by read_photo (aligned
+    first, unless align=False). A photo whose best match is not clearly closer than a random face (pixel error
+    above usable_ratio × the random faces' median) is refused: it is not a face this network can draw."""
     start_time = time.perf_counter()
     network = generator.network
-    target_face = read_photo(photo, int(network.output_shape[1]), crop_size)
+    target_face = read_photo(photo, int(network.output_shape[1]), crop_size, align)
     target = celeba_utils.to_float(target_face[None])
     features = _feature_network(discriminator)
     target_features = features(target, training=False)
+    looks = perceptual_network(perceptual) if perceptual is not None else None
+    target_looks = looks(target, training=False) if looks is not None else None
     z = tf.Variable(np.random.default_rng(seed).standard_normal((starts, generator.z_dim)).astype(np.float32))
     moments = [tf.Variable(tf.zeros_like(z)) for _ in range(2)]  # Adam's (Kingma and Ba 2015), on z alone
     beta_1, beta_2 = 0.9, 0.999
@@ -324,6 +441,8 @@ def project(generator: ReadyGenerator, discriminator: keras.Model, photo, starts
             feature = tf.reduce_mean(tf.square(tf.cast(features(images, training=False), tf.float32)
                                                - tf.cast(target_features, tf.float32)), axis=[1, 2, 3])
             loss = pixel + feature_weight * feature
+            if looks is not None:
+                loss += perceptual_weight * perceptual_distance(looks(images, training=False), target_looks)
             total = tf.reduce_sum(loss)  # inside the tape: each start's z gets its own loss's gradient
         gradient = tape.gradient(total, z)
         moments[0].assign(beta_1 * moments[0] + (1 - beta_1) * gradient)
@@ -344,7 +463,7 @@ def project(generator: ReadyGenerator, discriminator: keras.Model, photo, starts
     if error > usable_ratio * random_error:
         raise ValueError(f"{name}: the best match ({error:.1f} RMS) is barely closer than a random face "
                          f"({random_error:.1f}): it does not look like a face this network can draw. Use a "
-                         "roughly frontal face photo, centred and upright as CelebA's aligned faces are")
+                         "roughly frontal face photo, upright, with the face clearly visible")
     return Projection(z.numpy()[best], face, target_face, error, random_error, time.perf_counter() - start_time)
 
 
@@ -356,14 +475,17 @@ def _rms(a: np.ndarray, b: np.ndarray) -> float:
 
 def explorer(generator: ReadyGenerator, directions: Directions, shown: Optional[Sequence[str]] = None,
              strongest: int = 6, upscale_factor: int = 4):
-    """ipywidgets sliders for a seed and the strongest attribute directions, redrawing the one face as they move
-    (generation is batch-independent, so each redraw draws one face). Returns the widget box; its `sliders`
-    (name → slider, "seed" among them) and `image` are there for code and tests."""
+    """ipywidgets sliders for a seed and attribute directions (the canonical ones the run has, else the
+    `strongest`), each going as far as its measured range (Directions.slider_range), redrawing the one face as
+    they move (generation is batch-independent, so each redraw draws one face). Returns the widget box; its
+    `sliders` (name → slider, "seed" among them) and `image` are there for code and tests."""
     import ipywidgets as widgets
 
-    shown = list(shown or directions.strongest(strongest))
+    canonical = [name for name in CANONICAL if name in directions.names]
+    shown = list(shown or canonical or directions.strongest(strongest))
     seed_slider = widgets.IntSlider(value=0, min=0, max=9999, description="seed", continuous_update=False)
-    sliders = {name: widgets.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.25, description=name[:14],
+    sliders = {name: widgets.FloatSlider(value=0.0, min=-directions.slider_range(name),
+                                         max=directions.slider_range(name), step=0.25, description=name[:14],
                                          continuous_update=False) for name in shown}
     image = widgets.Image(format="png")
 

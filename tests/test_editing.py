@@ -65,9 +65,30 @@ def test_each_direction_is_a_unit_normal_that_raises_its_attribute(generator, cl
     assert directions.normals.shape == (len(directions.names), TINY["z_dim"])
     np.testing.assert_allclose(np.linalg.norm(directions.normals, axis=1), 1, rtol=1e-5)
     assert (directions.boundary_accuracy > 0.5).all()  # each boundary separates the labels better than chance
-    effects = editing.edit_effects(generator, classifier, NAMES, directions, faces=40, strength=3)
-    for name in directions.names:
-        assert effects[name]["rose"] > 0.5 and effects[name]["mean_rise"] > 0, (name, effects[name])
+    rows = editing.measure_edits(generator, classifier, NAMES, directions, directions.names, faces=40,
+                                 strengths=[3])
+    assert rows[0]["attribute"] is None and len(rows) == 1 + 2 * len(directions.names)
+    for lower, upper in zip(rows[1::2], rows[2::2]):  # −3 and +3 of each attribute
+        assert upper["change"] > lower["change"] and (lower["moved"] + upper["moved"]) / 2 > 0.5, (lower, upper)
+
+
+def test_measure_edits_reports_what_moved_what_was_held_identity_and_realism(generator, classifier, directions):
+    name, held = directions.names[0], directions.names[1:3]
+    features = lambda faces: faces.astype(np.float32).reshape(len(faces), -1)[:, ::97]  # noqa: E731 (stand-in)
+    real_features = features(draw_faces(generator, seeds=range(900, 1100)))
+    options = dict(faces=60, strengths=[0.5, 1.5], held=held, features=features, real_features=real_features)
+    free = editing.measure_edits(generator, classifier, NAMES, directions, [name], **options)
+    kept = editing.measure_edits(generator, classifier, NAMES, directions, [name], conditional=True, **options)
+    assert [row["strength"] for row in free] == [0, -1.5, -0.5, 0.5, 1.5]
+    assert "identity" not in free[0] and free[0]["fid"] > 0 and free[0]["faces"] == 60
+    far, near = free[4], free[3]
+    assert far["identity"] > near["identity"] > 0  # a stronger edit moves the face further from itself
+    assert far["fid"] > near["fid"]  # and further from the faces the network draws (here: the "real" ones)
+    assert not free[4]["conditional"] and kept[4]["conditional"]
+    assert kept[4]["held"] < far["held"]  # the conditional edit holds the named attributes better
+    ratio = max(far["fid"], free[1]["fid"]) / free[0]["fid"]
+    assert editing.choose_ranges(free, realism_ratio=ratio - 1e-6) == {name: 0.5}  # ±1.5 breaks "faces" here
+    assert editing.choose_ranges(free, realism_ratio=ratio) == {name: 1.5}
 
 
 def test_a_conditional_direction_leaves_the_kept_attributes_alone(directions):
@@ -88,6 +109,11 @@ def test_directions_are_saved_with_their_network_and_refused_for_another(generat
     loaded = editing.load_directions(str(tmp_path), generator)
     np.testing.assert_array_equal(loaded.normals, directions.normals)
     assert loaded.names == directions.names
+    assert loaded.slider_range(directions.names[0]) == editing.DEFAULT_RANGE  # not measured yet
+    editing.save_directions(loaded.with_ranges({directions.names[0]: 2.0}), str(tmp_path))
+    measured = editing.load_directions(str(tmp_path), generator)
+    assert measured.slider_range(directions.names[0]) == 2.0
+    assert measured.slider_range(directions.names[1]) == editing.DEFAULT_RANGE
     other = networks.build_generator(Config(**TINY).networks)
     with pytest.raises(ValueError, match="fitted on another network"):
         editing.load_directions(str(tmp_path), ReadyGenerator(other))
@@ -186,11 +212,36 @@ def test_projecting_a_face_the_network_drew_finds_it_and_unusable_photos_are_ref
         editing.project(generator, gan.discriminator, str(tmp_path / "notes.jpg"))
     with pytest.raises(FileNotFoundError, match="No photo at"):
         editing.project(generator, gan.discriminator, str(tmp_path / "missing.jpg"))
+    noise = tmp_path / "static.png"  # a photo (not CelebA's shape, not the training size): searched for a face
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(noise)
+    with pytest.raises(ValueError, match="static.png: no face found"):
+        editing.project(generator, gan.discriminator, str(noise))
+
+
+def test_the_perceptual_term_compares_the_classifiers_features_and_helps_the_projection(gan, generator, tmp_path):
+    classifier = attributes.build_classifier(attributes.ClassifierSettings(width=4, attributes=NAMES))
+    looks = editing.perceptual_network(classifier)
+    assert len(looks.outputs) == 5  # after each convolution
+    faces = drawing.draw_faces(generator, seeds=[1, 2]).astype(np.float32) / 127.5 - 1
+    features = looks(faces)
+    same = editing.perceptual_distance(features, [f[:1] for f in features]).numpy()
+    assert same[0] == pytest.approx(0, abs=1e-6) and same[1] > 0
+    target = drawing.draw_faces(generator, seeds=[5])[0]
+    projection = editing.project(generator, gan.discriminator, target, starts=4, steps=100, perceptual=classifier,
+                                 perceptual_weight=1.0)
+    assert projection.pixel_error < 0.5 * projection.random_error
+    with pytest.raises(ValueError, match="takes the attribute classifier"):
+        editing.perceptual_network(gan.discriminator)
 
 
 def test_the_explorer_redraws_the_face_as_its_sliders_move(generator, directions):
     box = editing.explorer(generator, directions, strongest=2, upscale_factor=1)
-    assert set(box.sliders) == {"seed", *directions.strongest(2)}
+    assert set(box.sliders) == {"seed", "Smiling", "Young"}  # the canonical attributes the run has
+    assert box.sliders["Smiling"].max == editing.DEFAULT_RANGE
+    ranged = editing.explorer(generator, directions.with_ranges({"Smiling": 1.5}), shown=["Smiling", "Pale_Skin"])
+    assert (ranged.sliders["Smiling"].min, ranged.sliders["Smiling"].max) == (-1.5, 1.5)
+    assert set(ranged.sliders) == {"seed", "Smiling", "Pale_Skin"}
+    box = editing.explorer(generator, directions, shown=directions.strongest(2), upscale_factor=1)
     first = box.image.value
     name = directions.strongest(2)[0]
     box.sliders[name].value = 2.5
@@ -213,10 +264,10 @@ def test_on_celeba_a_fitted_smiling_direction_raises_the_smile_probability(celeb
     generator = drawing.load_generator(config.outputs.checkpoint_dir)
     directions = editing.fit_directions(generator, classifier, names, samples=1000,
                                         folder=config.outputs.checkpoint_dir)
-    effects = editing.edit_effects(generator, classifier, names, directions, faces=100,
-                                   attributes_to_edit=["Smiling"])
+    rows = editing.measure_edits(generator, classifier, names, directions, ["Smiling"], faces=100, strengths=[3])
     # a tiny network after 20 steps draws blurs, not faces: most of them, not the 80% a trained one reaches
-    assert effects["Smiling"]["rose"] >= 0.65 and effects["Smiling"]["mean_rise"] > 0, effects
+    smiling = rows[-1]
+    assert smiling["strength"] == 3 and smiling["moved"] >= 0.65 and smiling["change"] > 0, rows
     assert editing.load_directions(config.outputs.checkpoint_dir, generator).names == directions.names
 
 
