@@ -281,8 +281,9 @@ def measure_edits(generator: ReadyGenerator, classifier, names: Sequence[str], d
     - identity (with `features`, a function of uint8 faces → feature rows): the median distance between an
       edited face's features and its unedited face's, over the median distance between two different unedited
       faces: 0 is the same face, 1 as far as another face;
-    - fid and kid (with real_features, the same features of real faces): the edited set against real faces."""
-    from facegan.metrics.maths import fid_from_features, kid_from_features
+    - fid and kid (with real_features, the same features of real faces): the edited set against real faces;
+      realistic: the share of edited faces whose realism score (maths.realism_scores) is at least 1."""
+    from facegan.metrics.maths import fid_from_features, kid_from_features, realism_scores
 
     z = seed_vectors(range(seed, seed + faces), generator.z_dim)
     unedited = draw_faces(generator, z)
@@ -297,7 +298,8 @@ def measure_edits(generator: ReadyGenerator, classifier, names: Sequence[str], d
             return {}
         return dict(fid=round(fid_from_features(real_features, face_features), 2),
                     kid=round(kid_from_features(real_features, face_features,
-                                                subset_size=min(1000, len(face_features))), 5))
+                                                subset_size=min(1000, len(face_features))), 5),
+                    realistic=round(float(np.mean(realism_scores(real_features, face_features) >= 1)), 3))
 
     rows = [dict(attribute=None, strength=0.0, faces=faces, **realism(base_features))]
     for name in attributes_to_edit:

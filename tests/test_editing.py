@@ -17,6 +17,7 @@ from facegan import drawing
 from facegan import latent
 from facegan.drawing import ReadyGenerator, draw_faces
 from facegan import training
+from facegan.metrics import maths
 from conftest import TINY, drawn_face, tiny_config, write_attribute_list
 
 NAMES = ["5_o_Clock_Shadow", "Pale_Skin", "Smiling", "Young"]
@@ -164,22 +165,33 @@ def test_arithmetic_draws_faces_as_bright_as_ordinary_ones_from_a_network_that_d
     z = keras.Input((z_dim,))
     length = keras.layers.Lambda(lambda v: keras.ops.sqrt(keras.ops.sum(v * v, axis=1, keepdims=True)))(z)
     brightness = keras.layers.Lambda(lambda n: keras.ops.tanh(n / 5.0 - 1.0))(length)  # |z| = 10: 0.76 of white
-    image = keras.layers.Lambda(lambda b: keras.ops.tile(b[:, :, None, None], (1, 64, 64, 3)))(brightness)
+    pattern = keras.layers.Reshape((8, 8, 3))(keras.layers.Dense(192, activation="tanh", use_bias=False)(
+        keras.layers.UnitNormalization()(z)))  # what the face looks like: its direction only
+    image = keras.layers.Lambda(lambda parts: keras.ops.clip(
+        keras.ops.repeat(keras.ops.repeat(0.2 * parts[1], 8, axis=1), 8, axis=2) + parts[0][:, :, None, None], -1, 1)
+    )([brightness, pattern])
     network = keras.Model(z, image)
     grid = np.random.default_rng(3).standard_normal((100, z_dim)).astype(np.float32)
     generator = ReadyGenerator(network, grid)
-    ordinary = draw_faces(generator, seeds=range(200)).astype(np.float32).mean(axis=(1, 2, 3))
+    ordinary_faces = draw_faces(generator, seeds=range(200))
+    ordinary = ordinary_faces.astype(np.float32).mean(axis=(1, 2, 3))
+    features = lambda faces: faces[:, ::8, ::8].reshape(len(faces), -1).astype(np.float64)  # noqa: E731
+    typical_realism = np.median(maths.realism_scores(features(ordinary_faces), features(
+        draw_faces(generator, seeds=range(1000, 1100)))))
     groups = dict(a=[[0, 0], [0, 1], [0, 2]], b=[[1, 0], [1, 1], [1, 2]], c=[[2, 0], [2, 1], [2, 2]])
     for renormalise in (False, True):
         result, picture = editing.arithmetic(generator, **groups, renormalise=renormalise)
         faces = picture.reshape(64, 8, 64, 3).transpose(1, 0, 2, 3).astype(np.float32)  # 3 means, result, 4 more
         brightness = faces.mean(axis=(1, 2, 3))
+        realism = maths.realism_scores(features(ordinary_faces), features(np.clip(faces, 0, 255).astype(np.uint8)))
         if renormalise:
             assert np.all(np.abs(brightness - ordinary.mean()) < 3 * ordinary.std())
+            assert np.median(realism) >= 0.8 * typical_realism  # as real as ordinary faces
             lengths = np.linalg.norm(drawing.seed_vectors(range(200), z_dim), axis=1)
             assert lengths.min() < np.linalg.norm(result) < lengths.max()
         else:
             assert np.all(brightness[:3] < ordinary.min())  # the means of three: dimmer than every ordinary face
+            assert np.all(realism[:3] < 1)
 
 
 def test_the_typical_norm_is_the_mean_length_of_gaussian_vectors():

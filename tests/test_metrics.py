@@ -235,3 +235,16 @@ def test_score_generator_draws_in_the_mode_it_is_given(made_faces, cache_dir):
     independent, padded = (sampler.score_generator(generator, real, ["swd"], 32, 0, cache_dir, mode)["swd"]
                            for mode in drawing.MODES)
     assert independent != padded  # batch statistics draw other faces than the moving ones
+
+
+def test_realism_scores_are_at_least_one_inside_the_real_cloud_and_fall_away_from_it():
+    random = np.random.default_rng(0)
+    real = random.standard_normal((600, 8))
+    inside = random.standard_normal((200, 8)) * 0.5  # the dense middle of the real cloud
+    far = random.standard_normal((50, 8)) + 12.0
+    scores_inside, scores_far = maths.realism_scores(real, inside), maths.realism_scores(real, far)
+    assert np.mean(scores_inside >= 1) > 0.9 and np.all(scores_far < 0.5)
+    nearer = maths.realism_scores(real, random.standard_normal((50, 8)) + 3.0)
+    assert np.median(scores_far) < np.median(nearer) < np.median(scores_inside)
+    with pytest.raises(ValueError, match="more than 3 real faces"):
+        maths.realism_scores(real[:3], inside)

@@ -129,6 +129,30 @@ def swd(images_a, images_b, levels: int = 3, patches_per_image: int = 128, repea
     return result
 
 
+# --------------------------------------------------------------------------------------------- realism of one face
+
+def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    squared = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0))
+
+
+def realism_scores(real_features: np.ndarray, features: np.ndarray, neighbours: int = 3) -> np.ndarray:
+    """Kynkäänniemi et al. 2019's realism score of each face: around each real face a ball reaching its
+    `neighbours`-th nearest real neighbour (the half of the balls that are largest dropped, as the paper does, so
+    outliers do not swell the real manifold); a face's score is the largest ball radius over its distance to the
+    ball's centre. At least 1: inside the real faces' manifold; the further below 1, the less like a real face.
+    Unlike FID it scores each face on its own, so a set of similar faces is not penalised for being similar."""
+    real_features = np.asarray(real_features, np.float64)
+    if len(real_features) <= neighbours:
+        raise ValueError(f"realism_scores needs more than {neighbours} real faces, got {len(real_features)}")
+    between = _pairwise_distances(real_features, real_features)
+    radii = np.sort(between, axis=1)[:, neighbours]  # column 0 is the face itself
+    kept = radii <= np.median(radii)
+    distances = _pairwise_distances(features, real_features[kept])
+    return (radii[kept][None, :] / np.maximum(distances, 1e-12)).max(axis=1)
+
+
 # --------------------------------------------------------------------------------------------- memorisation
 
 def nearest_distances(queries, references, batch_size: int = 512) -> np.ndarray:
