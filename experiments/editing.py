@@ -1,108 +1,389 @@
 """What docs/editing reports, measured on a trained run: the attribute classifier, the directions fitted for the
-run's generator, the effect of editing along them, vector arithmetic, and projecting photos the run never saw.
+run's generator, what editing along them does (to the attribute, to the others, to the face's identity and to
+its realism, at each strength), the slider ranges chosen from that, vector arithmetic, and projecting photos the
+run never saw, aligned as CelebA's faces are and as people take them.
 
-    python -m experiments.editing --checkpoint my_net --data ../shared/celeba/img_align_celeba \
-        ../shared/celeba/img_align_celeba_89x109 --held-out ../shared/celeba/img_align_celeba_89x109 \
-        --out docs/editing
+    python -m experiments.editing --checkpoint my_net --data path/to/img_align_celeba \
+        path/to/img_align_celeba_89x109 --held-out faces_the_run_never_saw/ --out docs/editing
 
-It writes OUT/results.json, edits.png, arithmetic.png and projections.png, and only into OUT.
+Each part is written to OUT/results.json (its tables to OUT/tables.md) as soon as it is measured and is not
+measured again (delete its key to redo it), so a stopped run resumes. The chosen ranges are saved with the run's
+directions (my_net/directions.npz), where the explorer reads them. Pictures: OUT/edits.png, arithmetic.png and
+projections.png (the network's faces only: the photos projected are CelebA's, which are not published). Identity
+and realism use the FID Inception network (pip install -r requirements-metrics.txt).
 """
 
+from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
 import argparse
+import datetime
 import json
 import os
+import time
 from typing import Optional, Sequence
 
 import numpy as np
 
 import celeba_utils
-from facegan import attributes, devices, editing, runs
+from facegan import alignment, attributes, devices, editing, latent, runs
 from facegan.drawing import ReadyGenerator, draw_faces, seed_vector
+from facegan.metrics import inception, maths
+
+STRENGTHS = (1.0, 2.0, 3.0)
+EDIT_SEED = 200_000  # the edited faces' seeds: not among the directions' fitting seeds (100,000 …)
+REALISM_RATIO = 1.5  # an edit keeps faces faces while its FID stays within this × the unedited faces'
+# Projection settings compared (starts, steps, perceptual weight; 0: no perceptual term): error against time
+PROJECTION_SETTINGS = ((4, 100, 0.0), (8, 200, 0.0), (8, 200, 0.1), (8, 200, 1.0), (16, 200, 0.1), (8, 400, 0.1))
 
 
-def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_dir: str, edited: int = 12,
-            faces: int = 200, projections: int = 100, cache_dir: Optional[str] = None) -> dict:
-    """What docs/editing/ reports, for a trained run: the classifier (trained into checkpoint_dir/attributes if
-    it is not there), directions fitted for the run's network, the effect of the `edited` best-separated
-    directions on `faces` faces from −3 to +3 with a grid, and `projections` photos of held_out_folder that are
-    not in data[0] projected, against a random z and the best of 1,000 random z."""
-    os.makedirs(out_dir, exist_ok=True)
-    gan, _ = runs.load_gan(checkpoint_dir)
-    generator, classifier, names, directions = editing.prepare_run(checkpoint_dir, data, cache_dir)
-    with open(os.path.join(checkpoint_dir, "attributes", attributes.ACCURACY_FILE)) as handle:
-        accuracy = json.load(handle)
-    chosen = directions.strongest(edited)
-    effects = editing.edit_effects(generator, classifier, names, directions, faces=faces, attributes_to_edit=chosen)
-    strengths = [-3, -2, -1, 0, 1, 2, 3]
-    rows = [draw_faces(generator, editing.along_direction(seed_vector(300_000 + row, generator.z_dim), directions,
-                                                          name, strengths))
-            for row, name in enumerate(chosen[:6])]
-    celeba_utils.save_png(celeba_utils.image_grid(np.concatenate(rows), rows=len(rows), columns=len(strengths)),
-                          os.path.join(out_dir, "edits.png"))
-    # A − B + C with exemplars chosen by the classifier: smiling women − neutral women + neutral men
-    z, _, probability = editing.label_generated_faces(generator, classifier, 2000, 500_000)
-    smiling, male = probability[:, names.index("Smiling")], probability[:, names.index("Male")]
-    pick = lambda mask: list(z[np.flatnonzero(mask)[:3]])  # noqa: E731
-    _, picture = editing.arithmetic(generator, a=pick((smiling > 0.8) & (male < 0.2)),
-                                    b=pick((smiling < 0.2) & (male < 0.2)), c=pick((smiling < 0.2) & (male > 0.8)))
-    celeba_utils.save_png(picture, os.path.join(out_dir, "arithmetic.png"))
-    projection = measure_projection(generator, gan.discriminator, data[0], held_out_folder, projections, out_dir,
-                                    cache_dir)
-    results = dict(checkpoint_step=int(gan.step.numpy()), classifier=accuracy, directions=dict(
-        zip(directions.names, [round(float(value), 3) for value in directions.boundary_accuracy])),
-        edits=effects, projection=projection)
+def read_results(out_dir: str) -> dict:
+    path = os.path.join(out_dir, "results.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def save_part(out_dir: str, key: str, value) -> dict:
+    """Add one measured part to OUT/results.json (written whole, atomically), with the machine and the date."""
+    results = read_results(out_dir)
+    results[key] = value
+    results.setdefault("measured", {})[key] = dict(machine=devices.machine(), date=datetime.date.today().isoformat())
     with celeba_utils.atomic_write(os.path.join(out_dir, "results.json"), "w") as handle:
         json.dump(results, handle, indent=1)
     return results
 
 
-def measure_projection(generator: ReadyGenerator, discriminator, training_folder: str, held_out_folder: str,
-                       count: int, out_dir: str, cache_dir: Optional[str] = None) -> dict:
-    """Project `count` faces of held_out_folder whose names are not in training_folder; compare the mean pixel
-    error with a random z's and with the best of 1,000 random z's, and time one projection."""
+def relative_identity(features_a: np.ndarray, features_b: np.ndarray, between_faces: float) -> np.ndarray:
+    """Distance of each face's features to its counterpart's, over the median distance between different faces."""
+    return np.linalg.norm(features_a - features_b, axis=1) / between_faces
+
+
+def median_between(features: np.ndarray) -> float:
+    """The median distance between the features of two different faces (each paired with the one half a set on)."""
+    return float(np.median(np.linalg.norm(features - np.roll(features, len(features) // 2, axis=0), axis=1)))
+
+
+# --------------------------------------------------------------------------------------------- edits
+
+def measure_all_edits(generator: ReadyGenerator, classifier, names, directions: editing.Directions,
+                      real_features: np.ndarray, faces: int) -> dict:
+    """The canonical attributes with identity and realism, conditional (holding the other canonical attributes)
+    and not; every other direction with the classifier's rows only."""
+    canonical = [name for name in editing.CANONICAL if name in directions.names]
+    options = dict(faces=faces, seed=EDIT_SEED, strengths=STRENGTHS, held=canonical)
+    rows = editing.measure_edits(generator, classifier, names, directions, canonical,
+                                 features=inception.inception_features, real_features=real_features, **options)
+    conditional = editing.measure_edits(generator, classifier, names, directions, canonical, conditional=True,
+                                        **options)
+    others = [name for name in directions.names if name not in canonical]
+    rest = editing.measure_edits(generator, classifier, names, directions, others, **options)
+    return dict(canonical=rows, conditional=conditional[1:], rest=rest[1:], missing=[
+        name for name in editing.CANONICAL if name not in directions.names])
+
+
+def edit_grid(generator: ReadyGenerator, directions: editing.Directions, ranges: dict, faces: int = 2) -> np.ndarray:
+    """One row per attribute and face: the face edited from −range to +range in 7 steps (the middle unedited)."""
+    rows = []
+    for index, name in enumerate(ranges):
+        for face in range(faces):
+            z = seed_vector(300_000 + 10 * index + face, generator.z_dim)
+            rows.append(draw_faces(generator, editing.along_direction(
+                z, directions, name, np.linspace(-ranges[name], ranges[name], 7))))
+    return celeba_utils.image_grid(np.concatenate(rows), rows=len(rows), columns=7)
+
+
+# --------------------------------------------------------------------------------------------- arithmetic
+
+def measure_arithmetic(generator: ReadyGenerator, classifier, names, real_features: np.ndarray, out_dir: str,
+                       results: int = 200, exemplar_counts: Sequence[int] = (3, 10)) -> dict:
+    """A − B + C (smiling women − neutral women + neutral men: each group the 100 of 3,000 generated faces the
+    classifier scores most so) for `results` random choices of exemplars from each group, with 3 exemplars (the
+    paper's) and with more, plain and renormalised: the brightness and contrast (mean and standard deviation of
+    the pixels, 0–255) of the averaged faces and of the results, and the results' FID and realism scores
+    (maths.realism_scores: median, and the share of at least 1) against real faces, beside ordinary faces'. FID
+    also punishes results for resembling each other (they share exemplars); the realism score judges each alone."""
+    z, _, probability = editing.label_generated_faces(generator, classifier, 3000, 500_000)
+    smiling, male = probability[:, names.index("Smiling")], probability[:, names.index("Male")]
+    groups = [np.argsort(-score)[:100] for score in (smiling * (1 - male), (1 - smiling) * (1 - male),
+                                                     (1 - smiling) * male)]
+
+    def looks(faces, with_fid=False) -> dict:
+        pixels = faces.reshape(len(faces), -1).astype(np.float32)
+        row = dict(brightness=round(float(pixels.mean()), 1), contrast=round(float(pixels.std(axis=1).mean()), 1))
+        if with_fid:
+            features = inception.inception_features(faces)
+            realism = maths.realism_scores(real_features, features)
+            row.update(fid=round(maths.fid_from_features(real_features, features), 2),
+                       realism=round(float(np.median(realism)), 3), realistic=round(float(np.mean(realism >= 1)), 3))
+        return row
+
+    measured = dict(results=results, groups=dict(
+        (label, dict(smiling=round(float(smiling[group].mean()), 2), male=round(float(male[group].mean()), 2)))
+        for label, group in zip(("A", "B", "C"), groups)))
+    measured["ordinary faces"] = looks(draw_faces(generator, seeds=range(600_000, 600_000 + results)), True)
+    random = np.random.default_rng(0)
+    for count in exemplar_counts:
+        picks = [[z[random.choice(group, count, replace=False)] for group in groups] for _ in range(results)]
+        for renormalise in (False, True):
+            means = np.stack([[group.mean(axis=0) for group in pick] for pick in picks])  # (results, 3, z_dim)
+            if renormalise:
+                means = latent.to_typical_norm(means)
+            result = means[:, 0] - means[:, 1] + means[:, 2]
+            result = latent.to_typical_norm(result) if renormalise else result
+            label = f"{count} exemplars, " + ("renormalised" if renormalise else "plain means (the paper's)")
+            measured[label] = dict(averaged=looks(draw_faces(generator, means.reshape(-1, means.shape[-1]))),
+                                   result=looks(draw_faces(generator, result), True))
+    first = [list(z[group[:3]]) for group in groups]
+    pictures = [editing.arithmetic(generator, *first, renormalise=renormalise)[1] for renormalise in (False, True)]
+    celeba_utils.save_png(np.concatenate(pictures), os.path.join(out_dir, "arithmetic.png"))
+    return measured
+
+
+# --------------------------------------------------------------------------------------------- projection
+
+def wild_photo(aligned: np.ndarray, random: np.random.Generator) -> np.ndarray:
+    """An aligned CelebA picture as a photo people take: scaled 0.7–1.6×, turned up to ±10°, moved off-centre on a
+    canvas 1.4–2.2 times its size (the edge pixels fill the rest)."""
+    import cv2
+
+    height, width = aligned.shape[:2]
+    scale, angle = random.uniform(0.7, 1.6), random.uniform(-10, 10)
+    canvas = (int(width * random.uniform(1.4, 2.2) * scale), int(height * random.uniform(1.4, 2.2) * scale))
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
+    room = np.array(canvas) - np.array([width, height]) * scale
+    matrix[:, 2] += np.array([width, height]) * (scale - 1) / 2 + room * random.uniform(0.1, 0.9, 2)
+    return cv2.warpAffine(aligned, matrix, canvas, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def held_out_pictures(training_folder: str, held_out_folder: str, count: int, cache_dir: Optional[str]):
+    """(names, aligned 178×218 pictures) of `count` faces of held_out_folder whose names the training folder lacks."""
+    from PIL import Image
+
     trained_on = set(os.path.basename(str(name)) for name in
                      celeba_utils.load_faces(training_folder, cache_dir=cache_dir, progress=False).names)
-    held_out = celeba_utils.load_faces(held_out_folder, cache_dir=cache_dir, progress=False)
-    chosen = [index for index, name in enumerate(held_out.names) if os.path.basename(str(name)) not in trained_on]
-    chosen = chosen[:count]
-    random_faces = draw_faces(generator, seeds=range(400_000, 401_000))
-    errors, random_errors, best_random, seconds, refused, shown = [], [], [], [], 0, []
-    for index in chosen:
-        photo = held_out.images[index]
+    names = [name for name in sorted(os.listdir(held_out_folder)) if name not in trained_on][:count]
+    pictures = []
+    for name in names:
+        with Image.open(os.path.join(held_out_folder, name)) as image:
+            pictures.append(np.asarray(image.convert("RGB").resize(alignment.CELEBA_SIZE, Image.Resampling.LANCZOS)))
+    return names, pictures
+
+
+def project_photos(generator, discriminator, photos: Sequence[np.ndarray], truths: np.ndarray, align: bool,
+                   random_faces: np.ndarray, **options) -> dict:
+    """Project each photo; errors against the aligned truth (the training crop of the same face), the share
+    refused, the time, and the faces (None where refused)."""
+    errors, own, random_errors, best_random, seconds, faces, refused = [], [], [], [], [], [], []
+    for index, (photo, truth) in enumerate(zip(photos, truths)):
         try:
-            projection = editing.project(generator, discriminator, photo)
-        except ValueError:
-            refused += 1
+            projection = editing.project(generator, discriminator, photo, align=align, **options)
+        except ValueError as error:  # no single face found, or no match clearly closer than a random face
+            refused.append(str(error))
+            faces.append(None)
             continue
-        errors.append(projection.pixel_error)
+        faces.append(projection.face)
+        errors.append(editing._rms(projection.face, truth))
+        own.append(projection.pixel_error)
         seconds.append(projection.seconds)
-        distances = np.sqrt(((random_faces.astype(np.float32) - photo.astype(np.float32)) ** 2).mean(axis=(1, 2, 3)))
-        random_errors.append(float(distances[0]))
+        distances = np.sqrt(((random_faces.astype(np.float32) - truth.astype(np.float32)) ** 2).mean(axis=(1, 2, 3)))
+        random_errors.append(float(distances[index % len(distances)]))
         best_random.append(float(distances.min()))
-        if len(shown) < 8:
-            shown += [photo, projection.face]
-    if shown:  # photos on top, their projections below
-        picture = celeba_utils.image_grid(np.stack(shown[0::2] + shown[1::2]), rows=2, columns=len(shown) // 2)
-        celeba_utils.save_png(picture, os.path.join(out_dir, "projections.png"))
-    return dict(photos=len(chosen), refused=refused, projected_rms=round(float(np.mean(errors)), 2),
-                random_z_rms=round(float(np.mean(random_errors)), 2),
-                best_of_1000_random_rms=round(float(np.mean(best_random)), 2),
-                seconds_per_projection=round(float(np.median(seconds)), 2), machine=devices.machine())
+    mean = lambda values: round(float(np.mean(values)), 2) if values else None  # noqa: E731
+    return dict(photos=len(photos), refused=len(refused), refused_share=round(len(refused) / len(photos), 3),
+                refusals=refused[:5],
+                projected_rms=mean(errors), projected_rms_own_crop=mean(own), random_z_rms=mean(random_errors),
+                best_of_1000_random_rms=mean(best_random),
+                seconds_per_projection=round(float(np.median(seconds)), 2) if seconds else None), faces
+
+
+def likeness(faces, truths: np.ndarray, truth_features: np.ndarray, between: float) -> Optional[float]:
+    """The median identity distance (Inception features) of each projected face to its truth, relative to two
+    different real faces' distance."""
+    kept = [index for index, face in enumerate(faces) if face is not None]
+    if not kept:
+        return None
+    features = inception.inception_features(np.stack([faces[index] for index in kept]))
+    return round(float(np.median(relative_identity(features, truth_features[kept], between))), 3)
+
+
+def measure_projection(generator, discriminator, classifier, pictures: Sequence[np.ndarray], out_dir: str,
+                       most_seconds: float = 13.0) -> dict:
+    """First error against time: each of PROJECTION_SETTINGS on the first twelve aligned photos, and the best
+    likeness among those within most_seconds a photo chosen. Then, with it: aligned photos, the same faces as
+    people take them (wild_photo) aligned first, and the same without alignment (the centre crop): the three
+    error rows, the likeness and the share refused."""
+    truths = np.stack([celeba_utils.load_face(_png(picture)) for picture in pictures])
+    truth_features = inception.inception_features(truths)
+    between = median_between(truth_features)
+    random_faces = draw_faces(generator, seeds=range(400_000, 401_000))
+
+    def options(starts, steps, weight):
+        return dict(starts=starts, steps=steps, perceptual=classifier if weight else None, perceptual_weight=weight)
+
+    sweep = []
+    for starts, steps, weight in PROJECTION_SETTINGS:
+        row, faces = project_photos(generator, discriminator, pictures[:12], truths[:12], True, random_faces,
+                                    **options(starts, steps, weight))
+        sweep.append(dict(starts=starts, steps=steps, perceptual_weight=weight, projected_rms=row["projected_rms"],
+                          likeness=likeness(faces, truths[:12], truth_features[:12], between),
+                          seconds_per_projection=row["seconds_per_projection"]))
+    fast_enough = [row for row in sweep if row["seconds_per_projection"] <= most_seconds] or sweep
+    chosen = min(fast_enough, key=lambda row: row["likeness"])
+    settings = (chosen["starts"], chosen["steps"], chosen["perceptual_weight"])
+    random = np.random.default_rng(0)
+    wild = [wild_photo(picture, random) for picture in pictures]
+    rows, shown = {}, []
+    for label, photos, align in (("aligned CelebA faces", pictures, True), ("as people take them, aligned", wild, True),
+                                 ("as people take them, centre crop (no alignment)", wild, False)):
+        row, faces = project_photos(generator, discriminator, photos, truths, align, random_faces, **options(*settings))
+        row["likeness"] = likeness(faces, truths, truth_features, between)
+        rows[label] = row
+        shown.append([face if face is not None else np.zeros_like(truths[0]) for face in faces[:8]])
+    # the network's faces only: the photos are CelebA's, which the project does not publish
+    picture = celeba_utils.image_grid(np.concatenate([np.stack(row) for row in shown]), rows=3,
+                                      columns=min(8, len(truths)))
+    celeba_utils.save_png(picture, os.path.join(out_dir, "projections.png"))
+    return dict(settings=dict(zip(("starts", "steps", "perceptual_weight"), settings)), rows=rows,
+                error_against_time=sweep, most_seconds=most_seconds,
+                wild="scaled 0.7–1.6×, turned up to ±10°, moved off-centre on a canvas 1.4–2.2 times the picture "
+                "(experiments.editing.wild_photo)")
+
+
+def _png(array: np.ndarray):
+    import io
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    buffer.seek(0)
+    return buffer
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+def tables(results: dict) -> str:
+    """docs/editing's tables as Markdown, from results.json: the canonical edits at each strength, the
+    conditional edits, the ranges, arithmetic, projection and its error against time."""
+    lines = []
+    edits = results.get("edits")
+    if edits:
+        unedited = edits["canonical"][0]
+        lines += [f"Unedited faces ({unedited['faces']}): FID {unedited['fid']:.1f}, KID ×10³ "
+                  f"{1e3 * unedited['kid']:.1f}.", "",
+                  "| attribute | strength | moved the edit's way | change | positive after | others' change "
+                  "| other canonical attributes' change | identity distance | FID (× unedited) | KID ×10³ |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for row in edits["canonical"][1:]:
+            lines.append(f"| {row['attribute']} | {row['strength']:+.0f} | {row['moved']:.0%} | {row['change']:+.3f} | "
+                         f"{row['positive_share']:.0%} | {row['others']:.3f} | {row.get('held', 0):.3f} | "
+                         f"{row['identity']:.2f} | {row['fid']:.1f} ({row['fid'] / unedited['fid']:.2f}×) | "
+                         f"{1e3 * row['kid']:.1f} |")
+        lines += ["", "| attribute | range (sliders) | moved at +range | moved at −range | others' change at ±range, "
+                  "free → conditional | other canonical attributes' change, free → conditional |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for name, limit in edits["ranges"].items():
+            free = {row["strength"]: row for row in edits["canonical"] if row["attribute"] == name}
+            held = {row["strength"]: row for row in edits["conditional"] if row["attribute"] == name}
+            mean = lambda rows, key: np.mean([rows[s][key] for s in (-limit, limit)])  # noqa: E731
+            lines.append(f"| {name} | ±{limit:.0f} | {free[limit]['moved']:.0%} | {free[-limit]['moved']:.0%} | "
+                         f"{mean(free, 'others'):.3f} → {mean(held, 'others'):.3f} | "
+                         f"{mean(free, 'held'):.3f} → {mean(held, 'held'):.3f} |")
+        if edits.get("missing"):
+            lines += ["", f"No direction for: {', '.join(edits['missing'])}."]
+    arithmetic = results.get("arithmetic")
+    if arithmetic:
+        ordinary = arithmetic["ordinary faces"]
+        lines += ["", f"| A − B + C, {arithmetic['results']} times | averaged faces: brightness, contrast | "
+                  "result: brightness, contrast | result: realism score (share ≥ 1) | result: FID |",
+                  "| --- | ---: | ---: | ---: | ---: |",
+                  f"| ordinary faces | {ordinary['brightness']:.0f}, {ordinary['contrast']:.0f} | | "
+                  f"{ordinary['realism']:.2f} ({ordinary['realistic']:.0%}) | {ordinary['fid']:.1f} |"]
+        for label, row in arithmetic.items():
+            if isinstance(row, dict) and "result" in row:
+                result = row["result"]
+                lines.append(f"| {label} | {row['averaged']['brightness']:.0f}, {row['averaged']['contrast']:.0f} | "
+                             f"{result['brightness']:.0f}, {result['contrast']:.0f} | {result['realism']:.2f} "
+                             f"({result['realistic']:.0%}) | {result['fid']:.1f} |")
+    projection = results.get("projection")
+    if projection:
+        lines += ["", "| photos | refused | RMS error against the aligned face (0–255) | against its own crop "
+                  "| a random z | the best of 1,000 random z | identity distance | seconds per photo |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for name, row in projection["rows"].items():
+            cell = lambda value, form: format(value, form) if value is not None else "—"  # noqa: E731
+            lines.append(f"| {name} ({row['photos']}) | {row['refused_share']:.0%} | "
+                         f"{cell(row['projected_rms'], '.1f')} | {cell(row['projected_rms_own_crop'], '.1f')} | "
+                         f"{cell(row['random_z_rms'], '.1f')} | "
+                         f"{cell(row['best_of_1000_random_rms'], '.1f')} | {cell(row['likeness'], '.2f')} | "
+                         f"{cell(row['seconds_per_projection'], '.1f')} |")
+        lines += ["", "| starts | Adam steps | perceptual weight | RMS error | identity distance | seconds per photo |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for row in projection["error_against_time"]:
+            lines.append(f"| {row['starts']} | {row['steps']} | {row['perceptual_weight']:g} | "
+                         f"{row['projected_rms']:.1f} | {row['likeness']:.2f} | {row['seconds_per_projection']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- all of it
+
+def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_dir: str, faces: int = 200,
+            projections: int = 30, cache_dir: Optional[str] = None, parts: Sequence[str] = ("edits", "arithmetic",
+                                                                                              "projection")) -> dict:
+    """Each part of docs/editing not yet in OUT/results.json (the module's doc)."""
+    os.makedirs(out_dir, exist_ok=True)
+    gan, _ = runs.load_gan(checkpoint_dir)
+    generator, classifier, names, directions = editing.prepare_run(checkpoint_dir, data, cache_dir)
+    results = read_results(out_dir)
+    if "classifier" not in results:
+        with open(os.path.join(checkpoint_dir, "attributes", attributes.ACCURACY_FILE)) as handle:
+            save_part(out_dir, "classifier", json.load(handle))
+        save_part(out_dir, "directions", dict(zip(directions.names, [round(float(value), 3)
+                                                                     for value in directions.boundary_accuracy])))
+        results = save_part(out_dir, "checkpoint_step", int(gan.step.numpy()))
+    real = celeba_utils.load_faces(held_out_folder, cache_dir=cache_dir, progress=False).images
+    real_features = inception.reference_features(maths.real_sample(real, 2048, 0), f"held-out-{len(real)}",
+                                                 cache_dir)
+    if "edits" in parts and "edits" not in results:
+        started = time.perf_counter()
+        edits = measure_all_edits(generator, classifier, names, directions, real_features, faces)
+        edits["ranges"] = editing.choose_ranges(edits["canonical"], REALISM_RATIO)
+        edits["seconds"] = round(time.perf_counter() - started)
+        results = save_part(out_dir, "edits", edits)
+    if "edits" in results:
+        directions = directions.with_ranges(results["edits"]["ranges"])
+        editing.save_directions(directions, checkpoint_dir)
+        celeba_utils.save_png(edit_grid(generator, directions, results["edits"]["ranges"]),
+                              os.path.join(out_dir, "edits.png"))
+    if "arithmetic" in parts and "arithmetic" not in results:
+        results = save_part(out_dir, "arithmetic", measure_arithmetic(generator, classifier, names, real_features,
+                                                                      out_dir))
+    if "projection" in parts and "projection" not in results:
+        _, pictures = held_out_pictures(data[0], held_out_folder, projections, cache_dir)
+        results = save_part(out_dir, "projection", measure_projection(generator, gan.discriminator, classifier,
+                                                                      pictures, out_dir))
+    return results
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="my_net")
     parser.add_argument("--data", nargs="+", required=True, help="CelebA folders the classifier trains on")
-    parser.add_argument("--held-out", required=True, help="a folder of faces to project (those not in --data's first)")
+    parser.add_argument("--held-out", required=True, help="a folder of CelebA's aligned faces the run never "
+                        "trained on: the real faces of realism, and the photos projected")
     parser.add_argument("--out", required=True, help="where results.json and the pictures go (docs/editing for "
                         "the published ones)")
-    parser.add_argument("--projections", type=int, default=100)
+    parser.add_argument("--faces", type=int, default=200, help="generated faces each edit is measured on")
+    parser.add_argument("--projections", type=int, default=30, help="photos projected, each three ways")
+    parser.add_argument("--parts", default="edits,arithmetic,projection")
     parser.add_argument("--cache-dir")
     arguments = parser.parse_args()
-    results = measure(arguments.checkpoint, arguments.data, arguments.held_out, arguments.out,
-                      projections=arguments.projections, cache_dir=arguments.cache_dir)
-    print(json.dumps({key: value for key, value in results.items() if key != "classifier"}, indent=1))
+    results = measure(arguments.checkpoint, arguments.data, arguments.held_out, arguments.out, arguments.faces,
+                      arguments.projections, arguments.cache_dir, arguments.parts.split(","))
+    with celeba_utils.atomic_write(os.path.join(arguments.out, "tables.md"), "w") as handle:
+        handle.write(tables(results))
+    print(json.dumps({key: value for key, value in results.items() if key not in ("classifier", "edits")},
+                     indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""experiments/editing.py: photos made wild as people take them, the measured parts saved as they finish, and the
+projection rows counting refusals; on a tiny network and matplotlib's sample portrait (no CelebA needed)."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from matplotlib import cbook
+from PIL import Image
+
+import celeba_utils
+from experiments import editing as measuring
+from facegan import alignment, devices, drawing
+from facegan.config import Config
+from facegan.gan import DCGAN
+from conftest import TINY
+from test_alignment import assert_where_celeba_holds_faces
+
+
+@pytest.fixture(scope="module")
+def celeba_like():
+    """Grace Hopper's portrait at CelebA's aligned size (the face where CelebA holds faces)."""
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        return alignment.align_face(np.asarray(Image.open(handle).convert("RGB")))
+
+
+def test_a_wild_photo_is_bigger_moved_and_turned_and_alignment_brings_it_back(celeba_like):
+    random = np.random.default_rng(4)
+    for _ in range(3):
+        wild = measuring.wild_photo(celeba_like, random)
+        assert wild.shape[0] > 1.3 * 0.7 * 218 and wild.shape != celeba_like.shape
+        assert not np.array_equal(celeba_utils.load_face(measuring._png(wild)),
+                                  celeba_utils.load_face(measuring._png(celeba_like)))
+        assert_where_celeba_holds_faces(alignment.align_face(wild))
+
+
+def test_each_part_is_saved_as_it_is_measured_with_its_machine_and_date(tmp_path):
+    measuring.save_part(str(tmp_path), "edits", {"ranges": {"Smiling": 2.0}})
+    results = measuring.save_part(str(tmp_path), "arithmetic", {"results": 200})
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved == results and saved["edits"] == {"ranges": {"Smiling": 2.0}}
+    assert set(saved["measured"]) == {"edits", "arithmetic"}
+    assert saved["measured"]["edits"]["machine"] == devices.machine()
+    assert measuring.read_results(str(tmp_path / "nowhere")) == {}
+
+
+def test_projection_rows_count_refusals_and_measure_against_the_truth(celeba_like):
+    tf.keras.utils.set_random_seed(2)
+    gan = DCGAN.from_config(Config(**TINY))
+    generator = drawing.ready_generator(gan)
+    truth_face = drawing.draw_faces(generator, seeds=[7])[0]
+    photos = [truth_face, np.full((218, 178, 3), 128, np.uint8)]  # a face the network draws, then a grey wall
+    truths = np.stack([truth_face, truth_face])
+    row, faces = measuring.project_photos(generator, gan.discriminator, photos, truths, True,
+                                          drawing.draw_faces(generator, seeds=range(50)), starts=2, steps=60)
+    assert (row["photos"], row["refused"], row["refused_share"]) == (2, 1, 0.5)
+    assert "flat colour" in row["refusals"][0] and faces[1] is None
+    assert row["projected_rms"] < row["random_z_rms"] and row["best_of_1000_random_rms"] <= row["random_z_rms"]
+    np.testing.assert_allclose(measuring.relative_identity(np.ones((2, 3)), np.zeros((2, 3)), 2.0), [3 ** 0.5 / 2] * 2)
+
+
+def test_the_tables_show_each_edit_against_the_unedited_faces_and_the_ranges_both_ways():
+    row = lambda strength, fid, **extra: dict(attribute="Smiling", strength=strength, moved=0.9, change=0.2 * strength,  # noqa: E731
+                                              positive_share=0.5, others=0.1, held=0.05, identity=0.3, fid=fid,
+                                              kid=0.05, **extra)
+    edits = dict(canonical=[dict(attribute=None, strength=0.0, faces=200, fid=80.0, kid=0.04),
+                            row(-1.0, 84.0), row(1.0, 88.0), row(-2.0, 130.0), row(2.0, 100.0)],
+                 conditional=[row(-1.0, 84.0, conditional=True), row(1.0, 88.0, conditional=True)])
+    edits["ranges"] = measuring.editing.choose_ranges(edits["canonical"])
+    text = measuring.tables(dict(edits=edits))
+    assert edits["ranges"] == {"Smiling": 1.0}  # −2 reaches 130 > 1.5 × 80
+    assert "| Smiling | +1 | 90% | +0.200 |" in text and "88.0 (1.10×)" in text and "130.0 (1.62×)" in text
+    assert "| Smiling | ±1 | 90% | 90% |" in text
