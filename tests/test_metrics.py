@@ -99,6 +99,7 @@ def test_fid_orders_same_halves_blurred_and_noised(features):
     assert halves < blur / 1.5 and halves < noise / 3
 
 
+@pytest.mark.slow
 def test_kid_orders_same_halves_blurred_and_noised(features):
     def kid(name):
         return maths.kid_from_features(features["first"], features[name], subsets=50, subset_size=64)
