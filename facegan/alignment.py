@@ -43,8 +43,8 @@ def _cascade(file_name: str):
     path = cv2.data.haarcascades + file_name
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
-        raise RuntimeError(f"OpenCV could not load its cascade {path}: reinstall opencv-python-headless "
-                           "(pip install -r requirements.txt)")
+        raise RuntimeError(f"OpenCV {cv2.__version__} could not load its cascade {path}: OpenCV 5 wheels ship none; "
+                           "install the pinned 4.x (pip install -r requirements.txt)")
     return cascade
 
 
