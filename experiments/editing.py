@@ -33,8 +33,8 @@ STRENGTHS = (1.0, 2.0, 3.0)
 EDIT_SEED = 200_000  # the edited faces' seeds: not among the directions' fitting seeds (100,000 …)
 REALISM_RATIO = 1.5  # an edit keeps faces faces while its FID stays within this × the unedited faces'
 # Projection settings compared (starts, steps, perceptual weight; 0: no perceptual term): error against time
-PROJECTION_SETTINGS = ((4, 100, 0.0), (8, 200, 0.0), (8, 200, 0.1), (8, 200, 1.0), (16, 200, 0.1))
-SWEEP_PHOTOS = 8  # the photos error against time is measured on
+PROJECTION_SETTINGS = ((4, 100, 0.0), (8, 200, 0.0), (8, 200, 0.1), (8, 200, 1.0), (16, 200, 0.1), (8, 400, 0.1))
+SWEEP_PHOTOS = 12  # the photos error against time is measured on
 
 
 def read_results(out_dir: str) -> dict:
@@ -329,7 +329,7 @@ def tables(results: dict) -> str:
 # --------------------------------------------------------------------------------------------- all of it
 
 def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_dir: str, faces: int = 200,
-            projections: int = 20, cache_dir: Optional[str] = None, parts: Sequence[str] = ("edits", "arithmetic",
+            projections: int = 30, cache_dir: Optional[str] = None, parts: Sequence[str] = ("edits", "arithmetic",
                                                                                               "projection")) -> dict:
     """Each part of docs/editing not yet in OUT/results.json (the module's doc)."""
     os.makedirs(out_dir, exist_ok=True)
@@ -375,7 +375,7 @@ def main():
     parser.add_argument("--out", required=True, help="where results.json and the pictures go (docs/editing for "
                         "the published ones)")
     parser.add_argument("--faces", type=int, default=200, help="generated faces each edit is measured on")
-    parser.add_argument("--projections", type=int, default=20, help="photos projected, each three ways")
+    parser.add_argument("--projections", type=int, default=30, help="photos projected, each three ways")
     parser.add_argument("--parts", default="edits,arithmetic,projection")
     parser.add_argument("--cache-dir")
     arguments = parser.parse_args()
