@@ -425,6 +425,14 @@ def image_grid(images, rows: Optional[int] = None, columns: Optional[int] = None
         rows * height, columns * width, channels)
 
 
+def png_file(picture: np.ndarray) -> io.BytesIO:
+    """A uint8 picture as a PNG in memory, read from its start: what load_face reads like a file on disk."""
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    buffer.seek(0)
+    return buffer
+
+
 def save_png(picture: np.ndarray, path: str):
     """Write a uint8 picture as PNG, atomically."""
     with atomic_write(path) as handle:

@@ -214,7 +214,7 @@ def measure_projection(generator, discriminator, classifier, pictures: Sequence[
     likeness among those within most_seconds a photo chosen. Then, with it: aligned photos, the same faces as
     people take them (wild_photo) aligned first, and the same without alignment (the centre crop): the three
     error rows, the likeness and the share refused."""
-    truths = np.stack([celeba_utils.load_face(_png(picture)) for picture in pictures])
+    truths = np.stack([celeba_utils.load_face(celeba_utils.png_file(picture)) for picture in pictures])
     truth_features = inception.inception_features(truths)
     between = median_between(truth_features)
     random_faces = draw_faces(generator, seeds=range(400_000, 401_000))
@@ -249,16 +249,6 @@ def measure_projection(generator, discriminator, classifier, pictures: Sequence[
                 error_against_time=sweep, most_seconds=most_seconds,
                 wild="scaled 0.7–1.6×, turned up to ±10°, moved off-centre on a canvas 1.4–2.2 times the picture "
                 "(experiments.editing.wild_photo)")
-
-
-def _png(array: np.ndarray):
-    import io
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    buffer.seek(0)
-    return buffer
 
 
 # --------------------------------------------------------------------------------------------- tables

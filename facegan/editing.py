@@ -397,9 +397,7 @@ def read_photo(photo, image_size: int = 64, crop_size: int = 108, align: bool = 
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"photo must be a path or a uint8 (height, width, 3) array, got {array.dtype} "
                              f"{array.shape}")
-        source = io.BytesIO()
-        Image.fromarray(array).save(source, format="PNG")
-        source.seek(0)
+        source = celeba_utils.png_file(array)
     try:
         face = celeba_utils.load_face(source, image_size, crop_size, align=align)
     except alignment.NoSingleFace:

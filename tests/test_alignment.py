@@ -57,7 +57,8 @@ def test_a_small_off_centre_face_aligns_to_the_same_face_and_a_centre_crop_does_
     wild = moved(portrait)
     assert_where_celeba_holds_faces(alignment.align_face(wild, "wild.jpg"))
     aligned = face_of(alignment.align_face(wild, "wild.jpg"))
-    centre_crop = celeba_utils.load_face(_png(wild))  # what loading did before: the centre square, no face search
+    # what loading did before: the centre square, no face search
+    centre_crop = celeba_utils.load_face(celeba_utils.png_file(wild))
     assert rms(centre_crop, reference) > 1.5 * rms(aligned, reference)
 
 
@@ -76,14 +77,6 @@ def test_a_large_photo_is_searched_at_a_smaller_size_and_aligned_the_same(portra
     large = cv2.resize(moved(portrait), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # 3040 × 2560
     aligned = alignment.align_face(large)
     assert_where_celeba_holds_faces(aligned)
-
-
-def _png(array):
-    import io
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    buffer.seek(0)
-    return buffer
 
 
 def test_load_faces_aligns_photos_keeps_aligned_faces_and_counts_those_without_one(portrait, tmp_path):

@@ -30,8 +30,8 @@ def test_a_wild_photo_is_bigger_moved_and_turned_and_alignment_brings_it_back(ce
     for _ in range(3):
         wild = measuring.wild_photo(celeba_like, random)
         assert wild.shape[0] > 1.3 * 0.7 * 218 and wild.shape != celeba_like.shape
-        assert not np.array_equal(celeba_utils.load_face(measuring._png(wild)),
-                                  celeba_utils.load_face(measuring._png(celeba_like)))
+        assert not np.array_equal(celeba_utils.load_face(celeba_utils.png_file(wild)),
+                                  celeba_utils.load_face(celeba_utils.png_file(celeba_like)))
         assert_where_celeba_holds_faces(alignment.align_face(wild))
 
 
