@@ -1,4 +1,4 @@
-"""CelebA faces in, image grids out: files → decode and crop → cache → tf.data, and the attribute lists.
+"""CelebA's faces in: files → decode and crop → cache → tf.data, and CelebA's attribute and partition lists.
 
 A folder of images (CelebA's img_align_celeba plus any photos a user dropped in: any name, size, or format Pillow
 reads) or the downloaded img_align_celeba.zip is decoded once, in parallel, into 64×64 uint8 faces. Those are
@@ -10,7 +10,6 @@ is ever written.
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import concurrent.futures
-import contextlib
 import hashlib
 import io
 import math
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facegan import alignment
+from facegan.images import atomic_write, to_float
 
 CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 GET_CELEBA = (f"Download CelebA's 'Align&Cropped Images' (img_align_celeba.zip, 202,599 faces) from {CELEBA_URL} "
@@ -189,24 +189,6 @@ def cache_file(source_path: str, fingerprint: str, image_size: int, crop_size: i
     return os.path.join(cache_dir, f"{stem}-{key}.npz")
 
 
-@contextlib.contextmanager
-def atomic_write(path: str, mode: str = "wb"):
-    """Open a temporary file beside path and rename it over path only once it is complete, so a crash or a
-    stop never leaves a half-written file (readers see the old file or the new one)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def _decode_all(source: _Source, image_size: int, crop_size: int, progress: bool, align: bool = False):
     """Decode every file of source on all cores (Pillow and OpenCV release the GIL while they work); return the
     faces, which files were readable, and which had no single face to align (align=True)."""
@@ -364,14 +346,6 @@ def select(faces: Faces, image_path: str, partition: Optional[str] = None, attri
 
 # --------------------------------------------------------------------------------------------- tf.data
 
-def to_float(images):
-    """uint8 [0, 255] → float32 [-1, 1]. A product with the reciprocal, not a division, which TensorFlow's graph
-    optimiser may rewrite as that product in one graph and not another: faces converted in tf.data and inside a
-    training step (resident data) are then bit-identical."""
-    import tensorflow as tf
-    return tf.cast(images, tf.float32) * (1.0 / 127.5) - 1.0
-
-
 def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0, indices_only: bool = False):
     """An endless tf.data stream of shuffled float batches in [-1, 1]: a fresh order each epoch, reproducible
     from seed; batches are gathered from the in-memory faces, so nothing is decoded again. With indices_only,
@@ -398,42 +372,3 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0, indices_onl
         return to_float(tf.ensure_shape(batch, shape))
 
     return order.map(batch_of, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-# --------------------------------------------------------------------------------------------- grids and PNGs
-
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] floats → uint8 [0, 255]."""
-    images = np.asarray(images, dtype=np.float32)
-    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def image_grid(images, rows: Optional[int] = None, columns: Optional[int] = None) -> np.ndarray:
-    """(n, h, w, 3) images (uint8, or floats in [-1, 1]) → one (rows·h, columns·w, 3) uint8 picture, row by row,
-    with no gaps, so that tile (r, c) is images[r · columns + c]."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        images = to_uint8(images)
-    count, height, width, channels = images.shape
-    columns = columns or math.ceil(math.sqrt(count))
-    rows = rows or math.ceil(count / columns)
-    if rows * columns < count:
-        raise ValueError(f"A {rows}×{columns} grid cannot hold {count} images")
-    padded = np.zeros((rows * columns, height, width, channels), np.uint8)
-    padded[:count] = images
-    return padded.reshape(rows, columns, height, width, channels).swapaxes(1, 2).reshape(
-        rows * height, columns * width, channels)
-
-
-def png_file(picture: np.ndarray) -> io.BytesIO:
-    """A uint8 picture as a PNG in memory, read from its start: what load_face reads like a file on disk."""
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
-    buffer.seek(0)
-    return buffer
-
-
-def save_png(picture: np.ndarray, path: str):
-    """Write a uint8 picture as PNG, atomically."""
-    with atomic_write(path) as handle:
-        Image.fromarray(picture).save(handle, format="PNG")

@@ -12,6 +12,7 @@ import argparse
 
 import celeba_utils
 from facegan.metrics import maths, registry, sampler
+from facegan.settings_text import add_arguments
 
 
 def main():
@@ -21,22 +22,20 @@ def main():
     source.add_argument("--images", help="a folder of generated images")
     parser.add_argument("--step", type=int, help="the checkpoint's step (default: the newest)")
     parser.add_argument("--data", required=True, help="the real faces: a folder or zip of images")
-    parser.add_argument("--samples", type=int, default=2048, help="generated faces (and real faces) to compare")
-    parser.add_argument("--metrics", default="swd,fid,kid",
-                        help=f"comma-separated, among {', '.join(registry.METRICS)}")
+    add_arguments(parser, ("metric_samples", "metrics", "cache_dir"), flags={"metric_samples": "samples"})
+    parser.set_defaults(metrics=list(registry.METRICS))  # every metric, where training's default scores SWD alone
     parser.add_argument("--seed", type=int, default=0, help="the first face's seed, and the real sample's")
-    parser.add_argument("--cache-dir")
     arguments = parser.parse_args()
 
-    names = registry.check_names(arguments.metrics.split(","), "--metrics")
-    faces = celeba_utils.load_faces(arguments.data, cache_dir=arguments.cache_dir)
+    names = registry.check_names(arguments.metrics, "--metrics")
+    samples, seed, cache_dir = arguments.metric_samples, arguments.seed, arguments.cache_dir
+    faces = celeba_utils.load_faces(arguments.data, cache_dir=cache_dir)
     if arguments.checkpoint:
-        result = sampler.score_checkpoint(arguments.checkpoint, faces.images, arguments.samples, names, arguments.step,
-                                  arguments.cache_dir, arguments.seed)
+        result = sampler.score_checkpoint(arguments.checkpoint, faces.images, samples, names, arguments.step, cache_dir,
+                                          seed)
     else:
-        generated = celeba_utils.load_faces(arguments.images, cache_dir=arguments.cache_dir).images[:arguments.samples]
-        result = registry.evaluate(generated, maths.real_sample(faces.images, arguments.samples, arguments.seed),
-                                  names, arguments.cache_dir, arguments.seed)
+        generated = celeba_utils.load_faces(arguments.images, cache_dir=cache_dir).images[:samples]
+        result = registry.evaluate(generated, maths.real_sample(faces.images, samples, seed), names, cache_dir, seed)
     print(registry.report(result))
 
 

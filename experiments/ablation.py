@@ -21,102 +21,28 @@ from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU k
 
 import argparse
 import dataclasses
-import datetime
-import json
-import math
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 import celeba_utils
-from facegan.config import Config, PLAIN_RECIPE
-from facegan.gan import DCGAN
-from facegan import devices
+from experiments.recipes import SETTINGS, images_seen_by, overrides_of, run_config
+from experiments.records import (DEFAULT_GENERATOR, GENERATORS, GRID_SEEDS, JUDGE_SEED, SAMPLES, drawing_mode_of,
+                                 pick_generator, provenance, read_results, record_scores, run_fields, run_name,
+                                 write_results)
+from facegan.config import Config
+from facegan.images import atomic_write, image_grid
 from facegan import drawing
 from facegan.metrics import maths, registry, sampler
 from facegan import runs
 from facegan import training
+from facegan.settings_text import add_arguments
 
-# Each candidate as the settings it changes; "plain" is the original recipe (PLAIN_RECIPE).
-SETTINGS: Dict[str, dict] = {
-    "plain": {},
-    "ttur": dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4),  # Heusel et al. 2017
-    "label_smoothing": dict(label_smoothing=0.1),  # one-sided, Salimans et al. 2016, ganhacks #6
-    "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018
-    "flip_faces": dict(flip_faces=True),  # horizontal flips of the real faces
-    "diff_augment": dict(diff_augment=["color", "translation", "cutout"]),  # Zhao et al. 2020
-    # DiffAugment without its colour jitter, which may shift the palette (issue #16: SWD's coarsest level)
-    "diff_augment_translation_cutout": dict(diff_augment=["translation", "cutout"]),
-    # speed candidates: less work per image, or faster arithmetic, for (ideally) the same faces
-    "kernel_4": dict(kernel_size=4),  # Radford et al.'s own code and pytorch/examples: no uneven overlap
-    "reuse_fakes": dict(reuse_fakes=True),  # one generator forward per step, as pytorch/examples
-    "auto_precision": dict(precision="auto"),  # mixed bfloat16 where the machine has bfloat16 instructions
-}
-GENERATORS = ("trained", "trained_batch_statistics", "average", "average_precise_bn")
-DRAWING_MODES = {  # how each generator draws its faces: a record says it beside its scores
-    "trained": "the trained generator, batch norm's moving statistics",
-    "trained_batch_statistics": "the trained generator, batch statistics of batches of 100 (the last padded with "
-                                "random vectors: the seed project's way, drawing.draw_faces mode 'pad')",
-    "average": "the moving average, the trained generator's batch-norm statistics",
-    "average_precise_bn": "the moving average, batch-norm statistics of its own faces",
-}
-DEFAULT_GENERATOR = "average_precise_bn"  # how faces are drawn by default: what chooses the settings
-EMA_DECAY = 0.999  # the average kept in every run
-STANDING_STATISTICS_BATCHES = 10  # average_precise_bn: its batch-norm statistics from 10 batches of 100 of its faces
-GRID_SEEDS = range(10_000, 10_064)  # the faces of the published grids: the same z for every setting
-JUDGE_SEED = 0  # the generated faces' z and the sample of real faces they are scored against, for every run
 # Training times closer than this share are a tie: three runs of one setting on one machine differed by up to
 # 6.4% (kernel 4 + reused fakes in float32 on Zen 4: 1,213–1,291 s), so a smaller gap says nothing about speed
 TIME_TIE = 0.07
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-ablation")
-
-
-def overrides_of(setting: str) -> dict:
-    """The settings of a name from SETTINGS, or of several joined by '+'."""
-    values = {}
-    for name in setting.split("+"):
-        if name not in SETTINGS:
-            raise ValueError(f"Unknown setting {name!r} in {setting!r}: choose among {', '.join(SETTINGS)}, "
-                             "or join several with '+'")
-        values.update(SETTINGS[name])
-    return values
-
-
-def run_name(setting: str, seed: int = 0) -> str:
-    """A run's folder and grid name: the setting, and the training seed when it is not the ablation's 0."""
-    return setting if seed == 0 else f"{setting}-seed{seed}"
-
-
-def run_config(setting: str, data: str, budget: int, runs_dir: str, batch_size: int = 100, seed: int = 0,
-               cache_dir: Optional[str] = None, **network) -> Config:
-    """The training settings of one ablation run: the plain recipe, the setting's changes, the moving average
-    kept for scoring, and ceil(budget / batch_size) steps, from the training seed `seed`."""
-    folder = os.path.join(runs_dir, run_name(setting, seed))
-    values = {**PLAIN_RECIPE, "ema_decay": EMA_DECAY, **overrides_of(setting), **network}
-    return Config(image_path=data, cache_dir=cache_dir, batch_size=batch_size, seed=seed,
-                        steps=math.ceil(budget / batch_size), checkpoint_dir=os.path.join(folder, "my_net"),
-                        sample_dir=os.path.join(folder, "imgs"), sample_every=100, checkpoint_every=100,
-                        keep_checkpoints=2, metrics_every=0, **values)
-
-
-def images_seen_by(config: Config, steps: Optional[int] = None) -> int:
-    """The real faces a run's discriminator has seen after `steps` (default: all of the run's steps): the budget
-    by which runs are compared."""
-    return (config.training.steps if steps is None else steps) * config.training.batch_size
-
-
-def read_results(out_dir: str) -> List[dict]:
-    path = os.path.join(out_dir, "results.json")
-    if not os.path.isfile(path):
-        return []
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def write_results(out_dir: str, results: List[dict]):
-    with celeba_utils.atomic_write(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=1)
 
 
 def seed_of(record: dict) -> int:
@@ -288,23 +214,6 @@ def seed_table(results: Sequence[dict], images_seen: int, generator: str = DEFAU
     return "\n".join(lines) + "\n"
 
 
-def pick_generator(gan: DCGAN, generator: str) -> drawing.ReadyGenerator:
-    """One of GENERATORS, ready to draw (drawing.ready_generator): "trained" (and "trained_batch_statistics",
-    the same network drawn in mode "pad": drawing_mode_of), "average" with the trained generator's batch-norm
-    statistics (how every average drew before standing statistics), "average_precise_bn" with its own (the
-    default now)."""
-    if generator not in GENERATORS:
-        raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
-    statistics_batches = 0 if generator == "average" else STANDING_STATISTICS_BATCHES
-    return drawing.ready_generator(gan, use_average=not generator.startswith("trained"),
-                                   statistics_batches=statistics_batches)
-
-
-def drawing_mode_of(generator: str) -> str:
-    """The drawing.draw_faces mode a generator of GENERATORS draws its faces in."""
-    return "pad" if generator == "trained_batch_statistics" else "independent"
-
-
 def score_run(config: Config, setting: str, generators: Sequence[str], real: np.ndarray, samples: int,
               out_dir: str, metric_names: Sequence[str] = ("fid", "kid", "swd"), show: bool = True):
     """Score each generator of a finished run, saving each record and grid as soon as it is measured."""
@@ -318,37 +227,11 @@ def score_run(config: Config, setting: str, generators: Sequence[str], real: np.
         mode = drawing_mode_of(generator)
         scores = sampler.score_generator(network, real, metric_names, samples, JUDGE_SEED, config.data.cache_dir,
                                          mode)
-        grid = celeba_utils.image_grid(drawing.draw_faces(network, seeds=GRID_SEEDS, mode=mode), 8, 8)
-        record_scores(out_dir, scores, grid, show, setting=setting, **run_fields(config, setting, generator, steps),
+        grid = image_grid(drawing.draw_faces(network, seeds=GRID_SEEDS, mode=mode), 8, 8)
+        record_scores(out_dir, scores, grid, show, setting=setting,
+                      **run_fields(config, overrides_of(setting), generator, steps),
                       training_folders=os.path.basename(config.data.image_path.rstrip("/")),
                       training_faces=len(real), reference="training", reference_faces=min(samples, len(real)))
-
-
-def run_fields(config: Config, setting: str, generator: str, steps: int) -> dict:
-    """What a record says of the run and the generator it scores: the generator and how it draws, the seed, the
-    recipe's changes, the images seen, and the training time, speed and precision (from the run's losses.csv)."""
-    losses = runs.read_losses(config.outputs.checkpoint_dir)
-    return dict(generator=generator, seed=config.training.seed, overrides=overrides_of(setting),
-                drawing_mode=DRAWING_MODES[generator], images_seen=images_seen_by(config, steps), steps=steps,
-                batch_size=config.training.batch_size,
-                train_seconds=training_seconds(losses, steps, config.training.batch_size),
-                images_per_second=median_speed(losses),
-                precision=devices.resolve_precision(config.networks.precision)[0],
-                wall_seconds=round(losses[-1]["seconds"], 1) if losses else None)
-
-
-def record_scores(out_dir: str, scores: dict, grid: np.ndarray, show: bool, **fields) -> dict:
-    """Save a generator's grid as OUT/<run>-<generator>.png and append its record (the fields, the scores, the
-    machine and the date) to OUT/results.json."""
-    name = f"{run_name(fields['setting'], fields.get('seed', 0))}-{fields['generator']}"
-    celeba_utils.save_png(grid, os.path.join(out_dir, f"{name}.png"))
-    record = dict(**fields, **{metric: round(float(value), 4) for metric, value in scores.items()},
-                  machine=devices.machine(), date=datetime.date.today().isoformat())
-    write_results(out_dir, read_results(out_dir) + [record])
-    if show:
-        print(f"{name:44s} " + "  ".join(f"{metric} {record[metric]:.4g}" for metric in scores
-                                         if metric not in ("generated", "real")))
-    return record
 
 
 PEER = "pytorch_dcgan"  # ../shared/anchors/torch_dcgan.py: the pytorch/examples recipe, trained by torch
@@ -367,7 +250,7 @@ def score_peer(samples_file: str, data: str, images_seen: int, train_seconds: fl
     real = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=show).images
     scores = registry.evaluate(faces, maths.real_sample(real, len(faces), JUDGE_SEED), metric_names, cache_dir,
                               JUDGE_SEED)
-    grid = celeba_utils.image_grid(faces[:64], 8, 8)
+    grid = image_grid(faces[:64], 8, 8)
     return record_scores(out_dir, scores, grid, show, setting=PEER,
                          generator="trained", seed=0, overrides={}, images_seen=images_seen,
                          training_folders=os.path.basename(data.rstrip("/")), training_faces=len(real),
@@ -375,19 +258,6 @@ def score_peer(samples_file: str, data: str, images_seen: int, train_seconds: fl
                          drawing_mode="the trained generator, batch statistics (pytorch/examples' own way)",
                          train_seconds=round(train_seconds, 1), images_per_second=round(images_per_second, 2),
                          precision="float32")
-
-
-def median_speed(losses: Sequence[dict]) -> Optional[float]:
-    """The median of a run's logged images per second."""
-    speeds = [row["images_per_second"] for row in losses if row.get("images_per_second")]
-    return round(float(np.median(speeds)), 2) if speeds else None
-
-
-def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Optional[float]:
-    """Steps × the median seconds per step: the run's training time, unmoved by pauses or a busy machine
-    (wall_seconds, beside it in results.json, is the time the run really took)."""
-    speed = median_speed(losses)
-    return round(steps * batch_size / speed, 1) if speed else None
 
 
 def table(results: Sequence[dict]) -> str:
@@ -443,13 +313,13 @@ def write_table(out_dir: str, images_seen: int = 96_000) -> List[dict]:
                              enumerate(walk_ladder(results, images_seen, ladder)))
         sections.append(f"## The rule, {title}\n\n{verdicts}\n\nThe defaults: "
                         f"{chosen_defaults(results, images_seen, ladder)}\n")
-    with celeba_utils.atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:
+    with atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:
         handle.write("\n".join(sections))
     return results
 
 
 def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: str = DEFAULT_RUNS,
-           out_dir: str = os.path.join(DEFAULT_RUNS, "results"), samples: int = 2048,
+           out_dir: str = os.path.join(DEFAULT_RUNS, "results"), samples: int = SAMPLES,
            generators: Sequence[str] = GENERATORS, metric_names: Sequence[str] = ("fid", "kid", "swd"),
            cache_dir: Optional[str] = None, show: bool = True, seed: int = 0, **network) -> List[dict]:
     """Train (or resume) and score each setting from the training seed `seed` (the ablation's runs are seed 0's;
@@ -480,8 +350,7 @@ def ablate(data: str, settings: Sequence[str], budget: int = 96_000, runs_dir: s
             run = training.train(config, show=show, faces=faces)
         except FloatingPointError as error:  # a setting that diverges is a result too: record it, go on
             diverged = [dict(setting=setting, generator=generator, seed=seed, overrides=overrides_of(setting),
-                             images_seen=images_seen, diverged=str(error), machine=devices.machine(),
-                             date=datetime.date.today().isoformat()) for generator in generators]
+                             images_seen=images_seen, diverged=str(error), **provenance()) for generator in generators]
             write_results(out_dir, read_results(out_dir) + diverged)
             if show:
                 print(f"{run_name(setting, seed)} diverged: {error}")
@@ -502,14 +371,14 @@ def main():
                         help=f"comma-separated, among {', '.join(SETTINGS)}; '+' combines settings; "
                         "'chosen' combines those whose default generator beat the plain recipe's FID")
     parser.add_argument("--generators", default=",".join(GENERATORS), help="which generators to score")
-    parser.add_argument("--samples", type=int, default=2048, help="generated faces scored, against as many real")
+    add_arguments(parser, ("metric_samples", "cache_dir"), flags={"metric_samples": "samples"})
+    parser.set_defaults(metric_samples=SAMPLES)
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-ablation)")
     parser.add_argument("--out", required=True, help="where results.json, table.md and the grids go (docs/ablation "
                         "for the published ones)")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed (default 0, the ablation's); another seed runs settings again, into "
                         "RUNS/<setting>-seed<N>, to show how much their scores owe to chance")
-    parser.add_argument("--cache-dir")
     parser.add_argument("--peer-samples", help="instead of training: score the faces of PEER, an .npz of "
                         "../shared/anchors/torch_dcgan.py --samples, with --peer-seconds and --peer-images-per-second")
     parser.add_argument("--peer-seconds", type=float, help="the peer's training time for --budget images")
@@ -521,7 +390,7 @@ def main():
         print(table(write_table(arguments.out, arguments.budget)))
         return
     results = ablate(arguments.data, arguments.settings.split(","), arguments.budget, arguments.runs, arguments.out,
-                     arguments.samples, arguments.generators.split(","), cache_dir=arguments.cache_dir,
+                     arguments.metric_samples, arguments.generators.split(","), cache_dir=arguments.cache_dir,
                      seed=arguments.seed)
     print(table(results))
 

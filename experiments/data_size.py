@@ -18,17 +18,20 @@ from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU k
 
 import argparse
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
-import numpy as np
 
 import celeba_utils
-from experiments import ablation
+from facegan.images import atomic_write, image_grid
+from experiments import records
+from experiments.faces import HELD_OUT, split_faces
+from experiments.recipes import overrides_of, run_config
 from facegan import runs, training
 from facegan.drawing import draw_faces
+from facegan.settings_text import add_arguments
 from facegan.metrics import maths, registry
 
-RECIPES = {  # the ablation's names for each recipe (ablation.SETTINGS)
+RECIPES = {  # the ablation's names for each recipe (experiments.recipes.SETTINGS)
     "defaults": "diff_augment_translation_cutout+kernel_4+reuse_fakes+auto_precision",
     "without_diff_augment": "kernel_4+reuse_fakes+auto_precision",
 }
@@ -36,39 +39,8 @@ DATA = ("small", "large")
 DESCRIBED = {"small": "CelebA img_align_celeba (the sample)",
              "large": "CelebA img_align_celeba + img_align_celeba_89x109, less the held-out faces",
              "held_out": "faces of CelebA img_align_celeba_89x109 in neither training set (2,048 by default)"}
-HELD_OUT = 2048
-GENERATOR = ablation.DEFAULT_GENERATOR  # the moving average with its own batch-norm statistics: how faces are drawn
+GENERATOR = records.DEFAULT_GENERATOR  # the moving average with its own batch-norm statistics: how faces are drawn
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-data-size")
-
-
-def split_faces(celeba: str, work_dir: str, held_out: int = HELD_OUT, seed: int = 0) -> Dict[str, str]:
-    """The three folders: "small" (the sample itself), "large" and "held_out" (folders of links made in work_dir,
-    the same every time)."""
-    full_folder = os.path.join(celeba, "img_align_celeba")
-    half_folder = os.path.join(celeba, "img_align_celeba_89x109")
-    for folder in (full_folder, half_folder):
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"No {folder}: --celeba must hold img_align_celeba/ and "
-                                    "img_align_celeba_89x109/")
-    full, half = sorted(os.listdir(full_folder)), sorted(os.listdir(half_folder))
-    outside = sorted(set(half) - set(full))
-    if len(outside) < held_out:
-        raise ValueError(f"Only {len(outside)} faces of {half_folder} are not in {full_folder}; {held_out} are held "
-                         "out")
-    kept_out = set(np.random.default_rng(seed).choice(outside, held_out, replace=False))
-    sources = {"large": [os.path.join(full_folder, name) for name in full] +
-               [os.path.join(half_folder, name) for name in half if name not in set(full) and name not in kept_out],
-               "held_out": [os.path.join(half_folder, name) for name in sorted(kept_out)]}
-    folders = {"small": full_folder}
-    for name, paths in sources.items():
-        folder = os.path.join(work_dir, name)
-        os.makedirs(folder, exist_ok=True)
-        for path in paths:
-            link = os.path.join(folder, os.path.basename(path))
-            if not os.path.lexists(link):
-                os.symlink(os.path.abspath(path), link)
-        folders[name] = folder
-    return folders
 
 
 def find(results: Sequence[dict], data: str, recipe: str, reference: str) -> Optional[dict]:
@@ -77,7 +49,7 @@ def find(results: Sequence[dict], data: str, recipe: str, reference: str) -> Opt
 
 
 def measure(celeba: str, out_dir: str, runs_dir: str = DEFAULT_RUNS, budget: int = 96_000,
-            recipes: Sequence[str] = tuple(RECIPES), data: Sequence[str] = DATA, samples: int = 2048,
+            recipes: Sequence[str] = tuple(RECIPES), data: Sequence[str] = DATA, samples: int = records.SAMPLES,
             metric_names: Sequence[str] = ("fid", "kid", "swd"), held_out: int = HELD_OUT,
             cache_dir: Optional[str] = None, show: bool = True, **network) -> List[dict]:
     """Train (or resume) and score each run; returns every record of OUT/results.json."""
@@ -91,31 +63,32 @@ def measure(celeba: str, out_dir: str, runs_dir: str = DEFAULT_RUNS, budget: int
     for data_name in data:
         faces = celeba_utils.load_faces(folders[data_name], cache_dir=cache_dir, progress=show)
         for recipe in recipes:
-            results = ablation.read_results(out_dir)
+            results = records.read_results(out_dir)
             if all(find(results, data_name, recipe, reference) for reference in ("held_out", "training")):
                 continue
-            config = ablation.run_config(RECIPES[recipe], folders[data_name], budget,
+            config = run_config(RECIPES[recipe], folders[data_name], budget,
                                          os.path.join(runs_dir, data_name), cache_dir=cache_dir, **network)
             run = training.train(config, show=show, faces=faces)
             if run.stopped:
                 print("stopped: run the same command again to resume")
-                return ablation.read_results(out_dir)
+                return records.read_results(out_dir)
             gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
-            generator = ablation.pick_generator(gan, GENERATOR)
-            generated = draw_faces(generator, seeds=range(ablation.JUDGE_SEED, ablation.JUDGE_SEED + samples))
+            generator = records.pick_generator(gan, GENERATOR)
+            generated = draw_faces(generator, seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
             steps = int(gan.step.numpy())
             for reference, real in (("held_out", held_out_faces), ("training", faces.images)):
-                if find(ablation.read_results(out_dir), data_name, recipe, reference):
+                if find(records.read_results(out_dir), data_name, recipe, reference):
                     continue
-                sample = maths.real_sample(real, samples, ablation.JUDGE_SEED)
-                scores = registry.evaluate(generated, sample, metric_names, cache_dir, ablation.JUDGE_SEED)
-                ablation.record_scores(
-                    out_dir, scores, celeba_utils.image_grid(generated[:64], 8, 8), show,
-                    setting=f"{data_name}-{recipe}", **ablation.run_fields(config, RECIPES[recipe], GENERATOR, steps),
+                sample = maths.real_sample(real, samples, records.JUDGE_SEED)
+                scores = registry.evaluate(generated, sample, metric_names, cache_dir, records.JUDGE_SEED)
+                records.record_scores(
+                    out_dir, scores, image_grid(generated[:64], 8, 8), show,
+                    setting=f"{data_name}-{recipe}",
+                    **records.run_fields(config, overrides_of(RECIPES[recipe]), GENERATOR, steps),
                     data=data_name, recipe=recipe, training_faces=len(faces.images),
                     training_folders=DESCRIBED[data_name], reference=reference, reference_faces=len(sample),
                     reference_folders=DESCRIBED["held_out"] if reference == "held_out" else DESCRIBED[data_name])
-    return ablation.read_results(out_dir)
+    return records.read_results(out_dir)
 
 
 def table(results: Sequence[dict]) -> str:
@@ -145,13 +118,13 @@ def main():
     parser.add_argument("--budget", type=int, default=96_000, help="images seen by each run (default 96,000)")
     parser.add_argument("--recipes", default=",".join(RECIPES), help=f"among {', '.join(RECIPES)}")
     parser.add_argument("--data", default=",".join(DATA), help=f"among {', '.join(DATA)}")
-    parser.add_argument("--samples", type=int, default=2048, help="generated faces scored, against as many real")
-    parser.add_argument("--cache-dir")
+    add_arguments(parser, ("metric_samples", "cache_dir"), flags={"metric_samples": "samples"})
+    parser.set_defaults(metric_samples=records.SAMPLES)
     arguments = parser.parse_args()
     results = measure(arguments.celeba, arguments.out, runs_dir=arguments.runs, budget=arguments.budget,
-                      recipes=arguments.recipes.split(","), data=arguments.data.split(","), samples=arguments.samples,
-                      cache_dir=arguments.cache_dir)
-    with celeba_utils.atomic_write(os.path.join(arguments.out, "table.md"), "w") as handle:
+                      recipes=arguments.recipes.split(","), data=arguments.data.split(","),
+                      samples=arguments.metric_samples, cache_dir=arguments.cache_dir)
+    with atomic_write(os.path.join(arguments.out, "table.md"), "w") as handle:
         handle.write(table(results))
     print(table(results))
 

@@ -16,7 +16,6 @@ and realism use the FID Inception network (pip install -r requirements-metrics.t
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import argparse
-import datetime
 import json
 import os
 import time
@@ -25,7 +24,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 import celeba_utils
-from facegan import alignment, attributes, devices, editing, latent, runs
+from experiments import records
+from facegan.images import atomic_write, image_grid, png_file, save_png
+from facegan import alignment, attributes, editing, projection, runs
 from facegan.drawing import ReadyGenerator, draw_faces, seed_vector
 from facegan.metrics import inception, maths
 
@@ -35,34 +36,6 @@ REALISM_RATIO = 1.5  # an edit keeps faces faces while its FID stays within this
 # Projection settings compared (starts, steps, perceptual weight; 0: no perceptual term): error against time
 PROJECTION_SETTINGS = ((4, 100, 0.0), (8, 200, 0.0), (8, 200, 0.1), (8, 200, 1.0), (16, 200, 0.1), (8, 400, 0.1))
 SWEEP_PHOTOS = 12  # the photos error against time is measured on
-
-
-def read_results(out_dir: str) -> dict:
-    path = os.path.join(out_dir, "results.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def save_part(out_dir: str, key: str, value) -> dict:
-    """Add one measured part to OUT/results.json (written whole, atomically), with the machine and the date."""
-    results = read_results(out_dir)
-    results[key] = value
-    results.setdefault("measured", {})[key] = dict(machine=devices.machine(), date=datetime.date.today().isoformat())
-    with celeba_utils.atomic_write(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=1)
-    return results
-
-
-def relative_identity(features_a: np.ndarray, features_b: np.ndarray, between_faces: float) -> np.ndarray:
-    """Distance of each face's features to its counterpart's, over the median distance between different faces."""
-    return np.linalg.norm(features_a - features_b, axis=1) / between_faces
-
-
-def median_between(features: np.ndarray) -> float:
-    """The median distance between the features of two different faces (each paired with the one half a set on)."""
-    return float(np.median(np.linalg.norm(features - np.roll(features, len(features) // 2, axis=0), axis=1)))
 
 
 # --------------------------------------------------------------------------------------------- edits
@@ -91,7 +64,7 @@ def edit_grid(generator: ReadyGenerator, directions: editing.Directions, ranges:
             z = seed_vector(300_000 + 10 * index + face, generator.z_dim)
             rows.append(draw_faces(generator, editing.along_direction(
                 z, directions, name, np.linspace(-ranges[name], ranges[name], 7))))
-    return celeba_utils.image_grid(np.concatenate(rows), rows=len(rows), columns=7)
+    return image_grid(np.concatenate(rows), rows=len(rows), columns=7)
 
 
 # --------------------------------------------------------------------------------------------- arithmetic
@@ -128,16 +101,13 @@ def measure_arithmetic(generator: ReadyGenerator, classifier, names, real_featur
         picks = [[z[random.choice(group, count, replace=False)] for group in groups] for _ in range(results)]
         for renormalise in (False, True):
             means = np.stack([[group.mean(axis=0) for group in pick] for pick in picks])  # (results, 3, z_dim)
-            if renormalise:
-                means = latent.to_typical_norm(means)
-            result = means[:, 0] - means[:, 1] + means[:, 2]
-            result = latent.to_typical_norm(result) if renormalise else result
+            means, result = editing.combine_means(means, renormalise)
             label = f"{count} exemplars, " + ("renormalised" if renormalise else "plain means (the paper's)")
             measured[label] = dict(averaged=looks(draw_faces(generator, means.reshape(-1, means.shape[-1]))),
                                    result=looks(draw_faces(generator, result), True))
     first = [list(z[group[:3]]) for group in groups]
     pictures = [editing.arithmetic(generator, *first, renormalise=renormalise)[1] for renormalise in (False, True)]
-    celeba_utils.save_png(np.concatenate(pictures), os.path.join(out_dir, "arithmetic.png"))
+    save_png(np.concatenate(pictures), os.path.join(out_dir, "arithmetic.png"))
     return measured
 
 
@@ -178,16 +148,16 @@ def project_photos(generator, discriminator, photos: Sequence[np.ndarray], truth
     errors, own, random_errors, best_random, seconds, faces, refused = [], [], [], [], [], [], []
     for index, (photo, truth) in enumerate(zip(photos, truths)):
         try:
-            projection = editing.project(generator, discriminator, photo, align=align, **options)
+            match = projection.project(generator, discriminator, photo, align=align, **options)
         except ValueError as error:  # no single face found, or no match clearly closer than a random face
             refused.append(str(error))
             faces.append(None)
             continue
-        faces.append(projection.face)
-        errors.append(editing._rms(projection.face, truth))
-        own.append(projection.pixel_error)
-        seconds.append(projection.seconds)
-        distances = np.sqrt(((random_faces.astype(np.float32) - truth.astype(np.float32)) ** 2).mean(axis=(1, 2, 3)))
+        faces.append(match.face)
+        errors.append(projection.rms_difference(match.face, truth))
+        own.append(match.pixel_error)
+        seconds.append(match.seconds)
+        distances = projection.rms_difference(random_faces, truth)
         random_errors.append(float(distances[index % len(distances)]))
         best_random.append(float(distances.min()))
     mean = lambda values: round(float(np.mean(values)), 2) if values else None  # noqa: E731
@@ -205,7 +175,7 @@ def likeness(faces, truths: np.ndarray, truth_features: np.ndarray, between: flo
     if not kept:
         return None
     features = inception.inception_features(np.stack([faces[index] for index in kept]))
-    return round(float(np.median(relative_identity(features, truth_features[kept], between))), 3)
+    return round(float(np.median(editing.identity_distances(features, truth_features[kept], between))), 3)
 
 
 def measure_projection(generator, discriminator, classifier, pictures: Sequence[np.ndarray], out_dir: str,
@@ -214,9 +184,9 @@ def measure_projection(generator, discriminator, classifier, pictures: Sequence[
     likeness among those within most_seconds a photo chosen. Then, with it: aligned photos, the same faces as
     people take them (wild_photo) aligned first, and the same without alignment (the centre crop): the three
     error rows, the likeness and the share refused."""
-    truths = np.stack([celeba_utils.load_face(celeba_utils.png_file(picture)) for picture in pictures])
+    truths = np.stack([celeba_utils.load_face(png_file(picture)) for picture in pictures])
     truth_features = inception.inception_features(truths)
-    between = median_between(truth_features)
+    between = editing.median_distance_between(truth_features)
     random_faces = draw_faces(generator, seeds=range(400_000, 401_000))
 
     def options(starts, steps, weight):
@@ -242,9 +212,9 @@ def measure_projection(generator, discriminator, classifier, pictures: Sequence[
         rows[label] = row
         shown.append([face if face is not None else np.zeros_like(truths[0]) for face in faces[:8]])
     # the network's faces only: the photos are CelebA's, which the project does not publish
-    picture = celeba_utils.image_grid(np.concatenate([np.stack(row) for row in shown]), rows=3,
+    picture = image_grid(np.concatenate([np.stack(row) for row in shown]), rows=3,
                                       columns=min(8, len(truths)))
-    celeba_utils.save_png(picture, os.path.join(out_dir, "projections.png"))
+    save_png(picture, os.path.join(out_dir, "projections.png"))
     return dict(settings=dict(zip(("starts", "steps", "perceptual_weight"), settings)), rows=rows,
                 error_against_time=sweep, most_seconds=most_seconds,
                 wild="scaled 0.7–1.6×, turned up to ±10°, moved off-centre on a canvas 1.4–2.2 times the picture "
@@ -325,34 +295,39 @@ def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_
     os.makedirs(out_dir, exist_ok=True)
     gan, _ = runs.load_gan(checkpoint_dir)
     generator, classifier, names, directions = editing.prepare_run(checkpoint_dir, data, cache_dir)
-    results = read_results(out_dir)
+    results = records.read_json(os.path.join(out_dir, "results.json"), {})
     if "classifier" not in results:
         with open(os.path.join(checkpoint_dir, "attributes", attributes.ACCURACY_FILE)) as handle:
-            save_part(out_dir, "classifier", json.load(handle))
-        save_part(out_dir, "directions", dict(zip(directions.names, [round(float(value), 3)
+            records.save_part(out_dir, "classifier", json.load(handle))
+        records.save_part(out_dir, "directions", dict(zip(directions.names, [round(float(value), 3)
                                                                      for value in directions.boundary_accuracy])))
-        results = save_part(out_dir, "checkpoint_step", int(gan.step.numpy()))
+        results = records.save_part(out_dir, "checkpoint_step", int(gan.step.numpy()))
+    if "network" not in results:  # what the measured network was trained on, and the faces it is judged against
+        config = runs.read_config(checkpoint_dir)
+        results = records.save_part(out_dir, "network", dict(
+            data=config.data.image_path, seed=config.training.seed, steps=int(gan.step.numpy()),
+            images_seen=int(gan.step.numpy()) * config.training.batch_size, reference=held_out_folder,
+            reference_faces=records.SAMPLES, generator=generator.name))
     real = celeba_utils.load_faces(held_out_folder, cache_dir=cache_dir, progress=False).images
-    real_features = inception.reference_features(maths.real_sample(real, 2048, 0), f"held-out-{len(real)}",
-                                                 cache_dir)
+    sample = maths.real_sample(real, records.SAMPLES, records.JUDGE_SEED)
+    real_features = inception.reference_features(sample, f"held-out-{len(real)}", cache_dir)
     if "edits" in parts and "edits" not in results:
         started = time.perf_counter()
         edits = measure_all_edits(generator, classifier, names, directions, real_features, faces)
         edits["ranges"] = editing.choose_ranges(edits["canonical"], REALISM_RATIO)
         edits["seconds"] = round(time.perf_counter() - started)
-        results = save_part(out_dir, "edits", edits)
+        results = records.save_part(out_dir, "edits", edits)
     if "edits" in results:
         directions = directions.with_ranges(results["edits"]["ranges"])
         editing.save_directions(directions, checkpoint_dir)
-        celeba_utils.save_png(edit_grid(generator, directions, results["edits"]["ranges"]),
-                              os.path.join(out_dir, "edits.png"))
+        save_png(edit_grid(generator, directions, results["edits"]["ranges"]), os.path.join(out_dir, "edits.png"))
     if "arithmetic" in parts and "arithmetic" not in results:
-        results = save_part(out_dir, "arithmetic", measure_arithmetic(generator, classifier, names, real_features,
-                                                                      out_dir))
+        measured = measure_arithmetic(generator, classifier, names, real_features, out_dir)
+        results = records.save_part(out_dir, "arithmetic", measured)
     if "projection" in parts and "projection" not in results:
         _, pictures = held_out_pictures(data[0], held_out_folder, projections, cache_dir)
-        results = save_part(out_dir, "projection", measure_projection(generator, gan.discriminator, classifier,
-                                                                      pictures, out_dir))
+        measured = measure_projection(generator, gan.discriminator, classifier, pictures, out_dir)
+        results = records.save_part(out_dir, "projection", measured)
     return results
 
 
@@ -371,7 +346,7 @@ def main():
     arguments = parser.parse_args()
     results = measure(arguments.checkpoint, arguments.data, arguments.held_out, arguments.out, arguments.faces,
                       arguments.projections, arguments.cache_dir, arguments.parts.split(","))
-    with celeba_utils.atomic_write(os.path.join(arguments.out, "tables.md"), "w") as handle:
+    with atomic_write(os.path.join(arguments.out, "tables.md"), "w") as handle:
         handle.write(tables(results))
     print(json.dumps({key: value for key, value in results.items() if key not in ("classifier", "edits")},
                      indent=1))

@@ -24,7 +24,6 @@ from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU k
 import argparse
 import contextlib
 import gc
-import json
 import os
 import runpy
 import subprocess
@@ -34,8 +33,11 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from experiments import records
+from facegan.images import atomic_write
+
 PARTS = ("defaults", "peer")
-SAMPLES = 2048  # the ablation's judge: 2,048 generated faces against as many training faces
+SAMPLES = records.SAMPLES  # the ablation's judge: 2,048 generated faces against as many training faces
 PEER_BATCH = 64  # the peer's batch, as its README runs it
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-time-to-fid")
 
@@ -45,18 +47,11 @@ def points_file(runs_dir: str, part: str) -> str:
 
 
 def read_points(runs_dir: str, part: str) -> Optional[dict]:
-    path = points_file(runs_dir, part)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as handle:
-        return json.load(handle)
+    return records.read_json(points_file(runs_dir, part))
 
 
 def write_points(runs_dir: str, part: str, record: dict):
-    import celeba_utils
-
-    with celeba_utils.atomic_write(points_file(runs_dir, part), "w") as handle:
-        json.dump(record, handle, indent=1)
+    records.write_json(points_file(runs_dir, part), record)
 
 
 class Stopwatch:
@@ -80,9 +75,8 @@ class Stopwatch:
 
 def save_faces(path: str, faces: dict):
     """The faces of one point (uint8 NHWC arrays by generator), written whole or not at all."""
-    import celeba_utils
 
-    with celeba_utils.atomic_write(path) as handle:
+    with atomic_write(path) as handle:
         np.savez_compressed(handle, **faces)
 
 
@@ -94,10 +88,9 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
     judge's faces every `every` images (see the module)."""
     import keras
 
-    from experiments import ablation
     from facegan.config import Config, Training
     from facegan import devices
-    from facegan import drawing
+    from facegan import callbacks, drawing
     from facegan import training
 
     folder = os.path.join(runs_dir, "defaults")
@@ -106,7 +99,7 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
                           checkpoint_dir=os.path.join(folder, "my_net"), sample_dir=os.path.join(folder, "imgs"),
                           **settings)
     points: List[dict] = []
-    judge_seeds = range(ablation.JUDGE_SEED, ablation.JUDGE_SEED + samples)  # as sampler.score_generator draws
+    judge_seeds = range(records.JUDGE_SEED, records.JUDGE_SEED + samples)  # as sampler.score_generator draws
 
     class DrawFaces(keras.callbacks.Callback):
         def __init__(self):
@@ -116,7 +109,7 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
         def on_train_batch_end(self, batch, logs=None):
             images = int(logs["step"]) * config.training.batch_size
             previous, self.previous = self.previous, images
-            if not training.reached(previous, images, every) and images < budget:
+            if not callbacks.reached(previous, images, every) and images < budget:
                 return
             with watch.paused():
                 trained = drawing.ready_generator(self.model, use_average=False)
@@ -241,7 +234,6 @@ class Scorer:
     (a score of 2,048 faces takes minutes on a CPU: Inception runs on all of them)."""
 
     def __init__(self, data: str, runs_dir: str, cache_dir: Optional[str] = None):
-        from experiments import ablation
         import celeba_utils
         from facegan.metrics import maths
 
@@ -249,7 +241,7 @@ class Scorer:
         for part, record in self.records.items():
             if record is None:
                 raise ValueError(f"No {part} curve in {runs_dir}: run --part {part} first")
-        self.runs_dir, self.cache_dir, self.seed = runs_dir, cache_dir, ablation.JUDGE_SEED
+        self.runs_dir, self.cache_dir, self.seed = runs_dir, cache_dir, records.JUDGE_SEED
         faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=False).images
         self.real = maths.real_sample(faces, SAMPLES, self.seed)
 
@@ -296,7 +288,6 @@ def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = Non
     """The peer's FID after its whole budget, the seconds each of the defaults' `generators` took to first reach
     it, and the ratio, in OUT/time-to-fid.json with the plot; the points needed for that are scored first (points
     scored before are kept and drawn), the rest with `fill`."""
-    import celeba_utils
 
     scorer = Scorer(data, runs_dir, cache_dir)
     peer_points = scorer.points("peer")
@@ -316,8 +307,7 @@ def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = Non
     summary["ratio"] = (round(summary["peer_seconds"] / summary["defaults_seconds"], 2)
                         if summary["defaults_seconds"] else None)
     os.makedirs(out_dir, exist_ok=True)
-    with celeba_utils.atomic_write(os.path.join(out_dir, "time-to-fid.json"), "w") as handle:
-        json.dump(summary, handle, indent=1)
+    records.write_json(os.path.join(out_dir, "time-to-fid.json"), summary)
     plot(summary, os.path.join(out_dir, "time-to-fid.png"))
     return summary
 
@@ -329,7 +319,6 @@ def plot(summary: dict, path: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import celeba_utils
 
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
     styles = dict(defaults_average=("o-", "tab:blue", 1.0, f"the defaults ({summary['defaults_precision']}), "
@@ -349,7 +338,7 @@ def plot(summary: dict, path: str):
     axes.set_title(f"{summary['machine']} ({summary['defaults_date']})", fontsize=8)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    with celeba_utils.atomic_write(path) as handle:
+    with atomic_write(path) as handle:
         figure.savefig(handle, format="png", dpi=110)
     plt.close(figure)
 

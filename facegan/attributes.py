@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 import celeba_utils
+from facegan.images import atomic_write, to_float
 
 CLASSIFIER_FILE = "classifier.weights.h5"
 SETTINGS_FILE = "settings.json"
@@ -112,7 +113,7 @@ def train_classifier(folders: Sequence[str], out_dir: str = os.path.join("my_net
                        loss=keras.losses.BinaryCrossentropy(from_logits=True))
     train = (tf.data.Dataset.from_tensor_slices((images[~held_out], labels[~held_out]))
              .shuffle(len(names), seed=settings.seed).batch(settings.batch_size)
-             .map(lambda x, y: (augment(celeba_utils.to_float(x)), y), num_parallel_calls=tf.data.AUTOTUNE)
+             .map(lambda x, y: (augment(to_float(x)), y), num_parallel_calls=tf.data.AUTOTUNE)
              .prefetch(tf.data.AUTOTUNE))
     classifier.fit(train, epochs=settings.epochs, verbose=2 if show else 0, shuffle=False)
     accuracy = score_classifier(classifier, images[held_out], labels[held_out], labels[~held_out], attribute_names)
@@ -128,7 +129,7 @@ def augment(images):
 def probabilities(classifier: keras.Model, faces, batch_size: int = 256) -> np.ndarray:
     """(n, attributes) probabilities for uint8 faces or floats in [-1, 1]."""
     faces = np.asarray(faces)
-    faces = celeba_utils.to_float(faces).numpy() if faces.dtype == np.uint8 else faces.astype(np.float32)
+    faces = to_float(faces).numpy() if faces.dtype == np.uint8 else faces.astype(np.float32)
     logits = [classifier(faces[start:start + batch_size], training=False).numpy()
               for start in range(0, len(faces), batch_size)]
     return 1 / (1 + np.exp(-np.concatenate(logits))) if logits else np.zeros((0, classifier.output_shape[-1]))
@@ -151,7 +152,7 @@ def save_classifier(classifier, settings: ClassifierSettings, accuracy: Dict[str
     classifier.save_weights(temporary)
     os.replace(temporary, os.path.join(out_dir, CLASSIFIER_FILE))
     for name, content in ((SETTINGS_FILE, dataclasses.asdict(settings)), (ACCURACY_FILE, accuracy)):
-        with celeba_utils.atomic_write(os.path.join(out_dir, name), "w") as handle:
+        with atomic_write(os.path.join(out_dir, name), "w") as handle:
             json.dump(content, handle, indent=1)
 
 
@@ -160,7 +161,9 @@ def load_classifier(folder: str = os.path.join("my_net", "attributes")):
     path = os.path.join(folder, SETTINGS_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No attribute classifier in {os.path.abspath(folder)}: train one first "
-                                "(python attributes.py --data <CelebA folders>)")
+                                "(python directions.py --checkpoint <the run> --data <CelebA folders>, which trains it "
+                                "into the run's attributes/, or python -m facegan.attributes --data <CelebA folders> "
+                                "--out <folder>)")
     with open(path) as handle:
         settings = ClassifierSettings(**json.load(handle))
     classifier = build_classifier(settings)

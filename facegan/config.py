@@ -7,14 +7,13 @@
 The groups: Data (the faces), Networks (their shape and precision), Training (steps, batches, optimiser, seed),
 Recipe (what the ablation measured, and the moving average), Devices, Outputs and Quality (metrics while
 training). A setting's one-sentence help is written once, here; docs/settings.md, the notebook's parameters cell
-and the command lines' flags are made from it (tools/settings.py). A run's config.json holds the groups; a
+and the command lines' flags are made from it (facegan/settings_text.py). A run's config.json holds the groups; a
 config.json of an older version, one flat dictionary, still loads (runs.read_config).
 """
 
 import dataclasses
 import json
-import textwrap
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from facegan import devices
 
@@ -22,6 +21,7 @@ PRECISIONS = ("auto",) + devices.PRECISIONS
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DISCRIMINATOR_NORMS = ("batch", "spectral")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
+LOWER_IS_BETTER = ("swd", "fid", "kid")  # the metrics that can choose the best network (precision and recall: higher)
 
 
 def setting(default, help: str):
@@ -199,8 +199,8 @@ class Quality:
 
     metrics_every: int = setting(0, "score the faces every this many steps (0: off)")
     metric_samples: int = setting(2048, "generated faces scored against as many training faces")
-    metrics: Sequence[str] = setting(("swd",), 'any of "swd", "fid", "kid" (FID and KID: pip install -r '
-                                     "requirements-metrics.txt)")
+    metrics: Sequence[str] = setting(("swd",), 'any of "swd", "fid", "kid", "pr" (precision and recall; FID, KID '
+                                     "and PR: pip install -r requirements-metrics.txt)")
     best_metric: str = setting("swd", "the network scoring lowest on it is kept in checkpoint_dir/best-<metric>/")
 
     def __post_init__(self):
@@ -209,6 +209,9 @@ class Quality:
         _check_whole(self, "metric_samples", minimum=2)
         if self.best_metric not in self.metrics:
             raise ValueError(f"best_metric must be one of the metrics computed ({', '.join(self.metrics)}), "
+                             f"got {self.best_metric!r}")
+        if self.best_metric not in LOWER_IS_BETTER:
+            raise ValueError(f"best_metric must be a metric where lower is better ({', '.join(LOWER_IS_BETTER)}), "
                              f"got {self.best_metric!r}")
 
 
@@ -303,75 +306,3 @@ def checkpoint_shape(config: Config) -> dict:
     return dict(image_size=networks.image_size, z_dim=networks.z_dim, generator_width=networks.generator_width,
                 discriminator_width=networks.discriminator_width, kernel_size=networks.kernel_size,
                 discriminator_norm=networks.discriminator_norm, uses_ema=config.recipe.uses_ema)
-
-
-# --------------------------------------------------------------------------------------------- settings, written out
-
-def settings_table() -> str:
-    """docs/settings.md: every setting, its default and its help, as one Markdown table per group."""
-    lines = []
-    for group, kind in GROUPS.items():
-        lines += [f"## {group}", "", " ".join(kind.__doc__.split()), "", "| setting | default | meaning |",
-                  "| --- | --- | --- |"]
-        for field in dataclasses.fields(kind):
-            default, help_text = (text.replace("|", "\\|") for text in (_literal(field.default),
-                                                                        field.metadata["help"]))
-            lines.append(f"| `{field.name}` | `{default}` | {help_text} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _literal(value) -> str:
-    """A default as Python source: lists for sequences, as a notebook or papermill writes them."""
-    return repr(list(value)) if isinstance(value, (tuple, list)) else repr(value)
-
-
-# The settings gan_new.ipynb's parameters cell shows: those a person changes first. Every other setting can be
-# added to the cell by name, or passed to papermill with -p (the notebook reads every setting by name).
-FIRST_SETTINGS = ("image_path", "steps", "precision", "sample_every", "checkpoint_every", "metrics_every", "metrics",
-                  "fresh")
-
-
-def parameters_cell(width: int = 116, names: Sequence[str] = FIRST_SETTINGS) -> List[str]:
-    """The lines of gan_new.ipynb's parameters cell that set the settings named: `name = default  # help`, the help
-    wrapped onto comment lines below at `width` characters."""
-    lines = []
-    for _, field in sorted(((group, field) for group, field in fields() if field.name in names),
-                           key=lambda pair: names.index(pair[1].name)):
-        first = f"{field.name} = {_literal(field.default)}  # "
-        wrapped = textwrap.wrap(field.metadata["help"], width - len(first))
-        rest = textwrap.wrap(" ".join(wrapped[1:]), width - 4) if len(wrapped) > 1 else []
-        lines += [first + wrapped[0]] + [f"#   {line}" for line in rest]
-    return lines
-
-
-def _argument_type(field):
-    """How a command line spells a setting: None, true/false, a comma-separated list, or the field's type."""
-    def parse(text: str):
-        if field.type in (Sequence[str],):
-            return [part for part in text.split(",") if part]
-        if text.lower() in ("none", "auto") and field.default is None:
-            return None
-        if field.type in (bool, Optional[bool]):
-            if text.lower() not in ("true", "false", "on", "off", "1", "0"):
-                raise ValueError(text)
-            return text.lower() in ("true", "on", "1")
-        base = {Optional[str]: str}.get(field.type, field.type)
-        return base(text)
-    parse.__name__ = field.name
-    return parse
-
-
-def add_arguments(parser, names: Optional[Sequence[str]] = None):
-    """A --flag for each setting named (default: every setting), with its default and help from the groups."""
-    for _, field in fields():
-        if names is None or field.name in names:
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=_argument_type(field),
-                                default=field.default, help=f"{field.metadata['help']} (default: "
-                                f"{_literal(field.default)})".replace("%", "%%"))
-
-
-def config_from_arguments(arguments, **overrides) -> Config:
-    """The Config of the parsed flags that add_arguments made, with overrides."""
-    values = {name: getattr(arguments, name) for name in GROUP_OF if hasattr(arguments, name)}
-    return Config(**{**values, **overrides})

@@ -1,16 +1,19 @@
 """The machine: what CPU and GPUs it has, the precision "auto" picks on it, and the tf.distribute strategy.
 
-Every speed figure the project publishes names the machine it was measured on: `machine()` is that line.
+Every speed figure the project publishes names the machine it was measured on: `machine()` is that line. TensorFlow
+is loaded by the functions that ask it, not on import, so the settings (facegan/config.py) and the command lines'
+flags load without it (`--help` prints at once).
 """
 
 import functools
 import os
 import platform
-from typing import Mapping, Optional
-
-import tensorflow as tf
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from facegan import onednn
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # CPU flags of bfloat16 matrix instructions (oneDNN uses them): where mixed bfloat16 runs faster than float32
@@ -57,6 +60,8 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset:
 
 def gpu_capabilities() -> list:
     """The CUDA compute capability, (major, minor), of each GPU TensorFlow sees."""
+    import tensorflow as tf
+
     capabilities = []
     for gpu in tf.config.list_physical_devices("GPU"):
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
@@ -108,6 +113,8 @@ def resolve_precision(precision: str, flags: Optional[set] = None, gpus: Optiona
 def machine() -> str:
     """One line naming what trains here: the GPUs, or the CPU with its cores, its instructions (AVX2 only,
     AVX-512 BF16, AMX) and whether TensorFlow's oneDNN kernels run on it, which halves or doubles its speed."""
+    import tensorflow as tf
+
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         capabilities = ", ".join(".".join(map(str, capability)) for capability in gpu_capabilities())
@@ -117,8 +124,10 @@ def machine() -> str:
     return f"CPU, {os.cpu_count()} cores, {cpu_model()} ({', '.join(isa) or 'no AVX2'}), {onednn.state()}"
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str) -> "tf.distribute.Strategy":
     """The tf.distribute strategy of a `strategy` setting ("default": the current one device)."""
+    import tensorflow as tf
+
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":  # the cluster comes from the TF_CONFIG environment variable
@@ -126,7 +135,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
+def is_chief(strategy: "tf.distribute.Strategy") -> bool:
     """Whether this process writes the run's files (grids, logs, the real checkpoints)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():
@@ -138,11 +147,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def has_gpu() -> bool:
     """Whether TensorFlow trains on GPUs here: the automatic XLA setting turns on for them."""
+    import tensorflow as tf
+
     return bool(tf.config.list_logical_devices("GPU"))
 
 
 def setup_devices():
     """Let TensorFlow grow GPU memory as needed instead of taking all of it; say which device trains."""
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:

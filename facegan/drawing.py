@@ -5,9 +5,10 @@
     faces = drawing.draw_faces(generator, z)                    # any (n, z_dim) vectors
 
 A ReadyGenerator is the network that draws (the moving average of the generator's weights when the run keeps one,
-else the trained generator) with batch-norm statistics of its own, measured when it was made. Grids, GIFs,
-metrics, editing, the ablation and the explorer all draw through draw_faces. Training moves the weights, so a
-ReadyGenerator is ready as of when ready_generator made it; training asks for a new one at each grid and score.
+else the trained generator) with batch-norm statistics of its own, measured when it was made. Grids, GIFs, metrics,
+editing, the ablation and the explorer all draw through draw_faces; projection, which needs gradients, draws through
+draw_differentiable. Training moves the weights, so a ReadyGenerator is ready as of when ready_generator made it;
+training asks for a new one at each grid and score.
 
 Two modes: "independent" (the default) draws in inference mode, batch norm with its moving statistics, so each
 face depends on its own z only and a batch of one draws the same face as a batch of 100; "pad" is the seed
@@ -23,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import celeba_utils
+from facegan.images import to_uint8
 from facegan import runs
 from facegan.gan import DCGAN
 
@@ -63,6 +64,12 @@ def load_generator(checkpoint_dir: str = "my_net", step: Optional[int] = None,
     return ready_generator(gan, use_average)
 
 
+def draw_differentiable(generator: ReadyGenerator, z):
+    """Faces as a float tensor in [-1, 1], drawn as draw_faces draws them (inference mode: each face depends on its
+    own z only), with gradients flowing back to z: what projection optimises z through."""
+    return generator.network(z, training=False)
+
+
 def seed_vector(seed: int, z_dim: int) -> np.ndarray:
     """The latent vector of an integer seed: the same seed gives the same face in every run and tool."""
     return np.random.default_rng(seed).standard_normal(z_dim).astype(np.float32)
@@ -99,8 +106,8 @@ def draw_faces(generator: ReadyGenerator, latents=None, *, seeds: Optional[Seque
     if z.ndim != 2 or z.shape[1] != generator.z_dim:
         raise ValueError(f"latent vectors must have shape (n, {generator.z_dim}), got {tuple(z.shape)}")
     if mode == "pad":
-        return celeba_utils.to_uint8(_padded_images(generator.network, z, batch_size, seed))
-    return celeba_utils.to_uint8(_images(generator.network, z, batch_size))
+        return to_uint8(_padded_images(generator.network, z, batch_size, seed))
+    return to_uint8(_images(generator.network, z, batch_size))
 
 
 _compiled_generators = weakref.WeakKeyDictionary()

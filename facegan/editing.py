@@ -1,4 +1,4 @@
-"""Steer a face: attribute directions in z, edits, vector arithmetic, your own photo, and a live explorer.
+"""Steer a face: attribute directions in z, edits, vector arithmetic, and how far an edit can go.
 
     generator = drawing.load_generator("my_net")
     classifier, names = attributes.load_classifier("my_net/attributes")
@@ -9,27 +9,21 @@ Directions follow InterFaceGAN (Shen et al. 2020): a few thousand generated face
 classifier (attributes.py), a linear boundary is fitted in z for each attribute, and its unit normal is the
 direction. An edit can hold other attributes fixed by projecting their normals out (conditional manipulation).
 Directions belong to the network they were fitted on: they are saved beside its checkpoints with a fingerprint
-of its weights, and refused for another network. `project` finds the z of a photo: Adam on z from several
-starts, a pixel term and a feature term from the trained discriminator (stylegan2-ada's projector, by contrast,
-optimises w with an LPIPS distance).
+of its weights, and refused for another network. Your own photo's z: facegan/projection.py; the sliders:
+facegan/explorer.py.
 """
 
 import dataclasses
 import hashlib
-import io
 import os
-import time
 from typing import Dict, Optional, Sequence
 
-import keras
 import numpy as np
 import scipy.optimize
-import tensorflow as tf
-from PIL import Image
 
-import celeba_utils
-from facegan import alignment, attributes, drawing, latent
-from facegan.drawing import ReadyGenerator, draw_faces, seed_vector, seed_vectors
+from facegan.images import atomic_write, image_grid
+from facegan import attributes, drawing, latent
+from facegan.drawing import ReadyGenerator, draw_faces, seed_vectors
 
 DIRECTIONS_FILE = "directions.npz"
 # The attributes every editing demo shows first (InterFaceGAN's among them): measured first, and the explorer's
@@ -182,7 +176,7 @@ def prepare_run(checkpoint_dir: str, data: Sequence[str], cache_dir: Optional[st
 
 
 def save_directions(directions: Directions, folder: str):
-    with celeba_utils.atomic_write(os.path.join(folder, DIRECTIONS_FILE)) as handle:
+    with atomic_write(os.path.join(folder, DIRECTIONS_FILE)) as handle:
         ranges = np.full(len(directions.names), np.nan) if directions.ranges is None else directions.ranges
         np.savez(handle, names=np.array(directions.names), normals=directions.normals,
                  boundary_accuracy=directions.boundary_accuracy, positive_share=directions.positive_share,
@@ -250,21 +244,40 @@ def arithmetic(generator: ReadyGenerator, a: Sequence, b: Sequence, c: Sequence,
     draws short vectors as dim, washed-out faces; so each mean, the result and each variation is brought back to
     the prior's typical length (latent.to_typical_norm), keeping its direction. renormalise=False gives the
     paper's plain means."""
-    means = [np.mean(latent.resolve_waypoints(list(group), generator.grid_latents, seed), axis=0)
-             for group in (a, b, c)]
-    if renormalise:
-        means = list(latent.to_typical_norm(np.stack(means)))
-    result = means[0] - means[1] + means[2]
+    means = np.stack([np.mean(latent.resolve_waypoints(list(group), generator.grid_latents, seed), axis=0)
+                      for group in (a, b, c)])
+    means, result = combine_means(means, renormalise)
     jitter = np.random.default_rng(seed).standard_normal((variations, result.shape[0])).astype(np.float32) * noise
-    variants = result[None] + jitter
-    if renormalise:
-        result, variants = latent.to_typical_norm(result), latent.to_typical_norm(variants)
-    z = np.concatenate([np.stack(means), result[None], variants]).astype(np.float32)
+    variants = latent.to_typical_norm(result[None] + jitter) if renormalise else result[None] + jitter
+    z = np.concatenate([means, result[None], variants]).astype(np.float32)
     faces = draw_faces(generator, z)
-    return result.astype(np.float32), celeba_utils.image_grid(faces, rows=1, columns=len(faces))
+    return result.astype(np.float32), image_grid(faces, rows=1, columns=len(faces))
+
+
+def combine_means(means: np.ndarray, renormalise: bool = True):
+    """A − B + C from the mean z of each group, means[..., 0:3, :] (any number of leading axes, so many choices of
+    exemplars combine at once): returns (the means, the result), each mean and the result brought back to the
+    prior's typical length when renormalise (latent.to_typical_norm)."""
+    means = np.asarray(means, np.float32)
+    if renormalise:
+        means = latent.to_typical_norm(means)
+    result = means[..., 0, :] - means[..., 1, :] + means[..., 2, :]
+    return means, (latent.to_typical_norm(result) if renormalise else result)
 
 
 # --------------------------------------------------------------------------------------------- measuring an edit
+
+def median_distance_between(features: np.ndarray) -> float:
+    """The median distance between the features of two different faces (each paired with the one half a set on):
+    the unit identity distances are measured in."""
+    return float(np.median(np.linalg.norm(features - np.roll(features, len(features) // 2, axis=0), axis=1)))
+
+
+def identity_distances(features_a: np.ndarray, features_b: np.ndarray, between_faces: float) -> np.ndarray:
+    """Distance of each face's features to its counterpart's, over the median distance between different faces
+    (median_distance_between): 0 is the same face, 1 as far as another face."""
+    return np.linalg.norm(features_a - features_b, axis=1) / between_faces
+
 
 def measure_edits(generator: ReadyGenerator, classifier, names: Sequence[str], directions: Directions,
                   attributes_to_edit: Sequence[str], faces: int = 200, seed: int = 200_000,
@@ -289,9 +302,7 @@ def measure_edits(generator: ReadyGenerator, classifier, names: Sequence[str], d
     unedited = draw_faces(generator, z)
     base = attributes.probabilities(classifier, unedited)
     base_features = features(unedited) if features is not None else None
-    if base_features is not None:
-        shuffled = np.roll(np.arange(faces), faces // 2)
-        between_faces = float(np.median(np.linalg.norm(base_features - base_features[shuffled], axis=1)))
+    between_faces = median_distance_between(base_features) if base_features is not None else None
 
     def realism(face_features) -> dict:
         if real_features is None or face_features is None:
@@ -318,8 +329,8 @@ def measure_edits(generator: ReadyGenerator, classifier, names: Sequence[str], d
                 row["held"] = round(float(np.abs(change[:, [list(names).index(k) for k in kept]]).mean()), 3)
             edited_features = features(edited) if features is not None else None
             if edited_features is not None:
-                distance = np.linalg.norm(edited_features - base_features, axis=1)
-                row["identity"] = round(float(np.median(distance)) / between_faces, 3)
+                row["identity"] = round(float(np.median(identity_distances(edited_features, base_features,
+                                                                           between_faces))), 3)
             row.update(realism(edited_features))
             rows.append(row)
     return rows
@@ -339,169 +350,3 @@ def choose_ranges(rows: Sequence[dict], realism_ratio: float = 1.5) -> Dict[str,
         passing = [strength for strength, fine in by_strength.items() if all(fine)]
         ranges[name] = max(passing) if passing else min(by_strength)
     return ranges
-
-
-# --------------------------------------------------------------------------------------------- your own photo
-
-@dataclasses.dataclass
-class Projection:
-    z: np.ndarray  # the best match's latent vector: a waypoint like any other
-    face: np.ndarray  # uint8, what the network draws from it
-    photo: np.ndarray  # uint8, the photo cropped and scaled as training faces are
-    pixel_error: float  # RMS difference of face and photo, 0–255 scale
-    random_error: float  # the same for the median of 64 random faces: how far an unfitted face is
-    seconds: float
-
-
-def _feature_network(discriminator):
-    """The discriminator's last convolution features (before the logit): what the feature term compares."""
-    last = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.LeakyReLU)][-1]
-    return keras.Model(discriminator.inputs, last.output)
-
-
-def perceptual_network(classifier) -> keras.Model:
-    """The attribute classifier's activations after each of its convolutions: a network trained on real faces to
-    tell 40 of their attributes apart, whose features compare faces as LPIPS compares them with VGG's (Zhang et
-    al. 2018), without weights from the internet."""
-    layers = [layer for layer in classifier.layers if isinstance(layer, keras.layers.ReLU)]
-    if not layers:
-        raise ValueError("perceptual_network takes the attribute classifier (attributes.load_classifier)")
-    return keras.Model(classifier.inputs, [layer.output for layer in layers])
-
-
-def perceptual_distance(features_a, features_b):
-    """LPIPS's distance without its learned weights: at each layer, every position's channels scaled to unit
-    length, the squared differences summed over channels and averaged over positions; summed over layers. One
-    value per face; features_b may be a single face's, compared with each of features_a."""
-    total = 0.0
-    for a, b in zip(features_a, features_b):
-        a, b = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
-        a = a / (tf.norm(a, axis=-1, keepdims=True) + 1e-10)
-        b = b / (tf.norm(b, axis=-1, keepdims=True) + 1e-10)
-        total += tf.reduce_mean(tf.reduce_sum(tf.square(a - b), axis=-1), axis=[1, 2])
-    return total
-
-
-def read_photo(photo, image_size: int = 64, crop_size: int = 108, align: bool = True) -> np.ndarray:
-    """A photo (path or HWC uint8 array) as training faces are made (celeba_utils.load_face). With align (the
-    default), a photo that is not already an aligned face (CelebA's 178×218 shape, or image_size square) has its
-    face found and aligned as CelebA's are first (facegan.alignment); no face, or several, is refused with a
-    ValueError naming the photo."""
-    name = photo if isinstance(photo, str) else "the photo"
-    if isinstance(photo, str):
-        if not os.path.isfile(photo):
-            raise FileNotFoundError(f"No photo at {photo}")
-        source = photo
-    else:
-        array = np.asarray(photo)
-        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-            raise ValueError(f"photo must be a path or a uint8 (height, width, 3) array, got {array.dtype} "
-                             f"{array.shape}")
-        source = celeba_utils.png_file(array)
-    try:
-        face = celeba_utils.load_face(source, image_size, crop_size, align=align)
-    except alignment.NoSingleFace:
-        raise
-    except Exception as error:
-        raise ValueError(f"{name} cannot be read as an image ({error}): give a JPEG or PNG photo of a face") \
-            from None
-    if face.reshape(-1, 3).astype(np.float32).std(axis=0).max() < 4:  # every channel nearly constant
-        raise ValueError(f"{name} is nearly one flat colour: there is no face in it to match")
-    return face
-
-
-def project(generator: ReadyGenerator, discriminator: keras.Model, photo, starts: int = 8, steps: int = 200,
-            learning_rate: float = 0.1, feature_weight: float = 0.5, seed: int = 0, crop_size: int = 108,
-            usable_ratio: float = 0.75, align: bool = True, perceptual=None,
-            perceptual_weight: float = 0.1) -> Projection:
-    """The z whose face best matches a photo: Adam on `starts` random z at once, minimising the mean squared
-    pixel difference plus feature_weight × that of the discriminator's features, plus, given the attribute
-    classifier as `perceptual`, perceptual_weight × the perceptual distance of its features
-    (perceptual_distance), for `steps` steps; the best start wins. The photo is read by read_photo (aligned
-    first, unless align=False). A photo whose best match is not clearly closer than a random face (pixel error
-    above usable_ratio × the random faces' median) is refused: it is not a face this network can draw."""
-    start_time = time.perf_counter()
-    network = generator.network
-    target_face = read_photo(photo, int(network.output_shape[1]), crop_size, align)
-    target = celeba_utils.to_float(target_face[None])
-    features = _feature_network(discriminator)
-    target_features = features(target, training=False)
-    looks = perceptual_network(perceptual) if perceptual is not None else None
-    target_looks = looks(target, training=False) if looks is not None else None
-    z = tf.Variable(np.random.default_rng(seed).standard_normal((starts, generator.z_dim)).astype(np.float32))
-    moments = [tf.Variable(tf.zeros_like(z)) for _ in range(2)]  # Adam's (Kingma and Ba 2015), on z alone
-    beta_1, beta_2 = 0.9, 0.999
-
-    @tf.function
-    def step(count):
-        with tf.GradientTape() as tape:
-            tape.watch(z)
-            images = network(z, training=False)
-            pixel = tf.reduce_mean(tf.square(images - target), axis=[1, 2, 3])
-            feature = tf.reduce_mean(tf.square(tf.cast(features(images, training=False), tf.float32)
-                                               - tf.cast(target_features, tf.float32)), axis=[1, 2, 3])
-            loss = pixel + feature_weight * feature
-            if looks is not None:
-                loss += perceptual_weight * perceptual_distance(looks(images, training=False), target_looks)
-            total = tf.reduce_sum(loss)  # inside the tape: each start's z gets its own loss's gradient
-        gradient = tape.gradient(total, z)
-        moments[0].assign(beta_1 * moments[0] + (1 - beta_1) * gradient)
-        moments[1].assign(beta_2 * moments[1] + (1 - beta_2) * tf.square(gradient))
-        corrected = moments[0] / (1 - beta_1 ** count) / (tf.sqrt(moments[1] / (1 - beta_2 ** count)) + 1e-8)
-        z.assign_sub(learning_rate * corrected)
-        return loss
-
-    for count in range(1, steps + 1):
-        loss = step(tf.constant(count, tf.float32))
-    best = int(tf.argmin(loss))
-    face = draw_faces(generator, z.numpy()[best:best + 1])[0]
-    random_faces = draw_faces(generator, np.random.default_rng(seed + 1).standard_normal(
-        (64, generator.z_dim)).astype(np.float32))
-    error = _rms(face, target_face)
-    random_error = float(np.median([_rms(each, target_face) for each in random_faces]))
-    name = photo if isinstance(photo, str) else "the photo"
-    if error > usable_ratio * random_error:
-        raise ValueError(f"{name}: the best match ({error:.1f} RMS) is barely closer than a random face "
-                         f"({random_error:.1f}): it does not look like a face this network can draw. Use a "
-                         "roughly frontal face photo, upright, with the face clearly visible")
-    return Projection(z.numpy()[best], face, target_face, error, random_error, time.perf_counter() - start_time)
-
-
-def _rms(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2)))
-
-
-# --------------------------------------------------------------------------------------------- the live explorer
-
-def explorer(generator: ReadyGenerator, directions: Directions, shown: Optional[Sequence[str]] = None,
-             strongest: int = 6, upscale_factor: int = 4):
-    """ipywidgets sliders for a seed and attribute directions (the canonical ones the run has, else the
-    `strongest`), each going as far as its measured range (Directions.slider_range), redrawing the one face as
-    they move (generation is batch-independent, so each redraw draws one face). Returns the widget box; its
-    `sliders` (name → slider, "seed" among them) and `image` are there for code and tests."""
-    import ipywidgets as widgets
-
-    canonical = [name for name in CANONICAL if name in directions.names]
-    shown = list(shown or canonical or directions.strongest(strongest))
-    seed_slider = widgets.IntSlider(value=0, min=0, max=9999, description="seed", continuous_update=False)
-    sliders = {name: widgets.FloatSlider(value=0.0, min=-directions.slider_range(name),
-                                         max=directions.slider_range(name), step=0.25, description=name[:14],
-                                         continuous_update=False) for name in shown}
-    image = widgets.Image(format="png")
-
-    def current_z():
-        z = seed_vector(seed_slider.value, generator.z_dim)
-        return directions.edit(z, {name: slider.value for name, slider in sliders.items()})
-
-    def redraw(change=None):
-        face = latent.upscale(draw_faces(generator, current_z()[None]), upscale_factor)[0]
-        buffer = io.BytesIO()
-        Image.fromarray(face).save(buffer, format="PNG")
-        image.value = buffer.getvalue()
-
-    for slider in [seed_slider, *sliders.values()]:
-        slider.observe(redraw, names="value")
-    redraw()
-    box = widgets.HBox([image, widgets.VBox([seed_slider, *sliders.values()])])
-    box.sliders, box.image, box.current_z = {"seed": seed_slider, **sliders}, image, current_z
-    return box

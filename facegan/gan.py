@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from celeba_utils import to_float
+from facegan.images import to_float
 from facegan import networks as nets
 from facegan.augment import diff_augment, mirror_randomly
 from facegan.config import Config, Networks, Recipe, Training
@@ -57,10 +57,6 @@ class DCGAN(keras.Model):
     def from_config(cls, config: Config) -> "DCGAN":
         """The GAN of a run's settings: each part gets its own group (networks, training, recipe)."""
         return cls(config.networks, config.training, config.recipe)
-
-    def call(self, z, training=False):
-        """The trained generator's images; faces are drawn with drawing.ready_generator(gan) instead."""
-        return self.generator(z, training=training)
 
     def checkpoint(self) -> tf.train.Checkpoint:
         parts = dict(generator=self.generator, discriminator=self.discriminator,

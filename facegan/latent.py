@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-import celeba_utils
+from facegan.images import atomic_write, image_grid, save_png
 from facegan.drawing import MODES, ReadyGenerator, draw_faces, seed_vector
 
 KINDS = ("slerp", "linear")
@@ -146,7 +146,7 @@ def write_gif(frames: np.ndarray, path: str, fps: float = 10) -> str:
 
     if not fps > 0:
         raise ValueError(f"fps must be above 0, got {fps!r}")
-    with celeba_utils.atomic_write(path) as handle:
+    with atomic_write(path) as handle:
         iio.imwrite(handle, list(frames), extension=".gif", plugin="pillow", duration=round(1000 / fps), loop=0)
     return path
 
@@ -161,7 +161,7 @@ def strip_columns(count: int, most: int = 10) -> int:
 def write_strip(frames: np.ndarray, path: str, columns: Optional[int] = None) -> str:
     """The frames in one picture, in order, `columns` to a row (default: strip_columns)."""
     columns = columns or strip_columns(len(frames))
-    celeba_utils.save_png(celeba_utils.image_grid(frames, columns=min(columns, len(frames))), path)
+    save_png(image_grid(frames, columns=min(columns, len(frames))), path)
     return path
 
 
@@ -193,4 +193,4 @@ def interpolate(generator: ReadyGenerator, waypoints: Sequence = ([0, 0], [9, 0]
 def compare_modes(generator: ReadyGenerator, z: np.ndarray, batch_size: int = 100, seed: int = 0) -> np.ndarray:
     """The frames of z in each of the drawing modes, one row per mode, as one picture."""
     rows = [draw_faces(generator, z, mode=mode, batch_size=batch_size, seed=seed) for mode in MODES]
-    return celeba_utils.image_grid(np.concatenate(rows), rows=len(MODES), columns=len(z))
+    return image_grid(np.concatenate(rows), rows=len(MODES), columns=len(z))

@@ -5,22 +5,28 @@
 A run's folder (`checkpoint_dir`, default `my_net/`) holds `config.json` (every setting, as the run last started),
 `starts.jsonl` (one line per start or resume: the time, the step, the machine and the settings it started with),
 the checkpoints `ckpt-N.*` (tf.train.CheckpointManager), `losses.csv`, `metrics.csv` when it measured quality,
-`best-<metric>/` and TensorBoard's `logs/`. Sample grids are `imgs/examples-{step}.png`.
+`best-<metric>/` and TensorBoard's `logs/`. Sample grids are `imgs/examples-{step}.png`. The folder is owned by one
+training run at a time (RunLock), checked writable and cleared of what a killed run half wrote (prepare_folder),
+and moved aside whole for a fresh start (archive).
 """
 
+import contextlib
 import csv
 import datetime
+import fcntl
 import glob
 import json
 import os
 import re
+import shutil
+import socket
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-import celeba_utils
+from facegan.images import atomic_write
 from facegan.config import PLAIN_RECIPE, Config, checkpoint_shape, flatten
 from facegan.gan import DCGAN
 from facegan import devices
@@ -31,6 +37,7 @@ LOSS_FILE = "losses.csv"
 LOSS_COLUMNS = ("step", "discriminator_loss", "generator_loss", "images_per_second", "seconds")
 METRICS_FILE = "metrics.csv"
 BEST_FILE = "best.json"
+LOCK_FILE = ".lock"  # held by the training run that owns the folder (RunLock)
 
 
 def grid_file(sample_dir: str, step: int) -> str:
@@ -55,7 +62,7 @@ def read_config(checkpoint_dir: str) -> Optional[Config]:
 
 
 def write_config(config: Config):
-    with celeba_utils.atomic_write(os.path.join(config.outputs.checkpoint_dir, CONFIG_FILE), "w") as handle:
+    with atomic_write(os.path.join(config.outputs.checkpoint_dir, CONFIG_FILE), "w") as handle:
         handle.write(config.to_json())
 
 
@@ -241,3 +248,77 @@ def plot_losses(checkpoint_dir: str = "my_net", smoothing: int = 50):
         metrics_axes.grid(alpha=0.3)
     return figure
 
+
+# --------------------------------------------------------------------------------------------- the folder itself
+
+def archive(folder: str) -> Optional[str]:
+    """Move what folder holds (but its placeholder) into folder/archive/<time>/, so a fresh start loses nothing."""
+    if not os.path.isdir(folder):
+        return None
+    entries = [name for name in os.listdir(folder) if name not in ("archive", ".gitkeep", LOCK_FILE)]
+    if not entries:
+        return None
+    target = os.path.join(folder, "archive", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(target, exist_ok=True)
+    for name in entries:
+        shutil.move(os.path.join(folder, name), os.path.join(target, name))
+    return target
+
+
+# --------------------------------------------------------------------------------------------- one run per folder
+
+class RunLock:
+    """One training run per checkpoint folder. The lock is an flock on checkpoint_dir/.lock, which the system
+    releases when its process ends in any way (kill -9 included), so a dead run never leaves it stuck."""
+
+    def __init__(self, checkpoint_dir: str):
+        self.path = os.path.join(checkpoint_dir, LOCK_FILE)
+
+    def __enter__(self):
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            owner = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise RuntimeError(f"{os.path.dirname(self.path)} is in use by another training run ({owner}). Wait "
+                               "for it or stop it, or train into another checkpoint_dir.") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                          f"{datetime.datetime.now().isoformat(timespec='seconds')}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.truncate(0)
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def prepare_folder(folder: str, setting: str):
+    """Make the folder, check that it can be written, and remove what an earlier run that was killed left half
+    written (temporary grid and log files, TensorFlow's checkpoint temporaries)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with atomic_write(os.path.join(folder, ".write-test")) as handle:
+            handle.write(b"ok")
+        os.remove(os.path.join(folder, ".write-test"))
+    except OSError as error:
+        raise OSError(f"{setting} {folder} cannot be written ({error.strerror or error}): choose a writable "
+                      f"folder for {setting}") from None
+    for leftover in glob.glob(os.path.join(glob.escape(folder), ".*.tmp")) + \
+            glob.glob(os.path.join(glob.escape(folder), "ckpt-*_temp")):
+        shutil.rmtree(leftover, ignore_errors=True) if os.path.isdir(leftover) else os.remove(leftover)
+
+
+@contextlib.contextmanager
+def reporting_write_errors(what: str, folder: str):
+    """Turn a failed write (disk full, folder gone read-only) into one clear error; earlier files stay intact."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0][:200]
+        raise OSError(f"Could not write {what} in {folder}: {reason}. What was saved before is intact; free "
+                      "space or fix the folder's permissions, then run again to resume.") from None

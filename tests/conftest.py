@@ -135,3 +135,70 @@ def pytest_terminal_summary(terminalreporter):
     if browser:
         terminalreporter.write_line(f"{browser} browser tests skipped: apt-get install -y chromium and pip install "
                                     "-r requirements.txt to run them")
+
+
+def made_celeba(root):
+    """img_align_celeba/ (12 drawn faces, 178×218) and img_align_celeba_89x109/ (30, half size; the first 12 names
+    are also in the full-size folder)."""
+    full, half = root / "img_align_celeba", root / "img_align_celeba_89x109"
+    full.mkdir(parents=True)
+    half.mkdir()
+    for index in range(1, 13):
+        drawn_face(index).save(full / f"{index:06d}.jpg", quality=92)
+    for index in range(7, 37):
+        drawn_face(index).resize((89, 109)).save(half / f"{index - 6:06d}.jpg", quality=92)
+    return root
+
+
+# The editing tests' tiny network, a stand-in attribute classifier of its colours, and the directions fitted with it
+EDIT_NAMES = ["5_o_Clock_Shadow", "Pale_Skin", "Smiling", "Young"]
+
+
+@pytest.fixture(scope="session")
+def gan():
+    import tensorflow as tf
+
+    from facegan.config import Config
+    from facegan.gan import DCGAN
+
+    keras_seed = 11
+    tf.keras.utils.set_random_seed(keras_seed)
+    network = DCGAN.from_config(Config(**TINY))
+    for _ in range(2):
+        network.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
+    return network
+
+
+@pytest.fixture(scope="session")
+def generator(gan):
+    from facegan import drawing
+
+    return drawing.ready_generator(gan)
+
+
+@pytest.fixture(scope="session")
+def classifier(generator):
+    """A stand-in classifier whose four "attributes" are the faces' mean red, green, blue and red minus blue,
+    standardised over the tiny generator's faces so that they fall on both sides: the mechanics need no more."""
+    import keras
+
+    from facegan.drawing import draw_faces
+
+    image = keras.Input((64, 64, 3))
+    means = keras.layers.GlobalAveragePooling2D()(image)
+    logits = keras.layers.Dense(4)(means)
+    model = keras.Model(image, logits)
+    mixing = np.array([[1.0, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, -1]], np.float32)
+    faces = draw_faces(generator, np.random.default_rng(0).standard_normal((300, 16)))
+    features = (faces.astype(np.float32) / 127.5 - 1).mean(axis=(1, 2)) @ mixing
+    scale = 2 / features.std(axis=0)
+    model.layers[-1].kernel.assign(mixing * scale)
+    model.layers[-1].bias.assign(-features.mean(axis=0) * scale)
+    return model
+
+
+@pytest.fixture(scope="session")
+def directions(generator, classifier):
+    from facegan import editing
+
+    return editing.fit_directions(generator, classifier, EDIT_NAMES, samples=600)

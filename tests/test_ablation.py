@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import ablation
+from experiments import ablation, recipes, records
 from facegan import drawing
 from facegan.config import Config, PLAIN_RECIPE
 from facegan import runs
@@ -18,17 +18,17 @@ NETWORK = {name: value for name, value in TINY.items() if name != "batch_size"}
 
 
 def test_settings_combine_by_plus_and_each_run_starts_from_the_plain_recipe(tmp_path):
-    assert ablation.overrides_of("ttur+flip_faces") == dict(generator_learning_rate=1e-4,
+    assert recipes.overrides_of("ttur+flip_faces") == dict(generator_learning_rate=1e-4,
                                                             discriminator_learning_rate=4e-4, flip_faces=True)
-    config = ablation.run_config("label_smoothing", "faces", budget=1000, runs_dir=str(tmp_path), batch_size=64)
+    config = recipes.run_config("label_smoothing", "faces", budget=1000, runs_dir=str(tmp_path), batch_size=64)
     assert config.training.steps == 16  # ceil(1000 / 64): at least the budget
-    assert config.recipe.label_smoothing == 0.1 and config.recipe.ema_decay == ablation.EMA_DECAY
-    plain = ablation.run_config("plain", "faces", budget=1000, runs_dir=str(tmp_path))
+    assert config.recipe.label_smoothing == 0.1 and config.recipe.ema_decay == recipes.EMA_DECAY
+    plain = recipes.run_config("plain", "faces", budget=1000, runs_dir=str(tmp_path))
     for name, value in PLAIN_RECIPE.items():
-        assert plain.settings()[name] == (ablation.EMA_DECAY if name == "ema_decay" else value)
+        assert plain.settings()[name] == (recipes.EMA_DECAY if name == "ema_decay" else value)
     assert plain.outputs.checkpoint_dir == os.path.join(str(tmp_path), "plain", "my_net")
     with pytest.raises(ValueError, match="Unknown setting 'dropout' in 'ttur\\+dropout'"):
-        ablation.overrides_of("ttur+dropout")
+        recipes.overrides_of("ttur+dropout")
 
 
 @pytest.mark.slow
@@ -39,19 +39,19 @@ def test_a_tiny_ablation_trains_scores_each_generator_writes_grids_and_a_table(t
                    batch_size=8, **NETWORK)
     results = ablation.ablate(settings=["plain", "spectral_norm"], **options)
     assert [(r["setting"], r["generator"]) for r in results] == [
-        (setting, generator) for setting in ("plain", "spectral_norm") for generator in ablation.GENERATORS]
+        (setting, generator) for setting in ("plain", "spectral_norm") for generator in records.GENERATORS]
     for record in results:
         assert record["images_seen"] == 24 and record["steps"] == 3 and np.isfinite(record["swd"])
         assert record["train_seconds"] > 0
         with Image.open(out / f"{record['setting']}-{record['generator']}.png") as grid:
             assert grid.size == (512, 512)  # 8 × 8 generated faces
-    assert results[len(ablation.GENERATORS)]["overrides"] == {"discriminator_norm": "spectral"}
+    assert results[len(records.GENERATORS)]["overrides"] == {"discriminator_norm": "spectral"}
     assert (results[0]["training_folders"], results[0]["training_faces"], results[0]["reference"]) == (
         "img_align_celeba", 160, "training")  # what it trained on and was scored against, in every record
-    assert results[0]["drawing_mode"] == ablation.DRAWING_MODES["trained"] and results[0]["reference_faces"] == 64
-    scores = {record["generator"]: record["swd"] for record in results[:len(ablation.GENERATORS)]}
+    assert results[0]["drawing_mode"] == records.DRAWING_MODES["trained"] and results[0]["reference_faces"] == 64
+    scores = {record["generator"]: record["swd"] for record in results[:len(records.GENERATORS)]}
     assert len(set(scores.values())) == len(scores)  # four different ways of drawing were scored
-    assert results[1]["drawing_mode"] == ablation.DRAWING_MODES["trained_batch_statistics"]
+    assert results[1]["drawing_mode"] == records.DRAWING_MODES["trained_batch_statistics"]
     table = (out / "table.md").read_text()
     runs_table = table.split("## Over the training seeds")[0]
     rows = [line for line in runs_table.splitlines() if line.startswith("| ")]
@@ -69,25 +69,25 @@ def test_a_tiny_ablation_trains_scores_each_generator_writes_grids_and_a_table(t
 
 @pytest.mark.slow
 def test_the_two_averages_differ_in_their_batch_norm_statistics_only(tmp_path, made_faces, cache_dir):
-    config = ablation.run_config("plain", str(made_faces / "img_align_celeba"), budget=16, runs_dir=str(tmp_path),
+    config = recipes.run_config("plain", str(made_faces / "img_align_celeba"), budget=16, runs_dir=str(tmp_path),
                                  batch_size=8, cache_dir=cache_dir, **NETWORK)
     training.train(config, show=False)
     gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
     own = [w.numpy().copy() for w in drawing.ready_generator(gan).network.weights]  # statistics of its own: the default
-    network = ablation.pick_generator(gan, "average").network
+    network = records.pick_generator(gan, "average").network
     assert network is gan.ema_generator
     for average, trained in zip(network.non_trainable_weights, gan.generator.non_trainable_weights):
         np.testing.assert_array_equal(average.numpy(), trained.numpy())  # the trained generator's statistics
     changed = [not np.array_equal(b, w.numpy()) for b, w in zip(own, network.weights)]
     statistics = ["moving" in w.path for w in network.weights]
     assert any(changed) and changed == [c and s for c, s in zip(changed, statistics)]
-    network = ablation.pick_generator(gan, "average_precise_bn").network
+    network = records.pick_generator(gan, "average_precise_bn").network
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(own, network.weights))  # back to its own
-    seed_way = ablation.pick_generator(gan, "trained_batch_statistics")
-    assert seed_way.network is gan.generator and ablation.drawing_mode_of("trained_batch_statistics") == "pad"
-    assert ablation.drawing_mode_of("trained") == "independent"
+    seed_way = records.pick_generator(gan, "trained_batch_statistics")
+    assert seed_way.network is gan.generator and records.drawing_mode_of("trained_batch_statistics") == "pad"
+    assert records.drawing_mode_of("trained") == "independent"
     with pytest.raises(ValueError, match="Unknown generator 'best'"):
-        ablation.pick_generator(gan, "best")
+        records.pick_generator(gan, "best")
 
 
 @pytest.mark.slow
@@ -140,7 +140,7 @@ def test_the_chosen_combination_is_every_setting_that_beat_plain_alone_best_firs
     assert ablation.chosen_combination(results, 96_000) == "spectral_norm+ttur"
     assert ablation.chosen_combination(results, 96_000, generator="trained") == "label_smoothing"
     assert ablation.chosen_combination(results[:1], 96_000) == "plain"
-    assert ablation.overrides_of(ablation.chosen_combination(results, 96_000)) == dict(
+    assert recipes.overrides_of(ablation.chosen_combination(results, 96_000)) == dict(
         discriminator_norm="spectral", generator_learning_rate=1e-4, discriminator_learning_rate=4e-4)
     with pytest.raises(ValueError, match="No fid of the plain recipe's average_precise_bn generator at 48,000 "):
         ablation.chosen_combination(results, 48_000)
@@ -208,18 +208,18 @@ def test_seeds_are_summarised_as_mean_spread_and_n():
 
 
 def test_the_dcgan_defaults_are_what_the_published_results_make_the_defaults():
-    results = ablation.read_results(str(ROOT / "docs" / "ablation"))  # what the README publishes
+    results = records.read_results(str(ROOT / "docs" / "ablation"))  # what the README publishes
     chosen = ablation.chosen_defaults(results, 96_000)
-    measured = ablation.run_config(chosen, "faces", budget=96_000, runs_dir="runs")
+    measured = recipes.run_config(chosen, "faces", budget=96_000, runs_dir="runs")
     defaults = Config()
     assert {name: defaults.settings()[name] for name in PLAIN_RECIPE} == {
         name: measured.settings()[name] for name in PLAIN_RECIPE}
     # where "auto" is float32, the same recipe in float32
-    in_float32 = ablation.run_config(ablation.chosen_defaults(results, 96_000, ablation.float32_ladder()), "faces",
+    in_float32 = recipes.run_config(ablation.chosen_defaults(results, 96_000, ablation.float32_ladder()), "faces",
                                      budget=96_000, runs_dir="runs")
     recipe = {name: in_float32.settings()[name] for name in PLAIN_RECIPE}
     assert {**recipe, "precision": "auto"} == {name: measured.settings()[name] for name in PLAIN_RECIPE}
-    assert defaults.recipe.ema_statistics_batches == ablation.STANDING_STATISTICS_BATCHES  # drawn as it was scored
+    assert defaults.recipe.ema_statistics_batches == records.STANDING_STATISTICS_BATCHES  # drawn as it was scored
 
 
 def test_the_peers_faces_are_scored_by_the_same_judge_and_listed_last(tmp_path, made_faces, cache_dir):
@@ -236,7 +236,7 @@ def test_the_peers_faces_are_scored_by_the_same_judge_and_listed_last(tmp_path, 
                                  metric_names=("swd",), cache_dir=cache_dir, show=False)
     assert (record["setting"], record["images_per_second"], record["generated"]) == (ablation.PEER, 64.0, 48)
     assert record["swd"] > 0 and (out / f"{ablation.PEER}-trained.png").is_file()
-    rows = [line for line in ablation.table(ablation.read_results(str(out))).splitlines() if line.startswith("| ")]
+    rows = [line for line in ablation.table(records.read_results(str(out))).splitlines() if line.startswith("| ")]
     assert rows[-1].startswith(f"| {ablation.PEER} | trained |") and "| 0.42 h | 64.0 |" in rows[-1]
     np.savez_compressed(tmp_path / "bad.npz", x=faces.astype(np.float32))
     with pytest.raises(ValueError, match="bad.npz: x must hold uint8 faces"):

@@ -12,6 +12,7 @@ from matplotlib import cbook
 from PIL import Image
 
 import celeba_utils
+from facegan.images import png_file
 from facegan import alignment
 
 
@@ -58,7 +59,7 @@ def test_a_small_off_centre_face_aligns_to_the_same_face_and_a_centre_crop_does_
     assert_where_celeba_holds_faces(alignment.align_face(wild, "wild.jpg"))
     aligned = face_of(alignment.align_face(wild, "wild.jpg"))
     # what loading did before: the centre square, no face search
-    centre_crop = celeba_utils.load_face(celeba_utils.png_file(wild))
+    centre_crop = celeba_utils.load_face(png_file(wild))
     assert rms(centre_crop, reference) > 1.5 * rms(aligned, reference)
 
 

@@ -2,12 +2,13 @@
 held-out faces, saves and reloads; with the CelebA sample, it learns real attributes."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from facegan import attributes
-from conftest import drawn_face, write_attribute_list
+from conftest import ROOT, drawn_face, write_attribute_list
 
 NAMES = ("5_o_Clock_Shadow", "Pale_Skin", "Smiling", "Young")
 
@@ -68,9 +69,14 @@ def test_held_out_faces_are_the_validation_partition_when_there_is_one(tmp_path)
     assert np.array_equal(mask, attributes.held_out_mask(names, str(tmp_path / "img_align_celeba"))[0])
 
 
-def test_without_a_classifier_the_message_says_how_to_train_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No attribute classifier in .*python attributes.py --data"):
+def test_without_a_classifier_the_message_says_how_to_train_one_with_commands_that_exist(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No attribute classifier in") as refused:
         attributes.load_classifier(str(tmp_path))
+    commands = re.findall(r"python (?:-m )?([\w./]+)", str(refused.value))
+    assert commands, str(refused.value)
+    for command in commands:  # a script at the top, or a module of the package with a command line
+        path = ROOT / (command if command.endswith(".py") else command.replace(".", "/") + ".py")
+        assert path.is_file() and "__main__" in path.read_text(), f"{command} named in the message does not run"
 
 
 @pytest.mark.slow

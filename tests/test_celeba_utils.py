@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import celeba_utils
+from facegan.images import atomic_write, image_grid, to_float
 from conftest import jpeg_bytes, random_picture
 
 
@@ -250,24 +251,24 @@ def test_an_index_stream_holds_the_same_batches_as_the_image_stream():
     indices = celeba_utils.make_dataset(images, 8, seed=5, indices_only=True).take(6)
     for batch, index in zip(batches, indices):
         assert index.dtype == "int64" and index.shape == (8,)
-        np.testing.assert_array_equal(batch.numpy(), celeba_utils.to_float(images[index.numpy()]).numpy())
+        np.testing.assert_array_equal(batch.numpy(), to_float(images[index.numpy()]).numpy())
 
 
 def test_image_grid_puts_image_r_c_at_row_r_column_c():
     images = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones((6, 4, 5, 3), np.uint8)
-    grid = celeba_utils.image_grid(images, rows=2, columns=3)
+    grid = image_grid(images, rows=2, columns=3)
     assert grid.shape == (8, 15, 3)
     for index in range(6):
         row, column = divmod(index, 3)
         assert (grid[row * 4:(row + 1) * 4, column * 5:(column + 1) * 5] == index).all()
-    assert celeba_utils.image_grid(np.array([[[[-1.0, 0.0, 1.0]]]])).tolist() == [[[0, 128, 255]]]
+    assert image_grid(np.array([[[[-1.0, 0.0, 1.0]]]])).tolist() == [[[0, 128, 255]]]
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "grid.png"
     path.write_bytes(b"old")
     with pytest.raises(RuntimeError):
-        with celeba_utils.atomic_write(str(path)) as handle:
+        with atomic_write(str(path)) as handle:
             handle.write(b"half")
             raise RuntimeError("stopped mid-write")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["grid.png"]

@@ -1,40 +1,13 @@
-"""experiments/data_size: the held-out split, and a tiny measurement of both data sets scored against both
+"""experiments/data_size: a tiny measurement of both data sets scored against both
 references, resumed without training again."""
 
 import json
-import os
 
 import pytest
 from PIL import Image
 
-from experiments import ablation, data_size
-from conftest import TINY, drawn_face
-
-
-def made_celeba(root):
-    """img_align_celeba/ (12 drawn faces, 178×218) and img_align_celeba_89x109/ (30, half size; the first 12 names
-    are also in the full-size folder)."""
-    full, half = root / "img_align_celeba", root / "img_align_celeba_89x109"
-    full.mkdir(parents=True)
-    half.mkdir()
-    for index in range(1, 13):
-        drawn_face(index).save(full / f"{index:06d}.jpg", quality=92)
-    for index in range(7, 37):
-        drawn_face(index).resize((89, 109)).save(half / f"{index - 6:06d}.jpg", quality=92)
-    return root
-
-
-def test_the_held_out_faces_are_in_neither_training_set_and_the_split_is_fixed(tmp_path):
-    celeba = made_celeba(tmp_path / "celeba")
-    folders = data_size.split_faces(str(celeba), str(tmp_path / "work"), held_out=8)
-    held, large = set(os.listdir(folders["held_out"])), set(os.listdir(folders["large"]))
-    small = set(os.listdir(folders["small"]))
-    assert len(held) == 8 and not held & large and not held & small
-    assert large == small | (set(os.listdir(celeba / "img_align_celeba_89x109")) - held)
-    assert os.path.realpath(os.path.join(folders["large"], "000001.jpg")) == \
-        str((celeba / "img_align_celeba" / "000001.jpg").resolve())  # a face in both: at full resolution
-    again = data_size.split_faces(str(celeba), str(tmp_path / "work2"), held_out=8)
-    assert set(os.listdir(again["held_out"])) == held
+from experiments import data_size, records
+from conftest import TINY, made_celeba
 
 
 @pytest.mark.slow
@@ -51,7 +24,7 @@ def test_each_run_is_scored_against_the_held_out_and_its_training_faces_and_resu
     for record in results:
         assert record["images_seen"] == 16 and record["reference_faces"] == 8 and record["swd"] > 0
         assert record["generator"] == "average_precise_bn"
-        assert record["drawing_mode"] == ablation.DRAWING_MODES["average_precise_bn"] and record["wall_seconds"] > 0
+        assert record["drawing_mode"] == records.DRAWING_MODES["average_precise_bn"] and record["wall_seconds"] > 0
     assert Image.open(tmp_path / "out" / "small-without_diff_augment-average_precise_bn.png").size == (512, 512)
     starts = (tmp_path / "runs" / "small" / data_size.RECIPES["without_diff_augment"] / "my_net" / "starts.jsonl")
     lines = starts.read_text().splitlines()

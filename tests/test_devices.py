@@ -1,6 +1,7 @@
 """devices: the precision "auto" picks from the CPU's flags and the GPUs' compute capability, the machine's name."""
 
 import pytest
+import tensorflow as tf
 
 from facegan.config import Config
 from facegan import networks
@@ -72,7 +73,7 @@ def test_cpu_flags_and_model_are_read_from_cpuinfo(tmp_path):
 
 @pytest.mark.parametrize("onednn_on", [True, False])
 def test_the_machine_line_names_the_cpu_its_instructions_and_onednn(monkeypatch, onednn_on):
-    monkeypatch.setattr(devices.tf.config, "list_logical_devices", lambda kind: [])
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind: [])
     monkeypatch.setattr(devices, "cpu_flags", lambda: ZEN4)
     monkeypatch.setattr(devices.onednn, "enabled", lambda: onednn_on)
     line = devices.machine()
@@ -83,6 +84,6 @@ def test_the_machine_line_names_the_cpu_its_instructions_and_onednn(monkeypatch,
 
 
 def test_the_machine_line_names_the_gpus_where_they_train(monkeypatch):
-    monkeypatch.setattr(devices.tf.config, "list_logical_devices", lambda kind: ["gpu:0", "gpu:1"])
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind: ["gpu:0", "gpu:1"])
     monkeypatch.setattr(devices, "gpu_capabilities", lambda: [(8, 0), (8, 0)])
     assert devices.machine() == "2 GPU(s) (compute capability 8.0, 8.0)"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import celeba_utils
+from facegan.images import to_uint8
 from facegan import drawing, networks, runs
 from facegan.config import Config
 from facegan.drawing import ReadyGenerator, draw_faces
@@ -34,7 +34,7 @@ def test_the_same_z_gives_the_same_face_alone_and_in_any_batch(trained_gan):
     assert np.abs(alone[0].astype(int) - in_hundred[0]).max() <= 1  # to float tolerance, after rounding to uint8
     assert np.abs(in_seven.astype(int) - in_hundred[:7]).max() <= 1
     np.testing.assert_array_equal(draw_faces(generator, z, batch_size=30), in_hundred)
-    in_training_mode = celeba_utils.to_uint8(trained_gan.generator(z, training=True))  # what the seed did
+    in_training_mode = to_uint8(trained_gan.generator(z, training=True))  # what the seed did
     assert np.abs(in_training_mode[0].astype(int) - in_hundred[0]).max() > 1
 
 
@@ -55,7 +55,7 @@ def test_pad_mode_pads_to_the_batch_with_random_vectors_and_keeps_moving_statist
     statistics = [v.numpy().copy() for v in network.non_trainable_variables]
     frames = draw_faces(generator, z, mode="pad", batch_size=100, seed=0)
     assert all(np.array_equal(v.numpy(), s) for v, s in zip(network.non_trainable_variables, statistics))
-    expected = celeba_utils.to_uint8(network(tf.constant(padded), training=True)[:10])
+    expected = to_uint8(network(tf.constant(padded), training=True)[:10])
     np.testing.assert_array_equal(frames, expected)  # the seed's recipe: 90 random vectors beside the 10
     other_padding = draw_faces(generator, z, mode="pad", batch_size=100, seed=1)
     assert not np.array_equal(frames, other_padding)  # the batch's other members change the faces
@@ -106,3 +106,13 @@ def test_a_network_that_drew_faces_can_still_be_freed():
     del network
     gc.collect()
     assert alive() is None, "a compiled-function cache keeps every generator that ever drew faces in memory"
+
+
+def test_the_differentiable_drawing_draws_what_draw_faces_draws_and_passes_gradients_to_z(generator):
+    z = tf.Variable(drawing.seed_vectors([3, 4], generator.z_dim))
+    with tf.GradientTape() as tape:
+        faces = drawing.draw_differentiable(generator, z)
+        brightness = tf.reduce_mean(faces)
+    np.testing.assert_array_equal(to_uint8(faces.numpy()), draw_faces(generator, z.numpy()))
+    gradient = tape.gradient(brightness, z)
+    assert gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0

@@ -1,72 +1,26 @@
 """editing: directions fitted from a classifier's labels, conditional edits, edit waypoints, vector arithmetic,
 projecting a photo, the explorer; with the CelebA sample, a fitted Smiling direction makes faces smile more."""
 
-import io
 
 import numpy as np
 import pytest
-import tensorflow as tf
-from PIL import Image
 
 from facegan import attributes
 from facegan.config import Config
 from facegan import networks
-from facegan.gan import DCGAN
 from facegan import editing
 from facegan import drawing
 from facegan import latent
 from facegan.drawing import ReadyGenerator, draw_faces
 from facegan import training
 from facegan.metrics import maths
-from conftest import TINY, drawn_face, tiny_config, write_attribute_list
-
-NAMES = ["5_o_Clock_Shadow", "Pale_Skin", "Smiling", "Young"]
-
-
-@pytest.fixture(scope="module")
-def gan():
-    keras_seed = 11
-    tf.keras.utils.set_random_seed(keras_seed)
-    network = DCGAN.from_config(Config(**TINY))
-    for _ in range(2):
-        network.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1))
-    return network
-
-
-@pytest.fixture(scope="module")
-def generator(gan):
-    return drawing.ready_generator(gan)
-
-
-@pytest.fixture(scope="module")
-def classifier(generator):
-    """A stand-in classifier whose four "attributes" are the faces' mean red, green, blue and red minus blue,
-    standardised over the tiny generator's faces so that they fall on both sides: the mechanics need no more."""
-    import keras
-
-    image = keras.Input((64, 64, 3))
-    means = keras.layers.GlobalAveragePooling2D()(image)
-    logits = keras.layers.Dense(4)(means)
-    model = keras.Model(image, logits)
-    mixing = np.array([[1.0, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, -1]], np.float32)
-    faces = draw_faces(generator, np.random.default_rng(0).standard_normal((300, 16)))
-    features = (faces.astype(np.float32) / 127.5 - 1).mean(axis=(1, 2)) @ mixing
-    scale = 2 / features.std(axis=0)
-    model.layers[-1].kernel.assign(mixing * scale)
-    model.layers[-1].bias.assign(-features.mean(axis=0) * scale)
-    return model
-
-
-@pytest.fixture(scope="module")
-def directions(generator, classifier):
-    return editing.fit_directions(generator, classifier, NAMES, samples=600)
-
+from conftest import EDIT_NAMES, TINY, tiny_config
 
 def test_each_direction_is_a_unit_normal_that_raises_its_attribute(generator, classifier, directions):
     assert directions.normals.shape == (len(directions.names), TINY["z_dim"])
     np.testing.assert_allclose(np.linalg.norm(directions.normals, axis=1), 1, rtol=1e-5)
     assert (directions.boundary_accuracy > 0.5).all()  # each boundary separates the labels better than chance
-    rows = editing.measure_edits(generator, classifier, NAMES, directions, directions.names, faces=40,
+    rows = editing.measure_edits(generator, classifier, EDIT_NAMES, directions, directions.names, faces=40,
                                  strengths=[3])
     assert rows[0]["attribute"] is None and len(rows) == 1 + 2 * len(directions.names)
     for lower, upper in zip(rows[1::2], rows[2::2]):  # −3 and +3 of each attribute
@@ -78,8 +32,8 @@ def test_measure_edits_reports_what_moved_what_was_held_identity_and_realism(gen
     features = lambda faces: faces.astype(np.float32).reshape(len(faces), -1)[:, ::97]  # noqa: E731 (stand-in)
     real_features = features(draw_faces(generator, seeds=range(900, 1100)))
     options = dict(faces=60, strengths=[0.5, 1.5], held=held, features=features, real_features=real_features)
-    free = editing.measure_edits(generator, classifier, NAMES, directions, [name], **options)
-    kept = editing.measure_edits(generator, classifier, NAMES, directions, [name], conditional=True, **options)
+    free = editing.measure_edits(generator, classifier, EDIT_NAMES, directions, [name], **options)
+    kept = editing.measure_edits(generator, classifier, EDIT_NAMES, directions, [name], conditional=True, **options)
     assert [row["strength"] for row in free] == [0, -1.5, -0.5, 0.5, 1.5]
     assert "identity" not in free[0] and free[0]["fid"] > 0 and free[0]["faces"] == 60
     far, near = free[4], free[3]
@@ -194,6 +148,14 @@ def test_arithmetic_draws_faces_as_bright_as_ordinary_ones_from_a_network_that_d
             assert np.all(realism[:3] < 1)
 
 
+def test_identity_is_measured_in_units_of_the_distance_between_two_different_faces():
+    features = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])  # each paired with the one two on
+    between = editing.median_distance_between(features)
+    assert between == pytest.approx(2.0)
+    np.testing.assert_allclose(editing.identity_distances(features, features[[1, 0, 3, 2]], between), [1.0] * 4)
+    np.testing.assert_allclose(editing.identity_distances(features, features + [0.5, 0.0], between), [0.25] * 4)
+
+
 def test_the_typical_norm_is_the_mean_length_of_gaussian_vectors():
     for z_dim in (16, 100, 512):
         lengths = np.linalg.norm(np.random.default_rng(z_dim).standard_normal((20_000, z_dim)), axis=1)
@@ -203,66 +165,6 @@ def test_the_typical_norm_is_the_mean_length_of_gaussian_vectors():
     np.testing.assert_allclose(z[0] / np.linalg.norm(z[0]), [0.6, 0.8], rtol=1e-6)
     with pytest.raises(ValueError, match="zero vector"):
         latent.to_typical_norm(np.zeros((1, 4)))
-
-
-def test_projecting_a_face_the_network_drew_finds_it_and_unusable_photos_are_refused(gan, generator, tmp_path):
-    target_z = drawing.seed_vector(5, TINY["z_dim"])
-    target = draw_faces(generator, target_z[None])[0]
-    photo = tmp_path / "face.png"
-    Image.fromarray(target).save(photo)  # 64×64: a face already cropped and scaled, taken as it is
-    projection = editing.project(generator, gan.discriminator, str(photo), starts=4, steps=150)
-    assert projection.pixel_error < 0.5 * projection.random_error
-    np.testing.assert_array_equal(draw_faces(generator, projection.z[None])[0],
-                                  projection.face)
-    assert projection.photo.shape == (64, 64, 3) and projection.seconds > 0
-    flat = tmp_path / "wall.png"
-    Image.new("RGB", (178, 218), (120, 130, 140)).save(flat)
-    with pytest.raises(ValueError, match="wall.png is nearly one flat colour"):
-        editing.project(generator, gan.discriminator, str(flat))
-    (tmp_path / "notes.jpg").write_text("not a picture")
-    with pytest.raises(ValueError, match="notes.jpg cannot be read as an image"):
-        editing.project(generator, gan.discriminator, str(tmp_path / "notes.jpg"))
-    with pytest.raises(FileNotFoundError, match="No photo at"):
-        editing.project(generator, gan.discriminator, str(tmp_path / "missing.jpg"))
-    noise = tmp_path / "static.png"  # a photo (not CelebA's shape, not the training size): searched for a face
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(noise)
-    with pytest.raises(ValueError, match="static.png: no face found"):
-        editing.project(generator, gan.discriminator, str(noise))
-
-
-def test_the_perceptual_term_compares_the_classifiers_features_and_helps_the_projection(gan, generator, tmp_path):
-    classifier = attributes.build_classifier(attributes.ClassifierSettings(width=4, attributes=NAMES))
-    looks = editing.perceptual_network(classifier)
-    assert len(looks.outputs) == 5  # after each convolution
-    faces = drawing.draw_faces(generator, seeds=[1, 2]).astype(np.float32) / 127.5 - 1
-    features = looks(faces)
-    same = editing.perceptual_distance(features, [f[:1] for f in features]).numpy()
-    assert same[0] == pytest.approx(0, abs=1e-6) and same[1] > 0
-    target = drawing.draw_faces(generator, seeds=[5])[0]
-    projection = editing.project(generator, gan.discriminator, target, starts=4, steps=100, perceptual=classifier,
-                                 perceptual_weight=1.0)
-    assert projection.pixel_error < 0.5 * projection.random_error
-    with pytest.raises(ValueError, match="takes the attribute classifier"):
-        editing.perceptual_network(gan.discriminator)
-
-
-def test_the_explorer_redraws_the_face_as_its_sliders_move(generator, directions):
-    box = editing.explorer(generator, directions, strongest=2, upscale_factor=1)
-    assert set(box.sliders) == {"seed", "Smiling", "Young"}  # the canonical attributes the run has
-    assert box.sliders["Smiling"].max == editing.DEFAULT_RANGE
-    ranged = editing.explorer(generator, directions.with_ranges({"Smiling": 1.5}), shown=["Smiling", "Pale_Skin"])
-    assert (ranged.sliders["Smiling"].min, ranged.sliders["Smiling"].max) == (-1.5, 1.5)
-    assert set(ranged.sliders) == {"seed", "Smiling", "Pale_Skin"}
-    box = editing.explorer(generator, directions, shown=directions.strongest(2), upscale_factor=1)
-    first = box.image.value
-    name = directions.strongest(2)[0]
-    box.sliders[name].value = 2.5
-    assert box.image.value != first
-    box.sliders["seed"].value = 42
-    expected_z = directions.edit(drawing.seed_vector(42, TINY["z_dim"]), {name: 2.5})
-    np.testing.assert_allclose(box.current_z(), expected_z, atol=1e-6)
-    shown = np.asarray(Image.open(io.BytesIO(box.image.value)))
-    np.testing.assert_array_equal(shown, draw_faces(generator, expected_z[None])[0])
 
 
 @pytest.mark.slow
@@ -281,10 +183,3 @@ def test_on_celeba_a_fitted_smiling_direction_raises_the_smile_probability(celeb
     smiling = rows[-1]
     assert smiling["strength"] == 3 and smiling["moved"] >= 0.65 and smiling["change"] > 0, rows
     assert editing.load_directions(config.outputs.checkpoint_dir, generator).names == directions.names
-
-
-def test_drawn_faces_are_labelled_as_they_are_drawn(tmp_path):
-    write_attribute_list(tmp_path / "list.txt", [2, 8], NAMES)
-    lines = (tmp_path / "list.txt").read_text().splitlines()
-    assert lines[2].split()[3] == "1" and lines[3].split()[3] == "-1"  # face 2 smiles, face 8 does not
-    assert np.asarray(drawn_face(2)).shape == (218, 178, 3)

@@ -394,11 +394,48 @@ def test_color_shifts_brightness_within_half_and_everything_stays_differentiable
     np.testing.assert_array_equal(noise.state.numpy(), state)
 
 
-@pytest.mark.slow
-def test_diff_augment_changes_what_the_discriminator_sees_in_training():
-    _, plain = trained_weights(**PLAIN_RECIPE)
-    _, augmented = trained_weights(**{**PLAIN_RECIPE, "diff_augment": ["translation"]})
-    assert not any(np.array_equal(a, b) for a, b in zip(plain, augmented))
+class SeenByDiscriminator:
+    """Stands in for a GAN's discriminator and keeps every batch the step shows it."""
+
+    def __init__(self, network):
+        self.network, self.seen = network, []
+
+    def __call__(self, images, training=False):
+        self.seen.append(np.asarray(images))
+        return self.network(images, training=training)
+
+    def __getattr__(self, name):
+        return getattr(self.network, name)
+
+
+def shifted(image: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """translate_randomly's output for one shift: pixel (r, c) from (r + rows, c + columns), 0 outside."""
+    size = image.shape[0]
+    out = np.zeros_like(image)
+    source_rows = np.arange(size) + rows
+    source_columns = np.arange(size) + columns
+    keep_rows, keep_columns = (source_rows >= 0) & (source_rows < size), (source_columns >= 0) & (source_columns < size)
+    out[np.ix_(keep_rows, keep_columns)] = image[np.ix_(source_rows[keep_rows], source_columns[keep_columns])]
+    return out
+
+
+@pytest.mark.parametrize("policy", [[], ["translation"]])
+def test_the_discriminator_sees_the_real_faces_through_diff_augment_and_only_then(policy):
+    gan = DCGAN.from_config(Config(**{**TINY, "diff_augment": policy, "flip_faces": False, "reuse_fakes": True}))
+    gan.discriminator = SeenByDiscriminator(gan.discriminator)
+    real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (3, 4), -1, 1)
+    gan.train_step(real)
+    seen_real = gan.discriminator.seen[0]  # the discriminator update's first call: the real faces
+    if not policy:
+        np.testing.assert_array_equal(seen_real, real.numpy())
+        return
+    shift = round(64 * 0.125)
+    for index, image in enumerate(real.numpy()):  # each face is its real face moved by a whole-pixel shift
+        matches = [(rows, columns) for rows in range(-shift, shift + 1) for columns in range(-shift, shift + 1)
+                   if np.array_equal(seen_real[index], shifted(image, rows, columns))]
+        assert matches, f"face {index} is not a translation of its real face"
+    moved = [not np.array_equal(seen_real[index], image) for index, image in enumerate(real.numpy())]
+    assert sum(moved) >= TINY["batch_size"] // 2  # 1 in 289 shifts is none: most faces moved
 
 
 # --------------------------------------------------------------------------------------------- data on the device

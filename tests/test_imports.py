@@ -1,5 +1,6 @@
 """The project's modules import one way: data ← devices ← networks ← saved runs ← drawing ← metrics and editing ←
-the training loop ← command lines and experiments. Every import is read from the source (ast), those inside
+the training loop ← the experiments' records and recipes ← command lines and experiments (no experiment imports
+another). Every import is read from the source (ast), those inside
 functions included."""
 
 import ast
@@ -10,10 +11,10 @@ from conftest import ROOT
 LAYERS = {
     # the package's __init__ sets what TensorFlow reads when it loads, before TensorFlow loads
     "facegan": -1, "facegan.onednn": -2, "facegan.logs": -2,
-    "facegan.alignment": 0,
+    "facegan.alignment": 0, "facegan.images": 0,
     "celeba_utils": 1, "facegan.devices": 1,
     "facegan.config": 2,
-    "facegan.networks": 3, "facegan.augment": 3,
+    "facegan.networks": 3, "facegan.augment": 3, "facegan.settings_text": 3,
     "facegan.gan": 4,
     "facegan.runs": 5,
     "facegan.attributes": 3,
@@ -21,12 +22,14 @@ LAYERS = {
     "facegan.latent": 7,
     "facegan.metrics": -1, "experiments": -1,  # packages: their __init__ holds a docstring only
     "facegan.metrics.maths": 2, "facegan.metrics.inception": 3, "facegan.metrics.registry": 4,
-    "facegan.metrics.sampler": 8, "facegan.editing": 8,
-    "facegan.training": 9,
-    "score": 10, "directions": 10, "experiments.ablation": 10, "experiments.bench": 10,
-    "experiments.editing": 10,
-    "experiments.data_size": 11,
-    "experiments.time_to_fid": 11,
+    "facegan.metrics.sampler": 8, "facegan.editing": 8, "facegan.projection": 8, "facegan.stopping": 8,
+    "facegan.explorer": 9, "facegan.callbacks": 9,
+    "facegan.training": 10,
+    "experiments.records": 11,
+    "experiments.recipes": 12, "experiments.speed": 12, "experiments.faces": 12,
+    "score": 13, "directions": 13, "experiments.ablation": 13, "experiments.bench": 13,
+    "experiments.editing": 13, "experiments.data_size": 13, "experiments.time_to_fid": 13,
+    "experiments.long_run": 13,
 }
 PACKAGES = ("facegan", "facegan.metrics", "experiments")  # importing a module imports its package's __init__ first
 SOURCES = ("*.py", "facegan/**/*.py", "experiments/*.py")
@@ -139,11 +142,14 @@ def test_project_modules_are_imported_by_their_package_names():
     assert not bare, f"import these from their package (facegan. or experiments.): {bare}"
 
 
-def test_the_metrics_maths_features_and_registry_import_no_tensorflow():
+def test_the_metrics_maths_features_registry_settings_and_records_import_no_tensorflow():
+    """What reads settings or records, or computes metrics from arrays, starts without TensorFlow's seconds of
+    loading (a command line's --help, the peer's process in time_to_fid)."""
     import subprocess
     import sys
 
     script = ("import sys; import facegan.metrics.maths, facegan.metrics.inception, facegan.metrics.registry; "
+              "import facegan.config, facegan.settings_text, experiments.records; "
               "print(sorted(name for name in ('tensorflow', 'keras') if name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -13,7 +13,7 @@ from facegan.config import Config
 from facegan.gan import DCGAN
 from facegan import drawing
 from facegan.metrics import inception, maths, registry, sampler
-from facegan import runs
+from facegan import callbacks, runs
 from facegan import training
 from conftest import TINY
 
@@ -162,7 +162,7 @@ def test_memorisation_flags_copies_of_training_faces_and_not_fresh_ones(faces):
 def test_the_best_checkpoint_follows_a_scripted_metric_sequence(tmp_path):
     config = Config(checkpoint_dir=str(tmp_path / "my_net"), **TINY)
     gan = DCGAN.from_config(config)
-    keeper = training.BestCheckpoint(gan, config, "swd")
+    keeper = callbacks.BestCheckpoint(gan, config, "swd")
     kept = []
     for step, value in zip(range(1, 6), [5.0, 3.0, 4.0, 2.0, 6.0]):
         gan.step.assign(step)
@@ -173,7 +173,7 @@ def test_the_best_checkpoint_follows_a_scripted_metric_sequence(tmp_path):
     best, _ = runs.load_gan(str(tmp_path / "my_net" / "best-swd"))
     assert int(best.step.numpy()) == 4
     assert runs.list_checkpoints(str(tmp_path / "my_net" / "best-swd"))[-1][0] == 4
-    again = training.BestCheckpoint(gan, config, "swd")  # a resumed run remembers the best value
+    again = callbacks.BestCheckpoint(gan, config, "swd")  # a resumed run remembers the best value
     assert not again.offer(6, 2.5) and again.offer(7, 1.0)
 
 
@@ -194,6 +194,8 @@ def test_training_writes_metrics_and_keeps_the_best_network(tmp_path, made_faces
     assert len(figure.axes) == 2 and figure.axes[1].get_lines()
     with pytest.raises(ValueError, match="best_metric must be one of the metrics computed"):
         Config(metrics=["swd"], best_metric="fid")
+    with pytest.raises(ValueError, match="best_metric must be a metric where lower is better"):
+        Config(metrics=["swd", "pr"], best_metric="pr")  # precision and recall: higher is better
     with pytest.raises(ValueError, match="metrics must be a non-empty list of swd, fid, kid"):
         training.train(config, show=False, metrics=["is"], best_metric="is")  # the loop that runs them checks names
 
@@ -203,6 +205,8 @@ def test_evaluate_reports_every_metric_with_its_sample_counts(faces, tmp_path):
     result = registry.evaluate(faces[:12], faces[100:120], ["swd", "fid", "kid"], cache_dir=str(tmp_path))
     assert (result["generated"], result["real"]) == (12, 20)
     assert set(result) >= {"swd", "swd64", "fid", "kid"} and result["fid"] > 0
+    with pytest.raises(ValueError, match="best_metric must be a metric where lower is better"):
+        Config(metrics=["swd", "pr"], best_metric="pr")  # precision and recall: higher is better
     with pytest.raises(ValueError, match="metrics must be a non-empty list of swd, fid, kid"):
         registry.evaluate(faces[:4], faces[:4], ["inception_score"])
 
@@ -236,6 +240,21 @@ def test_score_generator_draws_in_the_mode_it_is_given(made_faces, cache_dir):
     independent, padded = (sampler.score_generator(generator, real, ["swd"], 32, 0, cache_dir, mode)["swd"]
                            for mode in drawing.MODES)
     assert independent != padded  # batch statistics draw other faces than the moving ones
+
+
+def test_precision_and_recall_tell_a_collapsed_generator_from_one_that_draws_outside_the_real_faces():
+    random = np.random.default_rng(3)
+    real = random.standard_normal((400, 8))
+    like_real = random.standard_normal((400, 8))
+    assert min(maths.precision_recall(real, like_real).values()) > 0.8  # the same distribution: both high
+    collapsed = real[np.arange(400) % 5] + random.normal(0, 0.01, (400, 8))  # a few real faces, drawn again and again
+    scores = maths.precision_recall(real, collapsed)
+    assert scores["precision"] > 0.9 and scores["recall"] < 0.2  # every face looks real; the variety is gone
+    outside = random.standard_normal((400, 8)) * 0.5 + 6.0  # varied, but nothing like the real faces
+    scores = maths.precision_recall(real, outside)
+    assert scores["precision"] < 0.05 and scores["recall"] < 0.05
+    with pytest.raises(ValueError, match="more than 3 faces"):
+        maths.precision_recall(real[:3], like_real)
 
 
 def test_realism_scores_are_at_least_one_inside_the_real_cloud_and_fall_away_from_it():

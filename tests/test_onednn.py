@@ -4,6 +4,7 @@ and precision "auto" following what TensorFlow really runs, and a clear word whe
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -90,15 +91,28 @@ def test_the_package_sets_onednn_before_anything_else():
         and {alias.name for alias in imports[0].names} == {"logs", "onednn"} and len(imports) == 1
 
 
-def test_tensorflows_start_up_logs_are_quieted_unless_the_user_chose_a_level():
-    script = "import os, facegan.logs as logs; print(os.environ['TF_CPP_MIN_LOG_LEVEL'], logs.default_level())"
+def test_tensorflows_logs_are_quieted_unless_the_user_chose_a_level():
+    """What a user sees in a cell: TensorFlow's C++ log lines (I0000 …, E0000 "failed call to cuInit" …) while
+    training sets up its devices and computes, none by default; with TF_CPP_MIN_LOG_LEVEL=0 chosen, the choice is
+    kept and they show. (The two lines TensorFlow prints while it loads, before its logging starts, come before the
+    marker and are not the package's to hide: facegan/logs.py.)"""
+    script = ("import os, sys, facegan; import tensorflow as tf; from facegan import devices\n"
+              "print('MARKER', file=sys.stderr, flush=True); devices.setup_devices()\n"
+              "tf.reduce_sum(tf.ones((64, 64)) @ tf.ones((64, 64)))\n"
+              "print('level', os.environ['TF_CPP_MIN_LOG_LEVEL'])")
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    level, default = result.stdout.split()
-    assert level == default == ("1" if os.path.exists("/proc/driver/nvidia/version") else "3")
-    mine = subprocess.run([sys.executable, "-c", script], env=dict(env, TF_CPP_MIN_LOG_LEVEL="0"),
-                          capture_output=True, text=True, timeout=120)
-    assert mine.stdout.split()[0] == "0"  # the user's choice is kept
+
+    def logged_after_loading(environment):
+        result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+                                timeout=180)
+        assert result.returncode == 0 and "MARKER" in result.stderr, result.stderr[-2000:]
+        after = result.stderr.split("MARKER", 1)[1].splitlines()
+        return result.stdout, [line for line in after if re.match(r"[IWE]\d{4} ", line)]
+
+    printed, lines = logged_after_loading(env)
+    assert not lines, lines
+    printed, lines = logged_after_loading(dict(env, TF_CPP_MIN_LOG_LEVEL="0"))
+    assert "level 0" in printed and lines  # the user's choice is kept, and the logs show
 
 
 def test_every_file_outside_the_package_imports_it_before_tensorflow():

@@ -41,10 +41,10 @@ def test_the_bisection_finds_the_first_point_below_scoring_only_a_few(target, ex
 
 
 def test_a_multiple_of_every_is_due_once_whatever_the_batch():
-    from facegan import training  # the defaults' points fall due by the rule of grids and checkpoints
+    from facegan import callbacks  # the defaults' points fall due by the rule of grids and checkpoints
 
     due = [images for previous, images in zip(range(0, 1000, 100), range(100, 1100, 100))
-           if training.reached(previous, images, 250)]
+           if callbacks.reached(previous, images, 250)]
     assert due == [300, 500, 800, 1000]
 
 

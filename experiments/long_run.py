@@ -1,0 +1,206 @@
+"""An hour of training and more, measured: the defaults trained the way README command 1 trains them, toward
+20,000 steps from seed 0 on the CelebA sample, a checkpoint every 500 steps all kept, each checkpoint scored as it
+lands.
+
+    python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part train
+    python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part score
+
+"train" trains (or resumes) Config's defaults on CELEBA/img_align_celeba into RUNS/my_net and RUNS/imgs: the same
+run as `papermill gan_new.ipynb out.ipynb -p image_path CELEBA/img_align_celeba -p steps 20000 -p keep_checkpoints
+40` started in RUNS, so either resumes the other. "score" scores every kept checkpoint not yet in OUT/results.json,
+and can run beside training (--wait: until the last step is scored): the moving average (how faces are drawn) at
+every checkpoint, the trained generator every --trained-every steps; 2,048 faces (seeds 0 … 2,047) against 2,048
+training faces (FID, KID, SWD, precision and recall) and against the 2,048 held-out faces no run trained on
+(experiments/faces.py: FID, KID, precision and recall). Each record names the step, images seen, the seconds of
+training at that step (wall time from losses.csv, and steps × the median step time, which a busy machine moves
+less), the CPU, the arithmetic, the data and the seed. OUT/table.md and OUT/curve.png show FID against images and
+hours; the networks stay in RUNS (trained on CelebA, they stay out of the project).
+"""
+
+from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
+import argparse
+import os
+import time
+from typing import List, Optional, Sequence
+
+
+import celeba_utils
+from experiments import records
+from experiments.faces import split_faces
+from facegan.config import Config
+from facegan.images import atomic_write
+from facegan.settings_text import add_arguments
+
+STEPS = 20_000
+CHECKPOINT_EVERY = 500
+TRAINED_EVERY = 2_000  # the trained generator beside the average at these steps (scoring costs minutes a point)
+GENERATOR = records.DEFAULT_GENERATOR
+DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-long-run")
+REFERENCES = ("training", "held_out")
+
+
+def run_config(celeba: str, runs_dir: str, steps: int = STEPS, cache_dir: Optional[str] = None) -> Config:
+    """README command 1's settings: the defaults on the sample, all checkpoints kept, the run's folders in RUNS."""
+    return Config(image_path=os.path.join(celeba, "img_align_celeba"), steps=steps, cache_dir=cache_dir,
+                  checkpoint_every=CHECKPOINT_EVERY, keep_checkpoints=-(-steps // CHECKPOINT_EVERY),
+                  checkpoint_dir=os.path.join(runs_dir, "my_net"), sample_dir=os.path.join(runs_dir, "imgs"))
+
+
+def seconds_at(losses: Sequence[dict], step: int, batch_size: int) -> dict:
+    """The training time at a step: the wall time losses.csv logged there, and steps × the median step time."""
+    rows = [row for row in losses if row["step"] <= step]
+    return dict(wall_seconds=round(rows[-1]["seconds"], 1) if rows else None,
+                train_seconds=records.training_seconds(rows, step, batch_size))
+
+
+def find(results: Sequence[dict], step: int, generator: str, reference: str) -> Optional[dict]:
+    return next((record for record in results if (record["step"], record["generator"], record["reference"])
+                 == (step, generator, reference)), None)
+
+
+def score_step(config: Config, step: int, generators: Sequence[str], references: dict, out_dir: str,
+               show: bool = True):
+    """Score one checkpoint's generators against each reference, each record saved as soon as it is measured."""
+    from facegan import devices, runs
+    from facegan.drawing import draw_faces
+    from facegan.metrics import maths, registry
+
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir, step)
+    losses = runs.read_losses(config.outputs.checkpoint_dir)
+    for generator in generators:
+        wanted = [name for name in REFERENCES if not find(records.read_results(out_dir), step, generator, name)]
+        if not wanted:
+            continue
+        faces = draw_faces(records.pick_generator(gan, generator),
+                           seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + records.SAMPLES))
+        for reference in wanted:
+            metrics = ("fid", "kid", "swd", "pr") if reference == "training" else ("fid", "kid", "pr")
+            sample = maths.real_sample(references[reference], records.SAMPLES, records.JUDGE_SEED)
+            scores = registry.evaluate(faces, sample, metrics, config.data.cache_dir, records.JUDGE_SEED)
+            record = dict(step=step, images_seen=step * config.training.batch_size, generator=generator,
+                          drawing_mode=records.DRAWING_MODES[generator], reference=reference,
+                          **{name: round(float(value), 4) for name, value in scores.items()},
+                          **seconds_at(losses, step, config.training.batch_size),
+                          arithmetic=devices.resolve_precision(config.networks.precision)[0],
+                          data=config.data.image_path, seed=config.training.seed, **records.provenance())
+            records.write_results(out_dir, records.read_results(out_dir) + [record])
+            if show:
+                print(f"step {step:6d} {generator:20s} vs {reference:9s} FID {record['fid']:7.2f}  "
+                      f"precision {record['precision']:.3f}  recall {record['recall']:.3f}", flush=True)
+
+
+def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, wait: bool = False,
+          trained_every: int = TRAINED_EVERY, steps: int = STEPS, show: bool = True) -> List[dict]:
+    """Score every kept checkpoint not yet scored (with wait, keep looking until step `steps` is scored)."""
+    from facegan import runs
+
+    config = run_config(celeba, runs_dir, steps, cache_dir)
+    folders = split_faces(celeba, os.path.join(runs_dir, "faces"))
+    references = {"training": celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir,
+                                                      progress=False).images,
+                  "held_out": celeba_utils.load_faces(folders["held_out"], cache_dir=cache_dir,
+                                                      progress=False).images}
+    os.makedirs(out_dir, exist_ok=True)
+    while True:
+        kept = [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)]
+        for step in kept:
+            generators = [GENERATOR] + (["trained"] if step % trained_every == 0 else [])
+            score_step(config, step, generators, references, out_dir, show)
+        write_table(out_dir)
+        if not wait or (kept and kept[-1] >= steps):
+            return records.read_results(out_dir)
+        time.sleep(60)
+
+
+def points(results: Sequence[dict], generator: str = GENERATOR, reference: str = "training") -> List[dict]:
+    return sorted((record for record in results if (record["generator"], record["reference"])
+                   == (generator, reference)), key=lambda record: record["step"])
+
+
+def table(results: Sequence[dict]) -> str:
+    """FID and the rest at each scored step, the average against both references, the trained generator beside."""
+    held = {record["step"]: record for record in points(results, reference="held_out")}
+    trained = {record["step"]: record for record in points(results, "trained")}
+    lines = ["| images seen | hours of training | FID, training faces | FID, held out | KID ×10³ | SWD ×10³ "
+             "| precision | recall | FID, trained generator |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for record in points(results):
+        step = record["step"]
+        cell = lambda source, key, scale=1.0, form=".1f": (  # noqa: E731
+            f"{scale * source[key]:{form}}" if source and source.get(key) is not None else "")
+        hours = f"{record['train_seconds'] / 3600:.2f}" if record.get("train_seconds") else ""
+        lines.append(f"| {record['images_seen']:,} | {hours} | {cell(record, 'fid')} | {cell(held.get(step), 'fid')} "
+                     f"| {cell(record, 'kid', 1e3)} | {cell(record, 'swd')} | {cell(record, 'precision', form='.3f')} "
+                     f"| {cell(record, 'recall', form='.3f')} | {cell(trained.get(step), 'fid')} |")
+    machines = sorted({record["machine"] for record in results})
+    return "\n".join(lines + [""] + [f"Machine: {machine}" for machine in machines]) + "\n"
+
+
+def plot(results: Sequence[dict], path: str):
+    """FID against images seen and against hours of training, both references and the trained generator."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for generator, reference, style in ((GENERATOR, "training", "-o"), (GENERATOR, "held_out", "--o"),
+                                        ("trained", "training", ":s")):
+        curve = [record for record in points(results, generator, reference) if record.get("train_seconds")]
+        if not curve:
+            continue
+        label = f"{'average' if generator == GENERATOR else 'trained generator'}, {reference.replace('_', '-')} faces"
+        fid = [record["fid"] for record in curve]
+        axes[0].plot([record["images_seen"] / 1e3 for record in curve], fid, style, markersize=3, label=label)
+        axes[1].plot([record["train_seconds"] / 3600 for record in curve], fid, style, markersize=3, label=label)
+    for axis, label in zip(axes, ("thousands of images seen", "hours of training (steps × median step time)")):
+        axis.set_xlabel(label)
+        axis.set_ylabel("FID (2,048 faces)")
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    machines = sorted({record["machine"] for record in results})
+    figure.suptitle(f"The defaults on the 5,100-face sample, seed 0 ({'; '.join(machines)})", fontsize=8)
+    figure.tight_layout()
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=110)
+    plt.close(figure)
+
+
+def write_table(out_dir: str):
+    results = records.read_results(out_dir)
+    if not results:
+        return
+    with atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:
+        handle.write(table(results))
+    plot(results, os.path.join(out_dir, "curve.png"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--celeba", required=True, help="the folder holding img_align_celeba/ and "
+                        "img_align_celeba_89x109/")
+    parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the run trains (default ~/dcgan-long-run)")
+    parser.add_argument("--out", required=True, help="where results.json, table.md and curve.png go (docs/long-run "
+                        "for the published ones)")
+    parser.add_argument("--part", choices=("train", "score", "all"), default="all")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"train toward this step (default {STEPS:,})")
+    parser.add_argument("--trained-every", type=int, default=TRAINED_EVERY,
+                        help="score the trained generator too at multiples of this step")
+    parser.add_argument("--wait", action="store_true", help="score: keep scoring checkpoints as they land")
+    add_arguments(parser, ("cache_dir",))
+    arguments = parser.parse_args(argv)
+    if arguments.part in ("train", "all"):
+        from facegan import training
+
+        run = training.train(run_config(arguments.celeba, arguments.runs, arguments.steps, arguments.cache_dir))
+        if run.stopped:
+            return
+    if arguments.part in ("score", "all"):
+        results = score(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.wait,
+                        arguments.trained_every, arguments.steps)
+        print(table(results))
+
+
+if __name__ == "__main__":
+    main()

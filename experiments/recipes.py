@@ -1,0 +1,56 @@
+"""The recipes the experiments train: each candidate change to the DCGAN recipe as the settings it changes, and the
+training settings of one run of them (the plain recipe, the changes, the moving average kept for scoring, and a
+budget of images). The ablation, the data-size measurement and the long run all train through run_config."""
+
+import math
+import os
+from typing import Dict, Optional
+
+from experiments.records import run_name
+from facegan.config import Config, PLAIN_RECIPE
+
+# Each candidate as the settings it changes; "plain" is the original recipe (PLAIN_RECIPE).
+SETTINGS: Dict[str, dict] = {
+    "plain": {},
+    "ttur": dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4),  # Heusel et al. 2017
+    "label_smoothing": dict(label_smoothing=0.1),  # one-sided, Salimans et al. 2016, ganhacks #6
+    "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018
+    "flip_faces": dict(flip_faces=True),  # horizontal flips of the real faces
+    "diff_augment": dict(diff_augment=["color", "translation", "cutout"]),  # Zhao et al. 2020
+    # DiffAugment without its colour jitter, which may shift the palette (issue #16: SWD's coarsest level)
+    "diff_augment_translation_cutout": dict(diff_augment=["translation", "cutout"]),
+    # speed candidates: less work per image, or faster arithmetic, for (ideally) the same faces
+    "kernel_4": dict(kernel_size=4),  # Radford et al.'s own code and pytorch/examples: no uneven overlap
+    "reuse_fakes": dict(reuse_fakes=True),  # one generator forward per step, as pytorch/examples
+    "auto_precision": dict(precision="auto"),  # mixed bfloat16 where the machine has bfloat16 instructions
+}
+EMA_DECAY = 0.999  # the average kept in every run
+
+
+def overrides_of(setting: str) -> dict:
+    """The settings of a name from SETTINGS, or of several joined by '+'."""
+    values = {}
+    for name in setting.split("+"):
+        if name not in SETTINGS:
+            raise ValueError(f"Unknown setting {name!r} in {setting!r}: choose among {', '.join(SETTINGS)}, "
+                             "or join several with '+'")
+        values.update(SETTINGS[name])
+    return values
+
+
+def run_config(setting: str, data: str, budget: int, runs_dir: str, batch_size: int = 100, seed: int = 0,
+               cache_dir: Optional[str] = None, **network) -> Config:
+    """The training settings of one ablation run: the plain recipe, the setting's changes, the moving average
+    kept for scoring, and ceil(budget / batch_size) steps, from the training seed `seed`."""
+    folder = os.path.join(runs_dir, run_name(setting, seed))
+    values = {**PLAIN_RECIPE, "ema_decay": EMA_DECAY, **overrides_of(setting), **network}
+    return Config(image_path=data, cache_dir=cache_dir, batch_size=batch_size, seed=seed,
+                        steps=math.ceil(budget / batch_size), checkpoint_dir=os.path.join(folder, "my_net"),
+                        sample_dir=os.path.join(folder, "imgs"), sample_every=100, checkpoint_every=100,
+                        keep_checkpoints=2, metrics_every=0, **values)
+
+
+def images_seen_by(config: Config, steps: Optional[int] = None) -> int:
+    """The real faces a run's discriminator has seen after `steps` (default: all of the run's steps): the budget
+    by which runs are compared."""
+    return (config.training.steps if steps is None else steps) * config.training.batch_size

@@ -1,0 +1,43 @@
+"""records: results files written whole, parts saved with their machine and date, and the module loads no
+TensorFlow until a function that draws or reads a run asks for it."""
+
+import json
+
+from experiments import records
+from facegan import devices
+
+
+def test_each_part_is_saved_as_it_is_measured_with_its_machine_and_date(tmp_path):
+    records.save_part(str(tmp_path), "edits", {"ranges": {"Smiling": 2.0}})
+    results = records.save_part(str(tmp_path), "arithmetic", {"results": 200})
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved == results and saved["edits"] == {"ranges": {"Smiling": 2.0}}
+    assert set(saved["measured"]) == {"edits", "arithmetic"}
+    assert saved["measured"]["edits"]["machine"] == devices.machine()
+    assert records.read_json(str(tmp_path / "nowhere" / "results.json"), {}) == {}
+
+
+def test_a_results_list_grows_record_by_record_and_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    records.write_results(str(tmp_path), [{"setting": "plain", "fid": 100.0}])
+    records.write_results(str(tmp_path), records.read_results(str(tmp_path)) + [{"setting": "ttur", "fid": 90.0}])
+    assert [record["setting"] for record in records.read_results(str(tmp_path))] == ["plain", "ttur"]
+    before = (tmp_path / "results.json").read_text()
+
+    def broken_dump(value, handle, **options):
+        handle.write("[{\"setting\": ")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(records.json, "dump", broken_dump)
+    try:
+        records.write_results(str(tmp_path), [])
+    except OSError:
+        pass
+    assert (tmp_path / "results.json").read_text() == before
+    assert not [path for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_training_seconds_count_steps_at_the_median_speed_unmoved_by_a_pause():
+    losses = [{"images_per_second": speed} for speed in (100.0, 100.0, 5.0, 100.0, 100.0)]  # one slow step: a pause
+    assert records.median_speed(losses) == 100.0
+    assert records.training_seconds(losses, steps=50, batch_size=100) == 50.0
+    assert records.training_seconds([], steps=50, batch_size=100) is None
