@@ -4,17 +4,24 @@ the record it is asked to write.
     python -m experiments.bench --image-path ../shared/celeba/img_align_celeba
     python -m experiments.bench --precision auto --kernel-size 4 --reuse-fakes true --resident-data false
     python -m experiments.bench --skip-decode --training-only --json docs/speed/bench/zen4-defaults.json
+    python -m experiments.bench --skip-decode --training-only --peer ../shared/anchors/torch_dcgan.py
 
 Every training setting of Config is a flag (`python -m experiments.bench --help`), with the same default as training.
 Each speed is the median of several timed intervals after warm-up (experiments/speed.py). --json keeps the figures
-as a record: the machine, the precision, the data, the settings, the seed and the date beside them. Runs unchanged
-on a GPU.
+as a record: the machine, the precision, the data, the settings, the seed and the date beside them. --peer runs
+the pytorch/examples DCGAN (../shared/anchors/torch_dcgan.py: batch 64, the same 108-pixel crop, 40 steps) in float32,
+and with --bf16 (autocast to bfloat16 and channels_last: the tuned peer a PyTorch user writes on a CPU with bfloat16
+instructions) where the CPU has them, right after, and prints the defaults' end-to-end speed as × each. Runs
+unchanged on a GPU.
 """
 
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
 import argparse
 import os
+import re
+import subprocess
+import sys
 
 from experiments import records
 from facegan.settings_text import add_arguments, config_from_arguments
@@ -36,8 +43,46 @@ def make_parser() -> argparse.ArgumentParser:
                         help="TensorFlow's threads within one operation (0: TensorFlow's choice, every core)")
     parser.add_argument("--inter-op-threads", type=int, default=0,
                         help="TensorFlow's operations run at once (0: TensorFlow's choice)")
+    parser.add_argument("--peer", help="the peer's script (../shared/anchors/torch_dcgan.py): run it after the "
+                        "project's figures, float32 and tuned bfloat16, and print the ratios")
+    parser.add_argument("--peer-steps", type=int, default=40, help="the peer's timed steps (default 40)")
     parser.add_argument("--json", help="also write the figures, with what they were measured on, to this file")
     return parser
+
+
+# the environment variables that change what a sitting measures: kept in its record
+ENVIRONMENT = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+PEER_SPEED = re.compile(r"torch-dcgan: ([\d.]+) img/s end-to-end")
+
+
+def run_peer(script: str, data: str, steps: int, bfloat16: bool) -> float:
+    """The peer's end-to-end images per second, as it prints them (batch 64, the celeba108 crop, 2 loader workers)."""
+    command = [sys.executable, script, "--data", data, "--steps", str(steps), "--batch", "64", "--crop", "celeba108"]
+    result = subprocess.run(command + (["--bf16"] if bfloat16 else []), capture_output=True, text=True)
+    found = PEER_SPEED.search(result.stdout)
+    if result.returncode or not found:
+        raise RuntimeError(f"the peer {script} did not report its speed (exit {result.returncode}): "
+                           f"{(result.stderr or result.stdout)[-1000:]}")
+    return float(found.group(1))
+
+
+def measure_peers(arguments, config, figures: dict) -> dict:
+    """The float32 peer and, on a CPU with bfloat16 instructions, the tuned one; the defaults' speed as × each."""
+    from facegan import devices
+
+    peers = {"peer_float32": False}
+    if any(flag in devices.cpu_flags() for flag in devices.FAST_BFLOAT16_CPU_FLAGS):
+        peers["peer_tuned_bfloat16"] = True
+    measured = {}
+    for name, bfloat16 in peers.items():
+        measured[f"{name}_images_per_second"] = run_peer(arguments.peer, config.data.image_path,
+                                                         arguments.peer_steps, bfloat16)
+        ratio = figures["end_to_end_images_per_second"] / measured[f"{name}_images_per_second"]
+        measured[f"times_{name}"] = ratio
+        label = "the tuned bfloat16 peer" if bfloat16 else "the float32 peer"
+        print(f"{label}: {measured[f'{name}_images_per_second']:6.1f} images/s end to end; the defaults run "
+              f"{ratio:.2f}× {label}")
+    return measured
 
 
 def describe(config, figures: dict) -> str:
@@ -107,6 +152,8 @@ def main(argv=None):
         tf.config.threading.set_inter_op_parallelism_threads(arguments.inter_op_threads)
     print(speed.machine_line())
     figures = measure(arguments, config)
+    if arguments.peer and "end_to_end_images_per_second" in figures:
+        figures.update(measure_peers(arguments, config, figures))
     if arguments.json:
         from facegan import devices
 
@@ -115,6 +162,7 @@ def main(argv=None):
             precision=devices.resolve_precision(config.networks.precision)[0], data=config.data.image_path,
             settings=config.to_dict(), seed=0, threads=dict(intra_op=arguments.intra_op_threads,
                                                             inter_op=arguments.inter_op_threads),
+            environment={name: os.environ[name] for name in ENVIRONMENT if name in os.environ},
             tensorflow=tf.__version__, **records.provenance()))
         print(f"record: {arguments.json}")
 

@@ -8,13 +8,15 @@ lands.
 "train" trains (or resumes) Config's defaults on CELEBA/img_align_celeba into RUNS/my_net and RUNS/imgs: the same
 run as `papermill gan_new.ipynb out.ipynb -p image_path CELEBA/img_align_celeba -p steps 20000 -p keep_checkpoints
 40` started in RUNS, so either resumes the other. "score" scores every kept checkpoint not yet in OUT/results.json,
-and can run beside training (--wait: until the last step is scored): the moving average (how faces are drawn) at
-every checkpoint, the trained generator every --trained-every steps; 2,048 faces (seeds 0 … 2,047) against 2,048
+and can run beside training (--wait: until the last step is scored): the moving average (how faces are drawn) every
+--score-every steps, the trained generator every --trained-every steps; 2,048 faces (seeds 0 … 2,047) against 2,048
 training faces (FID, KID, SWD, precision and recall) and against the 2,048 held-out faces no run trained on
-(experiments/faces.py: FID, KID, precision and recall). Each record names the step, images seen, the seconds of
-training at that step (wall time from losses.csv, and steps × the median step time, which a busy machine moves
-less), the CPU, the arithmetic, the data and the seed. OUT/table.md and OUT/curve.png show FID against images and
-hours; the networks stay in RUNS (trained on CelebA, they stay out of the project).
+(experiments/faces.py: FID, KID, precision and recall). With the attribute classifier in RUNS/my_net/attributes
+(python directions.py --checkpoint RUNS/my_net --data …), each step's average also gets its attribute coverage
+against the training faces (facegan/metrics/coverage.py) in OUT/coverage.json. Each record names the step, images
+seen, the seconds of training at that step (wall time from losses.csv, and steps × the median step time, which a
+busy machine moves less), the CPU, the arithmetic, the data and the seed. OUT/table.md and OUT/curve.png show FID
+against images and hours; the networks stay in RUNS (trained on CelebA, they stay out of the project).
 """
 
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
@@ -27,24 +29,28 @@ from typing import List, Optional, Sequence
 
 import celeba_utils
 from experiments import records
-from experiments.faces import split_faces
+from experiments.faces import HELD_OUT, split_faces
 from facegan.config import Config
 from facegan.images import atomic_write
 from facegan.settings_text import add_arguments
 
 STEPS = 20_000
 CHECKPOINT_EVERY = 500
-TRAINED_EVERY = 2_000  # the trained generator beside the average at these steps (scoring costs minutes a point)
+SCORE_EVERY = 1_000  # the checkpoints scored: a point costs minutes of Inception on a CPU (--score-every 500: all)
+TRAINED_EVERY = 2_000  # the trained generator beside the average at these steps
 GENERATOR = records.DEFAULT_GENERATOR
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-long-run")
 REFERENCES = ("training", "held_out")
 
 
-def run_config(celeba: str, runs_dir: str, steps: int = STEPS, cache_dir: Optional[str] = None) -> Config:
-    """README command 1's settings: the defaults on the sample, all checkpoints kept, the run's folders in RUNS."""
+def run_config(celeba: str, runs_dir: str, steps: int = STEPS, cache_dir: Optional[str] = None,
+               checkpoint_every: int = CHECKPOINT_EVERY, **settings) -> Config:
+    """README command 1's settings: the defaults on the sample, all checkpoints kept, the run's folders in RUNS
+    (`settings` change others: the tests' tiny networks)."""
     return Config(image_path=os.path.join(celeba, "img_align_celeba"), steps=steps, cache_dir=cache_dir,
-                  checkpoint_every=CHECKPOINT_EVERY, keep_checkpoints=-(-steps // CHECKPOINT_EVERY),
-                  checkpoint_dir=os.path.join(runs_dir, "my_net"), sample_dir=os.path.join(runs_dir, "imgs"))
+                  checkpoint_every=checkpoint_every, keep_checkpoints=-(-steps // checkpoint_every),
+                  checkpoint_dir=os.path.join(runs_dir, "my_net"), sample_dir=os.path.join(runs_dir, "imgs"),
+                  **settings)
 
 
 def seconds_at(losses: Sequence[dict], step: int, batch_size: int) -> dict:
@@ -59,8 +65,29 @@ def find(results: Sequence[dict], step: int, generator: str, reference: str) -> 
                  == (step, generator, reference)), None)
 
 
+def coverage_file(out_dir: str) -> str:
+    return os.path.join(out_dir, "coverage.json")
+
+
+def measure_coverage(config: Config, step: int, faces, real, classifier, names, out_dir: str, show: bool = True):
+    """The attribute coverage of a step's average against the training faces, saved in OUT/coverage.json."""
+    from facegan.metrics import coverage
+
+    rows = coverage.attribute_coverage(classifier, names, faces, real)
+    worst = coverage.worst_canonical(rows)
+    saved = records.read_json(coverage_file(out_dir), [])
+    saved.append(dict(step=step, images_seen=step * config.training.batch_size, generator=GENERATOR,
+                      faces=len(faces), real_faces=len(real), worst_canonical=list(worst), attributes=rows,
+                      data=config.data.image_path, seed=config.training.seed, **records.provenance()))
+    records.write_json(coverage_file(out_dir), saved)
+    if show:
+        print(f"step {step:6d} coverage: Male {rows['Male']['generated']:.3f} generated against "
+              f"{rows['Male']['real']:.3f} real; the worst canonical attribute {worst[0]} ({worst[1]:.0%} off)",
+              flush=True)
+
+
 def score_step(config: Config, step: int, generators: Sequence[str], references: dict, out_dir: str,
-               show: bool = True):
+               show: bool = True, classifier=None, samples: int = records.SAMPLES):
     """Score one checkpoint's generators against each reference, each record saved as soon as it is measured."""
     from facegan import devices, runs
     from facegan.drawing import draw_faces
@@ -68,15 +95,19 @@ def score_step(config: Config, step: int, generators: Sequence[str], references:
 
     gan, _ = runs.load_gan(config.outputs.checkpoint_dir, step)
     losses = runs.read_losses(config.outputs.checkpoint_dir)
+    covered = {record["step"] for record in records.read_json(coverage_file(out_dir), [])}
     for generator in generators:
         wanted = [name for name in REFERENCES if not find(records.read_results(out_dir), step, generator, name)]
-        if not wanted:
+        needs_coverage = classifier is not None and generator == GENERATOR and step not in covered
+        if not (wanted or needs_coverage):
             continue
         faces = draw_faces(records.pick_generator(gan, generator),
-                           seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + records.SAMPLES))
+                           seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
+        if needs_coverage:
+            measure_coverage(config, step, faces, references["training"], *classifier, out_dir, show)
         for reference in wanted:
             metrics = ("fid", "kid", "swd", "pr") if reference == "training" else ("fid", "kid", "pr")
-            sample = maths.real_sample(references[reference], records.SAMPLES, records.JUDGE_SEED)
+            sample = maths.real_sample(references[reference], samples, records.JUDGE_SEED)
             scores = registry.evaluate(faces, sample, metrics, config.data.cache_dir, records.JUDGE_SEED)
             record = dict(step=step, images_seen=step * config.training.batch_size, generator=generator,
                           drawing_mode=records.DRAWING_MODES[generator], reference=reference,
@@ -91,26 +122,42 @@ def score_step(config: Config, step: int, generators: Sequence[str], references:
 
 
 def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, wait: bool = False,
-          trained_every: int = TRAINED_EVERY, steps: int = STEPS, show: bool = True) -> List[dict]:
+          trained_every: int = TRAINED_EVERY, steps: int = STEPS, show: bool = True, samples: int = records.SAMPLES,
+          held_out: int = HELD_OUT, score_every: int = SCORE_EVERY) -> List[dict]:
     """Score every kept checkpoint not yet scored (with wait, keep looking until step `steps` is scored)."""
     from facegan import runs
 
     config = run_config(celeba, runs_dir, steps, cache_dir)
-    folders = split_faces(celeba, os.path.join(runs_dir, "faces"))
+    saved = runs.read_config(config.outputs.checkpoint_dir)  # the run's own settings (its batch size …)
+    if saved is not None:
+        config = saved.replace(checkpoint_dir=config.outputs.checkpoint_dir, sample_dir=config.outputs.sample_dir,
+                               image_path=config.data.image_path, cache_dir=cache_dir)
+    folders = split_faces(celeba, os.path.join(runs_dir, "faces"), held_out)
     references = {"training": celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir,
                                                       progress=False).images,
                   "held_out": celeba_utils.load_faces(folders["held_out"], cache_dir=cache_dir,
                                                       progress=False).images}
     os.makedirs(out_dir, exist_ok=True)
     while True:
+        classifier = _classifier(config)
         kept = [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)]
-        for step in kept:
+        for step in [step for step in kept if step % score_every == 0 or step == steps]:
             generators = [GENERATOR] + (["trained"] if step % trained_every == 0 else [])
-            score_step(config, step, generators, references, out_dir, show)
+            score_step(config, step, generators, references, out_dir, show, classifier, samples)
         write_table(out_dir)
         if not wait or (kept and kept[-1] >= steps):
             return records.read_results(out_dir)
         time.sleep(60)
+
+
+def _classifier(config: Config):
+    """(classifier, names) from the run's attributes/ folder once directions.py has trained it there, else None."""
+    from facegan import attributes
+
+    folder = os.path.join(config.outputs.checkpoint_dir, "attributes")
+    if not os.path.isfile(os.path.join(folder, attributes.SETTINGS_FILE)):
+        return None
+    return attributes.load_classifier(folder)
 
 
 def points(results: Sequence[dict], generator: str = GENERATOR, reference: str = "training") -> List[dict]:
@@ -185,6 +232,8 @@ def main(argv=None):
                         "for the published ones)")
     parser.add_argument("--part", choices=("train", "score", "all"), default="all")
     parser.add_argument("--steps", type=int, default=STEPS, help=f"train toward this step (default {STEPS:,})")
+    parser.add_argument("--score-every", type=int, default=SCORE_EVERY,
+                        help=f"score the checkpoints at multiples of this step (default {SCORE_EVERY:,})")
     parser.add_argument("--trained-every", type=int, default=TRAINED_EVERY,
                         help="score the trained generator too at multiples of this step")
     parser.add_argument("--wait", action="store_true", help="score: keep scoring checkpoints as they land")
@@ -198,7 +247,7 @@ def main(argv=None):
             return
     if arguments.part in ("score", "all"):
         results = score(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.wait,
-                        arguments.trained_every, arguments.steps)
+                        arguments.trained_every, arguments.steps, score_every=arguments.score_every)
         print(table(results))
 
 

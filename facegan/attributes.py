@@ -26,6 +26,9 @@ from facegan.images import atomic_write, to_float
 CLASSIFIER_FILE = "classifier.weights.h5"
 SETTINGS_FILE = "settings.json"
 ACCURACY_FILE = "accuracy.json"
+# The attributes every editing demo shows first (InterFaceGAN's among them): measured first, the explorer's sliders
+# when a run has their directions, and what attribute coverage is judged on
+CANONICAL = ("Smiling", "Male", "Eyeglasses", "Young", "Blond_Hair", "Bangs", "Wearing_Hat")
 
 
 @dataclasses.dataclass

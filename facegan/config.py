@@ -21,7 +21,7 @@ PRECISIONS = ("auto",) + devices.PRECISIONS
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DISCRIMINATOR_NORMS = ("batch", "spectral")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
-LOWER_IS_BETTER = ("swd", "fid", "kid")  # the metrics that can choose the best network (precision and recall: higher)
+HIGHER_IS_BETTER = ("pr",)  # precision and recall: they cannot choose the best network by its lowest value
 
 
 def setting(default, help: str):
@@ -210,9 +210,9 @@ class Quality:
         if self.best_metric not in self.metrics:
             raise ValueError(f"best_metric must be one of the metrics computed ({', '.join(self.metrics)}), "
                              f"got {self.best_metric!r}")
-        if self.best_metric not in LOWER_IS_BETTER:
-            raise ValueError(f"best_metric must be a metric where lower is better ({', '.join(LOWER_IS_BETTER)}), "
-                             f"got {self.best_metric!r}")
+        if self.best_metric in HIGHER_IS_BETTER:
+            raise ValueError(f"best_metric must be a metric where lower is better, not {self.best_metric!r} (precision "
+                             "and recall: higher is better)")
 
 
 GROUPS = dict(data=Data, networks=Networks, training=Training, recipe=Recipe, devices=Devices, outputs=Outputs,

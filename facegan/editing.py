@@ -26,9 +26,7 @@ from facegan import attributes, drawing, latent
 from facegan.drawing import ReadyGenerator, draw_faces, seed_vectors
 
 DIRECTIONS_FILE = "directions.npz"
-# The attributes every editing demo shows first (InterFaceGAN's among them): measured first, and the explorer's
-# sliders when a run has their directions
-CANONICAL = ("Smiling", "Male", "Eyeglasses", "Young", "Blond_Hair", "Bangs", "Wearing_Hat")
+CANONICAL = attributes.CANONICAL  # the attributes measured first, and the explorer's sliders
 DEFAULT_RANGE = 3.0  # how far a slider goes for an attribute whose range was not measured (measure_edits)
 
 

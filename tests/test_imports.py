@@ -22,6 +22,7 @@ LAYERS = {
     "facegan.latent": 7,
     "facegan.metrics": -1, "experiments": -1,  # packages: their __init__ holds a docstring only
     "facegan.metrics.maths": 2, "facegan.metrics.inception": 3, "facegan.metrics.registry": 4,
+    "facegan.metrics.coverage": 4,
     "facegan.metrics.sampler": 8, "facegan.editing": 8, "facegan.projection": 8, "facegan.stopping": 8,
     "facegan.explorer": 9, "facegan.callbacks": 9,
     "facegan.training": 10,

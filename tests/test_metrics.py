@@ -194,7 +194,7 @@ def test_training_writes_metrics_and_keeps_the_best_network(tmp_path, made_faces
     assert len(figure.axes) == 2 and figure.axes[1].get_lines()
     with pytest.raises(ValueError, match="best_metric must be one of the metrics computed"):
         Config(metrics=["swd"], best_metric="fid")
-    with pytest.raises(ValueError, match="best_metric must be a metric where lower is better"):
+    with pytest.raises(ValueError, match="best_metric must be a metric where lower is better, not 'pr'"):
         Config(metrics=["swd", "pr"], best_metric="pr")  # precision and recall: higher is better
     with pytest.raises(ValueError, match="metrics must be a non-empty list of swd, fid, kid"):
         training.train(config, show=False, metrics=["is"], best_metric="is")  # the loop that runs them checks names
@@ -205,7 +205,7 @@ def test_evaluate_reports_every_metric_with_its_sample_counts(faces, tmp_path):
     result = registry.evaluate(faces[:12], faces[100:120], ["swd", "fid", "kid"], cache_dir=str(tmp_path))
     assert (result["generated"], result["real"]) == (12, 20)
     assert set(result) >= {"swd", "swd64", "fid", "kid"} and result["fid"] > 0
-    with pytest.raises(ValueError, match="best_metric must be a metric where lower is better"):
+    with pytest.raises(ValueError, match="best_metric must be a metric where lower is better, not 'pr'"):
         Config(metrics=["swd", "pr"], best_metric="pr")  # precision and recall: higher is better
     with pytest.raises(ValueError, match="metrics must be a non-empty list of swd, fid, kid"):
         registry.evaluate(faces[:4], faces[:4], ["inception_score"])

@@ -87,5 +87,5 @@ def test_a_folder_of_generated_faces_scores_as_the_faces_themselves(tmp_path, ma
 
 
 def test_unknown_metric_names_are_refused_with_the_choices():
-    with pytest.raises(ValueError, match="--metrics must be a non-empty list of swd, fid, kid, got \\['is'\\]"):
+    with pytest.raises(ValueError, match="--metrics must be a non-empty list of swd, fid, kid, pr, got \\['is'\\]"):
         registry.check_names(["is"], "--metrics")

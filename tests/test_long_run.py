@@ -1,0 +1,37 @@
+"""experiments/long_run: a tiny run of README command 1's shape trained, each kept checkpoint scored against the
+training and the held-out faces (the trained generator beside the average where asked), nothing scored twice
+when scoring runs again, and the table and the curve written from the records."""
+
+import json
+
+import pytest
+
+from experiments import long_run
+from conftest import TINY, made_celeba
+
+
+@pytest.mark.slow
+def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, cache_dir):
+    celeba = made_celeba(tmp_path / "celeba")
+    runs_dir, out = str(tmp_path / "runs"), str(tmp_path / "out")
+    config = long_run.run_config(str(celeba), runs_dir, steps=4, cache_dir=cache_dir, checkpoint_every=2,
+                                 sample_every=2, **TINY)
+    assert config.outputs.keep_checkpoints == 2  # every checkpoint of the run kept
+    from facegan import training
+
+    assert training.train(config, show=False).step == 4
+    options = dict(cache_dir=cache_dir, trained_every=4, steps=4, show=False, samples=16, held_out=8, score_every=2)
+    results = long_run.score(str(celeba), runs_dir, out, **options)
+    scored = sorted((record["step"], record["generator"], record["reference"]) for record in results)
+    assert scored == [(2, "average_precise_bn", "held_out"), (2, "average_precise_bn", "training"),
+                      (4, "average_precise_bn", "held_out"), (4, "average_precise_bn", "training"),
+                      (4, "trained", "held_out"), (4, "trained", "training")]
+    record = next(record for record in results if record["reference"] == "training")
+    assert record["images_seen"] == 2 * TINY["batch_size"] and 0 <= record["recall"] <= 1 and record["fid"] > 0
+    assert record["train_seconds"] > 0 and record["wall_seconds"] > 0 and record["seed"] == 0
+    assert record["arithmetic"] == "float32" and "cores" in record["machine"]
+    assert "swd" not in next(record for record in results if record["reference"] == "held_out")
+    assert long_run.score(str(celeba), runs_dir, out, **options) == results  # nothing scored twice
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert f"| {4 * TINY['batch_size']:,} |" in table and (tmp_path / "out" / "curve.png").stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == results
