@@ -145,6 +145,14 @@ def is_chief(strategy: "tf.distribute.Strategy") -> bool:
                                     and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def spans_workers(strategy: "tf.distribute.Strategy") -> bool:
+    """Whether the strategy trains across several processes (workers of a TF_CONFIG cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return False
+    return sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values()) > 1
+
+
 def has_gpu() -> bool:
     """Whether TensorFlow trains on GPUs here: the automatic XLA setting turns on for them."""
     import tensorflow as tf

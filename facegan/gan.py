@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from facegan import devices
 from facegan.images import to_float
 from facegan import networks as nets
 from facegan.augment import diff_augment, mirror_randomly
@@ -21,6 +22,15 @@ def _adam(networks: Networks, training: Training, learning_rate: float):
     if nets.compute_precision(networks) == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def global_mean(value):
+    """A replica's value averaged over every replica of the strategy, on every worker: the loss of the whole global
+    batch, the same on every replica (the value itself with one replica)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce("MEAN", value)
 
 
 class DCGAN(keras.Model):
@@ -180,6 +190,11 @@ class DCGAN(keras.Model):
         if self.ema_generator is not None:
             self.update_ema()
         self.step.assign_add(1)
-        return {"discriminator_loss": d_loss, "generator_loss": g_loss, "step": self.step}
+        logs = {"discriminator_loss": global_mean(d_loss), "generator_loss": global_mean(g_loss), "step": self.step}
+        if devices.spans_workers(tf.distribute.get_strategy()):
+            # fit() averages what each replica returns along a first axis across workers, which scalars lack
+            # ("Invalid reduction dimension 0 for input with 0 dimensions"): the same values, with that axis
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
 

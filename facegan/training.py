@@ -12,6 +12,7 @@ step is in facegan/callbacks.py, the clean stop in facegan/stopping.py, the run'
 import contextlib
 import dataclasses
 import os
+import shutil
 import tempfile
 from typing import List, Optional, Sequence
 
@@ -72,11 +73,22 @@ def train(config: Optional[Config] = None, show: bool = True, faces: Optional[ce
                          f"{strategy.num_replicas_in_sync} devices of strategy {config.devices.strategy!r}")
     if strategy.num_replicas_in_sync > 1:
         device = f"{strategy.num_replicas_in_sync} devices ({config.devices.strategy})"
-    restore_dir = config.outputs.checkpoint_dir
+    restore_dir, scratch = config.outputs.checkpoint_dir, None
     if not devices.is_chief(strategy):  # other workers write into a scratch folder: the chief's files are the run's
         scratch = tempfile.mkdtemp(prefix="dcgan-worker-")
         config = config.replace(checkpoint_dir=os.path.join(scratch, "my_net"),
                                 sample_dir=os.path.join(scratch, "imgs"))
+    try:
+        return _train_in_folder(config, show, faces, callbacks, device, strategy, restore_dir)
+    finally:
+        if scratch is not None:  # what another worker wrote is the chief's to keep: nothing of it stays behind
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_in_folder(config: Config, show: bool, faces: Optional[celeba_utils.Faces],
+                     callbacks: Sequence[keras.callbacks.Callback], device: str, strategy: tf.distribute.Strategy,
+                     restore_dir: str) -> Run:
+    """Train in config's folders (a worker's scratch ones, or the run's), holding the run's lock."""
     runs.prepare_folder(config.outputs.checkpoint_dir, "checkpoint_dir")
     with runs.RunLock(config.outputs.checkpoint_dir):
         runs.prepare_folder(config.outputs.sample_dir, "sample_dir")
@@ -154,6 +166,10 @@ def _fit(gan: DCGAN, config: Config, faces: celeba_utils.Faces, start_step: int,
         try:
             gan.fit(dataset, epochs=1, steps_per_epoch=config.training.steps - start_step, verbose=0,
                     callbacks=all_callbacks, shuffle=False)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as error:
+            if not devices.spans_workers(gan.distribute_strategy):
+                raise
+            raise _worker_lost(error, config) from None
         except KeyboardInterrupt:  # a second stop request, or a stop before training began
             interrupts.requested = True
             for callback in all_callbacks:  # fit() does not end its callbacks when interrupted
@@ -172,6 +188,16 @@ def _fit(gan: DCGAN, config: Config, faces: celeba_utils.Faces, start_step: int,
     if show:
         print(f"{'stopped' if interrupts.requested else 'finished'} at step {step}; checkpoint {path}; grid {grid}")
     return Run(config, start_step, step, interrupts.requested, path, grid)
+
+
+def _worker_lost(error: Exception, config: Config) -> RuntimeError:
+    """The error a worker gets when another worker of its multi-worker run stops answering."""
+    kept = runs.list_checkpoints(config.outputs.checkpoint_dir)
+    reason = str(error).strip().splitlines()[0][:300]
+    newest = kept[-1][1] if kept else "none yet"
+    return RuntimeError(f"A worker of this multi-worker run stopped answering ({type(error).__name__}: {reason}). "
+                        f"Training stopped; the newest checkpoint is {newest}. Start every worker again with the same "
+                        "TF_CONFIG to resume from it (docs/training.md, several machines).")
 
 
 def _raise_if_diverged(diverged_at: Optional[int], config: Config):

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ DCGAN.train_step = recording_step
 
 class SaveWeights(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
-        weights = self.model.generator.weights + self.model.discriminator.weights
+        weights = self.model.generator.trainable_weights + self.model.discriminator.trainable_weights
         np.savez(weights_file, *[weight.numpy() for weight in weights])
 
 run = training.train(show=False, callbacks=[SaveWeights()], **settings)
@@ -98,7 +99,8 @@ def test_two_workers_train_one_run_share_each_batch_and_the_chief_resumes_it(tmp
     assert [run for run, _, _ in workers] == [dict(start_step=0, step=4)] * 2
     chief, other = ([np.load(weights)[key] for key in sorted(np.load(weights).files, key=lambda k: int(k[4:]))]
                     for _, _, weights in workers)
-    assert all(np.array_equal(a, b) for a, b in zip(chief, other))  # the same networks after every step
+    assert len(chief) == len(other) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(chief, other))  # the same weights after every step
     drawn = [batches_drawn(batches) for _, batches, _ in workers]
     assert sorted(drawn[0]) == sorted(drawn[1]) == [0, 1, 2, 3]
     for step in range(4):  # the global batch split in two: each worker drew its own half
@@ -116,3 +118,39 @@ def test_two_workers_train_one_run_share_each_batch_and_the_chief_resumes_it(tmp
     alone = training.train(config, show=False, steps=7)  # and one process
     assert (alone.start_step, alone.step) == (6, 7)
     assert [row["step"] for row in runs.read_losses(config.outputs.checkpoint_dir)] == list(range(1, 8))
+
+
+@pytest.mark.slow
+def test_when_a_worker_dies_the_other_stops_with_a_clear_error_and_the_last_checkpoint_resumes(tmp_path, made_faces,
+                                                                                                cache_dir):
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=100_000, checkpoint_every=3, sample_every=1000)
+    settings = {name: config.settings()[name] for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
+                                                         "sample_every", "checkpoint_dir", "sample_dir", *TINY)}
+    settings["strategy"] = "multi_worker"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster,
+                                                             "task": {"type": "worker", "index": index}}))
+        files = (tmp_path / f"{index}-batches.txt", tmp_path / f"{index}-weights.npz")
+        workers.append(subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(settings), *map(str, files)],
+                                        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline = time.monotonic() + 180
+    while not runs.list_checkpoints(config.outputs.checkpoint_dir) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert runs.list_checkpoints(config.outputs.checkpoint_dir), "the chief wrote no checkpoint in 3 minutes"
+    workers[1].kill()  # the other worker dies at once, mid-run
+    killed_at = time.monotonic()
+    try:
+        _, err = workers[0].communicate(timeout=150)
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert workers[0].returncode != 0 and time.monotonic() - killed_at < 150
+    assert "A worker of this multi-worker run stopped answering" in err and "Start every worker again" in err, \
+        err[-3000:]
+    from facegan import training
+
+    kept = runs.list_checkpoints(config.outputs.checkpoint_dir)  # what was saved before is intact, and resumes
+    resumed = training.train(config, show=False, steps=kept[-1][0] + 1)
+    assert (resumed.start_step, resumed.step) == (kept[-1][0], kept[-1][0] + 1)
