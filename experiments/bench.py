@@ -5,6 +5,7 @@ the record it is asked to write.
     python -m experiments.bench --precision auto --kernel-size 4 --reuse-fakes true --resident-data false
     python -m experiments.bench --skip-decode --training-only --json docs/speed/bench/zen4-defaults.json
     python -m experiments.bench --skip-decode --training-only --peer ../shared/anchors/torch_dcgan.py
+    python -m experiments.bench --table docs/speed/bench/*.json      # the records as docs/speed.md's table
 
 Every training setting of Config is a flag (`python -m experiments.bench --help`), with the same default as training.
 Each speed is the median of several timed intervals after warm-up (experiments/speed.py). --json keeps the figures
@@ -47,7 +48,33 @@ def make_parser() -> argparse.ArgumentParser:
                         "project's figures, float32 and tuned bfloat16, and print the ratios")
     parser.add_argument("--peer-steps", type=int, default=40, help="the peer's timed steps (default 40)")
     parser.add_argument("--json", help="also write the figures, with what they were measured on, to this file")
+    parser.add_argument("--table", nargs="+", metavar="RECORD", help="print these records as a Markdown table "
+                        "(measures nothing)")
     return parser
+
+
+def table(paths) -> str:
+    """Bench records as one Markdown table, a row per sitting: what it ran, in which precision and environment,
+    its speeds and, where measured, the peers' and the matrix-product rate's."""
+    lines = ["| record | precision | environment | XLA | step only, images/s | end to end, images/s "
+             "| × the float32 peer | × the tuned bfloat16 peer | share of the matrix-product rate |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    machines = []
+    for path in paths:
+        record = records.read_json(path)
+        figures = record["figures"]
+        machines.append(record["machine"])
+        cell = lambda key, form=".1f": format(figures[key], form) if key in figures else ""  # noqa: E731
+        share = (f"{100 * figures['step_gflops'] / figures['matmul_gflops']:.0f}% of {figures['matmul_gflops']:.0f} "
+                 "GFLOP/s" if "matmul_gflops" in figures else "")
+        environment = ", ".join(f"`{name}={value}`" for name, value in record.get("environment", {}).items()
+                                if (name, value) != ("TF_ENABLE_ONEDNN_OPTS", "1")) or "as the project sets it"
+        lines.append(f"| [{os.path.basename(path)}]({os.path.relpath(path, 'docs')}) | {figures.get('precision', '')} "
+                     f"| {environment} | {'on' if figures.get('xla') else 'off'} | {cell('step_images_per_second')} "
+                     f"| {cell('end_to_end_images_per_second')} | {cell('times_peer_float32', '.2f')} "
+                     f"| {cell('times_peer_tuned_bfloat16', '.2f')} | {share} |")
+    lines += [""] + [f"Machine: {machine}" for machine in dict.fromkeys(machines)]
+    return "\n".join(lines) + "\n"
 
 
 # the environment variables that change what a sitting measures: kept in its record
@@ -141,6 +168,9 @@ def measure(arguments, config) -> dict:
 
 def main(argv=None):
     arguments = make_parser().parse_args(argv)
+    if arguments.table:
+        print(table(arguments.table), end="")
+        return
     config = config_from_arguments(arguments)
     import tensorflow as tf
 
