@@ -10,13 +10,14 @@ The folder needs CelebA's list_attr_celeba.txt beside it. How it works and what 
 import argparse
 
 from facegan import editing
+from facegan.settings_text import add_arguments
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="my_net", help="the trained run's folder (default my_net)")
     parser.add_argument("--data", nargs="+", required=True, help="CelebA folders the classifier trains on")
-    parser.add_argument("--cache-dir")
+    add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args()
     _, _, _, directions = editing.prepare_run(arguments.checkpoint, arguments.data, arguments.cache_dir)
     print(f"{len(directions.names)} directions saved in {arguments.checkpoint}; the best separated: "

@@ -29,6 +29,7 @@ from facegan.images import atomic_write, image_grid, png_file, save_png
 from facegan import alignment, attributes, editing, projection, runs
 from facegan.drawing import ReadyGenerator, draw_faces, seed_vector
 from facegan.metrics import inception, maths
+from facegan.settings_text import add_arguments
 
 STRENGTHS = (1.0, 2.0, 3.0)
 EDIT_SEED = 200_000  # the edited faces' seeds: not among the directions' fitting seeds (100,000 …)
@@ -223,66 +224,78 @@ def measure_projection(generator, discriminator, classifier, pictures: Sequence[
 
 # --------------------------------------------------------------------------------------------- tables
 
+def edit_tables(edits: dict) -> list:
+    """The canonical edits at each strength, then each attribute's range with the conditional edits beside."""
+    unedited = edits["canonical"][0]
+    lines = [f"Unedited faces ({unedited['faces']}): FID {unedited['fid']:.1f}, KID ×10³ "
+             f"{1e3 * unedited['kid']:.1f}.", "",
+             "| attribute | strength | moved the edit's way | change | positive after | others' change "
+             "| other canonical attributes' change | identity distance | FID (× unedited) | KID ×10³ |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in edits["canonical"][1:]:
+        lines.append(f"| {row['attribute']} | {row['strength']:+.0f} | {row['moved']:.0%} | {row['change']:+.3f} | "
+                     f"{row['positive_share']:.0%} | {row['others']:.3f} | {row.get('held', 0):.3f} | "
+                     f"{row['identity']:.2f} | {row['fid']:.1f} ({row['fid'] / unedited['fid']:.2f}×) | "
+                     f"{1e3 * row['kid']:.1f} |")
+    lines += ["", "| attribute | range (sliders) | moved at +range | moved at −range | others' change at ±range, "
+              "free → conditional | other canonical attributes' change, free → conditional |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, limit in edits["ranges"].items():
+        free = {row["strength"]: row for row in edits["canonical"] if row["attribute"] == name}
+        held = {row["strength"]: row for row in edits["conditional"] if row["attribute"] == name}
+        mean = lambda rows, key: np.mean([rows[s][key] for s in (-limit, limit)])  # noqa: E731
+        lines.append(f"| {name} | ±{limit:.0f} | {free[limit]['moved']:.0%} | {free[-limit]['moved']:.0%} | "
+                     f"{mean(free, 'others'):.3f} → {mean(held, 'others'):.3f} | "
+                     f"{mean(free, 'held'):.3f} → {mean(held, 'held'):.3f} |")
+    if edits.get("missing"):
+        lines += ["", f"No direction for: {', '.join(edits['missing'])}."]
+    return lines
+
+
+def arithmetic_table(arithmetic: dict) -> list:
+    """Brightness, contrast, realism and FID of the averaged faces and the results, plain and renormalised."""
+    ordinary = arithmetic["ordinary faces"]
+    lines = ["", f"| A − B + C, {arithmetic['results']} times | averaged faces: brightness, contrast | "
+             "result: brightness, contrast | result: realism score (share ≥ 1) | result: FID |",
+             "| --- | ---: | ---: | ---: | ---: |",
+             f"| ordinary faces | {ordinary['brightness']:.0f}, {ordinary['contrast']:.0f} | | "
+             f"{ordinary['realism']:.2f} ({ordinary['realistic']:.0%}) | {ordinary['fid']:.1f} |"]
+    for label, row in arithmetic.items():
+        if isinstance(row, dict) and "result" in row:
+            result = row["result"]
+            lines.append(f"| {label} | {row['averaged']['brightness']:.0f}, {row['averaged']['contrast']:.0f} | "
+                         f"{result['brightness']:.0f}, {result['contrast']:.0f} | {result['realism']:.2f} "
+                         f"({result['realistic']:.0%}) | {result['fid']:.1f} |")
+    return lines
+
+
+def projection_tables(projection: dict) -> list:
+    """The photos projected three ways, then error against time for each setting tried."""
+    lines = ["", "| photos | refused | RMS error against the aligned face (0–255) | against its own crop "
+             "| a random z | the best of 1,000 random z | identity distance | seconds per photo |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, row in projection["rows"].items():
+        cell = lambda value, form: format(value, form) if value is not None else "—"  # noqa: E731
+        lines.append(f"| {name} ({row['photos']}) | {row['refused_share']:.0%} | "
+                     f"{cell(row['projected_rms'], '.1f')} | {cell(row['projected_rms_own_crop'], '.1f')} | "
+                     f"{cell(row['random_z_rms'], '.1f')} | "
+                     f"{cell(row['best_of_1000_random_rms'], '.1f')} | {cell(row['likeness'], '.2f')} | "
+                     f"{cell(row['seconds_per_projection'], '.1f')} |")
+    lines += ["", "| starts | Adam steps | perceptual weight | RMS error | identity distance | seconds per photo |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in projection["error_against_time"]:
+        lines.append(f"| {row['starts']} | {row['steps']} | {row['perceptual_weight']:g} | "
+                     f"{row['projected_rms']:.1f} | {row['likeness']:.2f} | {row['seconds_per_projection']:.1f} |")
+    return lines
+
+
 def tables(results: dict) -> str:
     """docs/editing's tables as Markdown, from results.json: the canonical edits at each strength, the
     conditional edits, the ranges, arithmetic, projection and its error against time."""
     lines = []
-    edits = results.get("edits")
-    if edits:
-        unedited = edits["canonical"][0]
-        lines += [f"Unedited faces ({unedited['faces']}): FID {unedited['fid']:.1f}, KID ×10³ "
-                  f"{1e3 * unedited['kid']:.1f}.", "",
-                  "| attribute | strength | moved the edit's way | change | positive after | others' change "
-                  "| other canonical attributes' change | identity distance | FID (× unedited) | KID ×10³ |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for row in edits["canonical"][1:]:
-            lines.append(f"| {row['attribute']} | {row['strength']:+.0f} | {row['moved']:.0%} | {row['change']:+.3f} | "
-                         f"{row['positive_share']:.0%} | {row['others']:.3f} | {row.get('held', 0):.3f} | "
-                         f"{row['identity']:.2f} | {row['fid']:.1f} ({row['fid'] / unedited['fid']:.2f}×) | "
-                         f"{1e3 * row['kid']:.1f} |")
-        lines += ["", "| attribute | range (sliders) | moved at +range | moved at −range | others' change at ±range, "
-                  "free → conditional | other canonical attributes' change, free → conditional |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for name, limit in edits["ranges"].items():
-            free = {row["strength"]: row for row in edits["canonical"] if row["attribute"] == name}
-            held = {row["strength"]: row for row in edits["conditional"] if row["attribute"] == name}
-            mean = lambda rows, key: np.mean([rows[s][key] for s in (-limit, limit)])  # noqa: E731
-            lines.append(f"| {name} | ±{limit:.0f} | {free[limit]['moved']:.0%} | {free[-limit]['moved']:.0%} | "
-                         f"{mean(free, 'others'):.3f} → {mean(held, 'others'):.3f} | "
-                         f"{mean(free, 'held'):.3f} → {mean(held, 'held'):.3f} |")
-        if edits.get("missing"):
-            lines += ["", f"No direction for: {', '.join(edits['missing'])}."]
-    arithmetic = results.get("arithmetic")
-    if arithmetic:
-        ordinary = arithmetic["ordinary faces"]
-        lines += ["", f"| A − B + C, {arithmetic['results']} times | averaged faces: brightness, contrast | "
-                  "result: brightness, contrast | result: realism score (share ≥ 1) | result: FID |",
-                  "| --- | ---: | ---: | ---: | ---: |",
-                  f"| ordinary faces | {ordinary['brightness']:.0f}, {ordinary['contrast']:.0f} | | "
-                  f"{ordinary['realism']:.2f} ({ordinary['realistic']:.0%}) | {ordinary['fid']:.1f} |"]
-        for label, row in arithmetic.items():
-            if isinstance(row, dict) and "result" in row:
-                result = row["result"]
-                lines.append(f"| {label} | {row['averaged']['brightness']:.0f}, {row['averaged']['contrast']:.0f} | "
-                             f"{result['brightness']:.0f}, {result['contrast']:.0f} | {result['realism']:.2f} "
-                             f"({result['realistic']:.0%}) | {result['fid']:.1f} |")
-    projection = results.get("projection")
-    if projection:
-        lines += ["", "| photos | refused | RMS error against the aligned face (0–255) | against its own crop "
-                  "| a random z | the best of 1,000 random z | identity distance | seconds per photo |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for name, row in projection["rows"].items():
-            cell = lambda value, form: format(value, form) if value is not None else "—"  # noqa: E731
-            lines.append(f"| {name} ({row['photos']}) | {row['refused_share']:.0%} | "
-                         f"{cell(row['projected_rms'], '.1f')} | {cell(row['projected_rms_own_crop'], '.1f')} | "
-                         f"{cell(row['random_z_rms'], '.1f')} | "
-                         f"{cell(row['best_of_1000_random_rms'], '.1f')} | {cell(row['likeness'], '.2f')} | "
-                         f"{cell(row['seconds_per_projection'], '.1f')} |")
-        lines += ["", "| starts | Adam steps | perceptual weight | RMS error | identity distance | seconds per photo |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for row in projection["error_against_time"]:
-            lines.append(f"| {row['starts']} | {row['steps']} | {row['perceptual_weight']:g} | "
-                         f"{row['projected_rms']:.1f} | {row['likeness']:.2f} | {row['seconds_per_projection']:.1f} |")
+    for key, section in (("edits", edit_tables), ("arithmetic", arithmetic_table), ("projection", projection_tables)):
+        if results.get(key):
+            lines += section(results[key])
     return "\n".join(lines) + "\n"
 
 
@@ -342,7 +355,7 @@ def main():
     parser.add_argument("--faces", type=int, default=200, help="generated faces each edit is measured on")
     parser.add_argument("--projections", type=int, default=30, help="photos projected, each three ways")
     parser.add_argument("--parts", default="edits,arithmetic,projection")
-    parser.add_argument("--cache-dir")
+    add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args()
     results = measure(arguments.checkpoint, arguments.data, arguments.held_out, arguments.out, arguments.faces,
                       arguments.projections, arguments.cache_dir, arguments.parts.split(","))

@@ -35,6 +35,7 @@ import numpy as np
 
 from experiments import records
 from facegan.images import atomic_write
+from facegan.settings_text import add_arguments
 
 PARTS = ("defaults", "peer")
 SAMPLES = records.SAMPLES  # the ablation's judge: 2,048 generated faces against as many training faces
@@ -133,6 +134,29 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
 
 # --------------------------------------------------------------------------------------------- part 2: the peer
 
+def peer_generator(optimizer, script: str):
+    """The network whose parameters this optimizer moves (the peer's script keeps it in its own namespace)."""
+    import torch
+
+    first = optimizer.param_groups[0]["params"][0]
+    for thing in gc.get_objects():
+        if isinstance(thing, torch.nn.Sequential) and next(thing.parameters(), None) is first:
+            return thing
+    raise RuntimeError(f"{script}: cannot find the generator its optimizer trains")
+
+
+def draw_peer_faces(network, seed: int, samples: int) -> np.ndarray:
+    """uint8 faces of the peer's generator, drawn its own way (training mode: batch statistics), in batches of 128
+    from a random stream of their own, so that the peer's training goes on exactly as without the drawing."""
+    import torch
+
+    stream = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        faces = torch.cat([network(torch.randn(128, network[0].in_channels, 1, 1, generator=stream))
+                           for _ in range(-(-samples // 128))])[:samples]
+    return ((faces.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+
+
 def run_peer(script: str, data: str, runs_dir: str, budget: int, every: int, seed: int = 0,
              samples: int = SAMPLES) -> dict:
     """Run the peer's script for `budget` images; after the generator's update of every `every` images, draw
@@ -147,14 +171,6 @@ def run_peer(script: str, data: str, runs_dir: str, budget: int, every: int, see
     points: List[dict] = []
     state = dict(updates=0, generator=None)
 
-    def generator_of(optimizer) -> torch.nn.Module:
-        """The network whose parameters this optimizer moves (the script keeps it in its own namespace)."""
-        first = optimizer.param_groups[0]["params"][0]
-        for thing in gc.get_objects():
-            if isinstance(thing, torch.nn.Sequential) and next(thing.parameters(), None) is first:
-                return thing
-        raise RuntimeError(f"{script}: cannot find the generator its optimizer trains")
-
     def after_update(optimizer, args, kwargs):
         state["updates"] += 1
         if state["updates"] % 2:  # each step updates the discriminator, then the generator
@@ -164,16 +180,9 @@ def run_peer(script: str, data: str, runs_dir: str, budget: int, every: int, see
             return
         with watch.paused():
             if state["generator"] is None:
-                state["generator"] = generator_of(optimizer)
-            network = state["generator"]
-            z_dim = network[0].in_channels
-            stream = torch.Generator().manual_seed(seed)
-            with torch.no_grad():
-                faces = torch.cat([network(torch.randn(128, z_dim, 1, 1, generator=stream))
-                                   for _ in range(-(-samples // 128))])[:samples]
-            faces = ((faces.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+                state["generator"] = peer_generator(optimizer, script)
             path = os.path.join(folder, f"faces-{images:06d}.npz")
-            save_faces(path, {"trained": faces})
+            save_faces(path, {"trained": draw_peer_faces(state["generator"], seed, samples)})
         points.append(dict(images=images, seconds=round(watch.seconds(), 2), faces=os.path.basename(path)))
         print(f"peer: {images:,} images in {points[-1]['seconds']:.0f} s of training", flush=True)
 
@@ -370,7 +379,7 @@ def main(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--fill", action="store_true", help="score every point, not only those the answer needs")
     parser.add_argument("--generators", default="average,trained",
                         help="the defaults' generators whose time to the peer's FID is searched for (scored first)")
-    parser.add_argument("--cache-dir")
+    add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args(argv)
     common = dict(runs_dir=arguments.runs, budget=arguments.budget, every=arguments.every, seed=arguments.seed)
     if arguments.part == "defaults":
