@@ -121,6 +121,26 @@ def score_step(config: Config, step: int, generators: Sequence[str], references:
                       f"precision {record['precision']:.3f}  recall {record['recall']:.3f}", flush=True)
 
 
+FLOOR = "held-out real faces"  # the floor: real faces against the training faces, as a generator's are scored
+
+
+def score_floor(config: Config, references: dict, out_dir: str, samples: int = records.SAMPLES):
+    """The best a generator can score here: the held-out real faces against the training faces, by the same judge
+    (FID, KID, precision and recall), recorded once as the "generator" FLOOR at step 0."""
+    from facegan.metrics import maths, registry
+
+    if any(record["generator"] == FLOOR for record in records.read_results(out_dir)):
+        return
+    held_out = maths.real_sample(references["held_out"], samples, records.JUDGE_SEED)
+    sample = maths.real_sample(references["training"], samples, records.JUDGE_SEED)
+    scores = registry.evaluate(held_out, sample, ("fid", "kid", "pr"), config.data.cache_dir, records.JUDGE_SEED)
+    record = dict(step=0, images_seen=0, generator=FLOOR, reference="training",
+                  drawing_mode="none: CelebA faces no run trained on (experiments/faces.py)",
+                  **{name: round(float(value), 4) for name, value in scores.items()},
+                  data=config.data.image_path, seed=records.JUDGE_SEED, **records.provenance())
+    records.write_results(out_dir, records.read_results(out_dir) + [record])
+
+
 def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, wait: bool = False,
           trained_every: int = TRAINED_EVERY, steps: int = STEPS, show: bool = True, samples: int = records.SAMPLES,
           held_out: int = HELD_OUT, score_every: int = SCORE_EVERY) -> List[dict]:
@@ -138,6 +158,7 @@ def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
                   "held_out": celeba_utils.load_faces(folders["held_out"], cache_dir=cache_dir,
                                                       progress=False).images}
     os.makedirs(out_dir, exist_ok=True)
+    score_floor(config, references, out_dir, samples)
     while True:
         classifier = _classifier(config)
         kept = [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)]
@@ -180,6 +201,11 @@ def table(results: Sequence[dict]) -> str:
         lines.append(f"| {record['images_seen']:,} | {hours} | {cell(record, 'fid')} | {cell(held.get(step), 'fid')} "
                      f"| {cell(record, 'kid', 1e3)} | {cell(record, 'swd')} | {cell(record, 'precision', form='.3f')} "
                      f"| {cell(record, 'recall', form='.3f')} | {cell(trained.get(step), 'fid')} |")
+    floor = next((record for record in results if record["generator"] == FLOOR), None)
+    if floor:
+        lines += ["", f"The floor, {FLOOR} against the training faces by the same judge: FID {floor['fid']:.1f}, "
+                  f"KID ×10³ {1e3 * floor['kid']:.1f}, precision {floor['precision']:.3f}, "
+                  f"recall {floor['recall']:.3f}."]
     machines = sorted({record["machine"] for record in results})
     return "\n".join(lines + [""] + [f"Machine: {machine}" for machine in machines]) + "\n"
 
@@ -200,7 +226,10 @@ def plot(results: Sequence[dict], path: str):
         fid = [record["fid"] for record in curve]
         axes[0].plot([record["images_seen"] / 1e3 for record in curve], fid, style, markersize=3, label=label)
         axes[1].plot([record["train_seconds"] / 3600 for record in curve], fid, style, markersize=3, label=label)
+    floor = next((record for record in results if record["generator"] == FLOOR), None)
     for axis, label in zip(axes, ("thousands of images seen", "hours of training (steps × median step time)")):
+        if floor:
+            axis.axhline(floor["fid"], color="gray", linestyle=":", label=f"{FLOOR} (the floor)")
         axis.set_xlabel(label)
         axis.set_ylabel("FID (2,048 faces)")
         axis.set_yscale("log")
