@@ -15,6 +15,7 @@ Alignment is for photos; CelebA's aligned pictures and faces already at the trai
 """
 
 import math
+import threading
 from typing import Optional
 
 import numpy as np
@@ -48,14 +49,17 @@ def _cascade(file_name: str):
     return cascade
 
 
-_cascades = {}
+_loaded = threading.local()  # one set of cascades per thread: load_faces aligns photos on every core at once
 
 
 def cascade(kind: str):
-    """OpenCV's cascade for "face" or "eye", loaded once."""
-    if kind not in _cascades:
-        _cascades[kind] = _cascade({"face": "haarcascade_frontalface_alt2.xml", "eye": "haarcascade_eye.xml"}[kind])
-    return _cascades[kind]
+    """OpenCV's cascade for "face" or "eye", loaded once in each thread. A CascadeClassifier keeps working state
+    while it detects, so one object shared by the decoding threads could see another thread's picture (a flat
+    wall once came out as a face under load); each thread gets its own."""
+    cascades = _loaded.__dict__
+    if kind not in cascades:
+        cascades[kind] = _cascade({"face": "haarcascade_frontalface_alt2.xml", "eye": "haarcascade_eye.xml"}[kind])
+    return cascades[kind]
 
 
 def find_faces(gray: np.ndarray) -> np.ndarray:

@@ -125,3 +125,27 @@ def test_a_tilted_face_is_turned_upright_when_both_eyes_are_found(celeba):
             tilts.append(np.degrees(np.arctan2(matrix[0, 1], matrix[0, 0])))  # the turn that undoes it
     assert len(tilts) >= 10
     assert np.mean(np.abs(np.array(tilts) + 12) < 4) > 0.8
+
+
+def test_each_decoding_thread_detects_with_its_own_cascades_and_finds_what_one_thread_finds(portrait):
+    """load_faces aligns on every core at once; an OpenCV cascade keeps working state while it detects."""
+    import concurrent.futures
+    import threading
+
+    mine = alignment.cascade("face")
+    assert alignment.cascade("face") is mine  # loaded once in a thread
+    other = concurrent.futures.ThreadPoolExecutor(1).submit(alignment.cascade, "face").result()
+    assert other is not mine  # and again in another
+    wall = np.full((300, 400), 90, np.uint8)
+    gray = np.asarray(Image.fromarray(moved(portrait)).convert("L"))
+    alone = [len(alignment.find_faces(picture)) for picture in (gray, wall)]
+    assert alone == [1, 0]
+    barrier = threading.Barrier(4)
+
+    def detect(index):
+        barrier.wait(timeout=30) if index < 4 else None
+        return len(alignment.find_faces(gray if index % 2 == 0 else wall))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(detect, range(40)))
+    assert found == [alone[index % 2] for index in range(40)]

@@ -28,11 +28,14 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     assert scored == [(2, "average_precise_bn", "held_out"), (2, "average_precise_bn", "training"),
                       (4, "average_precise_bn", "held_out"), (4, "average_precise_bn", "training"),
                       (4, "trained", "held_out"), (4, "trained", "training")]
-    record = next(record for record in results if record["reference"] == "training")
+    floor = next(record for record in results if record["generator"] == long_run.FLOOR)
+    assert floor["step"] == 0 and floor["fid"] > 0 and 0 <= floor["precision"] <= 1  # real faces against real ones
+    record = next(record for record in results if record["reference"] == "training" and record["step"] == 2)
     assert record["images_seen"] == 2 * TINY["batch_size"] and 0 <= record["recall"] <= 1 and record["fid"] > 0
     assert record["train_seconds"] > 0 and record["wall_seconds"] > 0 and record["seed"] == 0
     assert record["arithmetic"] == "float32" and "cores" in record["machine"]
     assert "swd" not in next(record for record in results if record["reference"] == "held_out")
+    assert "The floor, held-out real faces against the training faces" in (tmp_path / "out" / "table.md").read_text()
     assert long_run.score(str(celeba), runs_dir, out, **options) == results  # nothing scored twice
     table = (tmp_path / "out" / "table.md").read_text()
     assert f"| {4 * TINY['batch_size']:,} |" in table and (tmp_path / "out" / "curve.png").stat().st_size > 0
