@@ -357,10 +357,14 @@ def make_dataset(images: np.ndarray, batch_size: int, seed: int = 0, indices_onl
         raise ValueError(f"batch_size ({batch_size}) is larger than the number of faces ({len(images)}): "
                          "use a smaller batch_size or more images")
     shape = (batch_size,) + images.shape[1:]
-    order = (tf.data.Dataset.range(len(images))
-             .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-             .repeat()
-             .batch(batch_size, drop_remainder=True))
+
+    def epoch_order(epoch):  # stateless: the same order wherever tf.distribute rewrites the stream (a seeded
+        # shuffle() is drawn anew there), so one device and several see the same global batches
+        seed_of_epoch = tf.stack([tf.constant(seed, tf.int64), epoch])
+        indices = tf.random.experimental.stateless_shuffle(tf.range(len(images), dtype=tf.int64), seed_of_epoch)
+        return tf.data.Dataset.from_tensor_slices(indices)
+
+    order = tf.data.Dataset.range(2 ** 62).flat_map(epoch_order).batch(batch_size, drop_remainder=True)
     if indices_only:
         return order.prefetch(tf.data.AUTOTUNE)
 

@@ -5,6 +5,7 @@ the record it is asked to write.
     python -m experiments.bench --precision auto --kernel-size 4 --reuse-fakes true --resident-data false
     python -m experiments.bench --skip-decode --training-only --json docs/speed/bench/zen4-defaults.json
     python -m experiments.bench --skip-decode --training-only --peer ../shared/anchors/torch_dcgan.py
+    python -m experiments.bench --skip-decode --training-only --workers 2   # beside: 2 workers of one cluster
     python -m experiments.bench --table docs/speed/bench/*.json      # the records as docs/speed.md's table
 
 Every training setting of Config is a flag (`python -m experiments.bench --help`), with the same default as training.
@@ -47,6 +48,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peer", help="the peer's script (../shared/anchors/torch_dcgan.py): run it after the "
                         "project's figures, float32 and tuned bfloat16, and print the ratios")
     parser.add_argument("--peer-steps", type=int, default=40, help="the peer's timed steps (default 40)")
+    parser.add_argument("--workers", type=int, default=0, help="also train the settings as one process and as this "
+                        "many workers of a multi-worker cluster on 127.0.0.1 (tf.distribute), and print both speeds")
     parser.add_argument("--json", help="also write the figures, with what they were measured on, to this file")
     parser.add_argument("--table", nargs="+", metavar="RECORD", help="print these records as a Markdown table "
                         "(measures nothing)")
@@ -109,6 +112,19 @@ def measure_peers(arguments, config, figures: dict) -> dict:
         label = "the tuned bfloat16 peer" if bfloat16 else "the float32 peer"
         print(f"{label}: {measured[f'{name}_images_per_second']:6.1f} images/s end to end; the defaults run "
               f"{ratio:.2f}× {label}")
+    return measured
+
+
+def measure_workers(config, workers: int) -> dict:
+    """The run's speed as one process and as `workers` processes of one cluster on this machine (the overhead of
+    tf.distribute's all-reduces where they share its cores)."""
+    from experiments import speed
+
+    measured = {}
+    for count in (1, workers):
+        measured[f"training_{count}_process_images_per_second"] = speed.training_by_workers(config, count)
+        print(f"training as {count} process{'es' if count > 1 else ''} on this machine: "
+              f"{measured[f'training_{count}_process_images_per_second']:6.1f} images/s (the whole run's)")
     return measured
 
 
@@ -182,6 +198,8 @@ def main(argv=None):
         tf.config.threading.set_inter_op_parallelism_threads(arguments.inter_op_threads)
     print(speed.machine_line())
     figures = measure(arguments, config)
+    if arguments.workers > 1:
+        figures.update(measure_workers(config, arguments.workers))
     if arguments.peer and "end_to_end_images_per_second" in figures:
         figures.update(measure_peers(arguments, config, figures))
     if arguments.json:

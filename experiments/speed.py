@@ -4,8 +4,12 @@ them and keeps them as a record."""
 
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
 
+import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -127,11 +131,11 @@ def parts_alone(gan: DCGAN, config: Config, fixed_batch, step_rate: float) -> di
         normalize = tf.function(lambda: [layer.normalized_kernel(training=True) for layer in normalized])
         parts["spectral_norm"] = (median_rate(normalize, 1, calls=20, repeats=3), 3)
     if recipe.flip_faces:
-        flip = tf.function(lambda: augment.mirror_randomly(gan.real_batch(fixed_batch), gan.noise))
+        flip = tf.function(lambda: augment.mirror_randomly(gan.real_batch(fixed_batch), gan.step_noise()))
         parts["flips"] = (median_rate(flip, 1, calls=20, repeats=3), 1)
     if recipe.diff_augment:  # three batches augmented per step: real and fake for D, fake for G
         augmented = tf.function(lambda: augment.diff_augment(gan.real_batch(fixed_batch), recipe.diff_augment,
-                                                             gan.noise))
+                                                             gan.step_noise()))
         parts["diff_augment"] = (median_rate(augmented, 1, calls=20, repeats=3), 3)
     figures = {f"{name}_ms": 1000 / per_second for name, (per_second, _) in parts.items()}
     figures.update({f"{name}_share_of_step_percent": _share_of_step(per_second, calls, step_rate, batch)
@@ -189,6 +193,59 @@ def interpolation(config: Config) -> float:
         latent.interpolate(drawing.ready_generator(restored), [[0, 0], [9, 0]], frames=60, upscale_factor=2,
                            gif_path=os.path.join(folder, "test.gif"), strip_path=os.path.join(folder, "examples.png"))
         return time.perf_counter() - start
+
+
+TRAIN_ONE_PROCESS = """
+import json, sys
+import facegan
+from facegan import training
+training.train(show=False, **json.loads(sys.argv[1]))
+"""
+
+
+def free_ports(count: int) -> list:
+    """`count` TCP ports free on 127.0.0.1 at this moment: the addresses of a cluster's workers on one machine."""
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(("127.0.0.1", 0))
+    ports = [each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    return ports
+
+
+def start_workers(settings: dict, count: int, code: str = TRAIN_ONE_PROCESS, arguments=()) -> list:
+    """`count` processes of one multi-worker cluster on 127.0.0.1, each running `code` with its own TF_CONFIG and
+    argv [json of settings, *arguments]; returns the Popen objects (worker 0, the chief, first)."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
+    started = []
+    for index in range(count):
+        environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster,
+                                                             "task": {"type": "worker", "index": index}}))
+        argv = [sys.executable, "-c", code, json.dumps(settings), *[str(each).format(index=index)
+                                                                   for each in arguments]]
+        started.append(subprocess.Popen(argv, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True))
+    return started
+
+
+def training_by_workers(config: Config, workers: int, steps: int = 40) -> float:
+    """Images per second of a whole run (every worker's share together), `steps` steps of config trained as
+    training.train trains them by `workers` processes of one multi-worker cluster on 127.0.0.1 (1: one process,
+    strategy "default"): the median of the speeds the chief logged over the last half of the steps."""
+    with tempfile.TemporaryDirectory() as folder:
+        settings = dict(config.settings(), steps=steps, sample_every=10 * steps, checkpoint_every=10 * steps,
+                        checkpoint_dir=os.path.join(folder, "my_net"), sample_dir=os.path.join(folder, "imgs"),
+                        strategy="multi_worker" if workers > 1 else "default")
+        processes = start_workers(settings, workers) if workers > 1 else [subprocess.Popen(
+            [sys.executable, "-c", TRAIN_ONE_PROCESS, json.dumps(settings)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)]
+        for process in processes:
+            _, err = process.communicate()
+            if process.returncode:
+                raise RuntimeError(f"a training process of the {workers}-process sitting failed: {err[-2000:]}")
+        speeds = [row["images_per_second"] for row in runs.read_losses(settings["checkpoint_dir"])]
+    return statistics.median(speeds[len(speeds) // 2:])
 
 
 def machine_line() -> str:

@@ -1,32 +1,34 @@
 """Augmentations inside the training step: random mirroring of the real faces, and DiffAugment of every face the
-discriminator sees. Each draws from the run's tf.random.Generator, so a resumed run continues the same draws."""
+discriminator sees. Each draws from the step's noise (facegan/noise.py: a function of the seed and the step, the same
+on any number of replicas), so a resumed run continues the same draws."""
 
 from typing import Sequence
 
 import tensorflow as tf
 
 from facegan.config import DIFF_AUGMENTATIONS
+from facegan.noise import StepNoise
 
 
-def mirror_randomly(images, noise: tf.random.Generator):
-    """Each image of a batch mirrored left-right with probability 1/2 (drawn from `noise`, so a resumed run
-    continues the same draws)."""
+def mirror_randomly(images, noise: StepNoise):
+    """Each image of a batch mirrored left-right with probability 1/2."""
     mirrored = noise.uniform((tf.shape(images)[0], 1, 1, 1)) < 0.5
     return tf.where(mirrored, tf.reverse(images, axis=[2]), images)
 
 
-def adjust_colors(images, noise: tf.random.Generator):
+def adjust_colors(images, noise: StepNoise):
     """DiffAugment's "color": a random brightness shift in [-0.5, 0.5), saturation scale in [0, 2) and contrast
     scale in [0.5, 1.5), each drawn for each image (on faces in [-1, 1])."""
-    draws = noise.uniform((3, tf.shape(images)[0], 1, 1, 1))
-    images = images + (draws[0] - 0.5)
+    shape = (tf.shape(images)[0], 1, 1, 1)
+    brightness, saturation, contrast = (noise.uniform(shape) for _ in range(3))
+    images = images + (brightness - 0.5)
     gray = tf.reduce_mean(images, axis=3, keepdims=True)
-    images = (images - gray) * (2 * draws[1]) + gray
+    images = (images - gray) * (2 * saturation) + gray
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-    return (images - mean) * (draws[2] + 0.5) + mean
+    return (images - mean) * (contrast + 0.5) + mean
 
 
-def translate_randomly(images, noise: tf.random.Generator, ratio: float = 0.125):
+def translate_randomly(images, noise: StepNoise, ratio: float = 0.125):
     """DiffAugment's "translation": each image shifted by up to `ratio` of its size in each direction (whole
     pixels), the uncovered border filled with 0 (mid-grey)."""
     size = images.shape[1]
@@ -40,7 +42,7 @@ def translate_randomly(images, noise: tf.random.Generator, ratio: float = 0.125)
     return images * tf.cast(inside, images.dtype)[..., tf.newaxis]
 
 
-def cut_out_randomly(images, noise: tf.random.Generator, ratio: float = 0.5):
+def cut_out_randomly(images, noise: StepNoise, ratio: float = 0.5):
     """DiffAugment's "cutout": a square of `ratio` of the image's size, centred anywhere in it (clipped at the
     edges), set to 0 in each image (DeVries and Taylor 2017)."""
     size = images.shape[1]
@@ -56,7 +58,7 @@ def cut_out_randomly(images, noise: tf.random.Generator, ratio: float = 0.5):
 AUGMENTATIONS = dict(color=adjust_colors, translation=translate_randomly, cutout=cut_out_randomly)
 
 
-def diff_augment(images, policy: Sequence[str], noise: tf.random.Generator):
+def diff_augment(images, policy: Sequence[str], noise: StepNoise):
     """DiffAugment (Zhao, Liu, Lin, Zhu and Han 2020, "Differentiable Augmentation for Data-Efficient GAN
     Training"; after mit-han-lab/data-efficient-gans): the transformations of `policy`, in the order of
     DIFF_AUGMENTATIONS, applied to every face the discriminator sees, real or generated, in both networks' steps.

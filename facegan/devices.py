@@ -125,11 +125,15 @@ def machine() -> str:
 
 
 def make_strategy(name: str) -> "tf.distribute.Strategy":
-    """The tf.distribute strategy of a `strategy` setting ("default": the current one device)."""
+    """The tf.distribute strategy of a `strategy` setting ("default": the current one device). "mirrored" spans
+    every GPU of the machine; without GPUs, every logical CPU device: one, unless the CPU was split
+    (tf.config.set_logical_device_configuration), which is how the tests run the multi-GPU branch on a CPU."""
     import tensorflow as tf
 
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy(None if gpus else [device.name
+                                                                 for device in tf.config.list_logical_devices("CPU")])
     if name == "multi_worker":  # the cluster comes from the TF_CONFIG environment variable
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()

@@ -14,6 +14,7 @@ from facegan import devices
 from facegan.images import to_float
 from facegan import networks as nets
 from facegan.augment import diff_augment, mirror_randomly
+from facegan.noise import StepNoise
 from facegan.config import Config, Networks, Recipe, Training
 
 
@@ -36,8 +37,9 @@ def global_mean(value):
 class DCGAN(keras.Model):
     """Both networks, their optimizers and the training step, driven by `fit()`.
 
-    `step` counts finished training steps; `grid_latents` are the 100 fixed vectors of the sample grids;
-    `noise` draws the z of each step. All three are saved in checkpoints, so a resumed run continues exactly.
+    `step` counts finished training steps; `grid_latents` are the 100 fixed vectors of the sample grids; both are
+    saved in checkpoints. A step's random draws (its z, flips and DiffAugment) follow from the seed and the step
+    (facegan/noise.py), so a resumed run continues exactly, and one step on several replicas is the same step.
     With ema_decay > 0, `ema_generator` holds an exponential moving average of the generator's weights
     (Yazıcı et al. 2019; Progressive GAN, StyleGAN), the network that draws faces (drawing.ready_generator).
     """
@@ -55,7 +57,6 @@ class DCGAN(keras.Model):
         grid_noise = tf.random.Generator.from_seed(training.seed + 1)
         self.grid_latents = tf.Variable(grid_noise.normal((100, networks.z_dim)), trainable=False,
                                         name="grid_latents")
-        self.noise = tf.random.Generator.from_seed(training.seed)
         self.resident_images = None  # see keep_on_device
         self.ema_generator = None
         if recipe.uses_ema:
@@ -72,7 +73,7 @@ class DCGAN(keras.Model):
         parts = dict(generator=self.generator, discriminator=self.discriminator,
                      generator_optimizer=self.generator_optimizer,
                      discriminator_optimizer=self.discriminator_optimizer,
-                     step=self.step, grid_latents=self.grid_latents, noise=self.noise)
+                     step=self.step, grid_latents=self.grid_latents)
         if self.ema_generator is not None:
             parts["ema_generator"] = self.ema_generator
         return tf.train.Checkpoint(**parts)
@@ -147,24 +148,28 @@ class DCGAN(keras.Model):
         gradients = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
 
-    def _train_networks(self, real_images, batch_size, replicas, augment):
+    def step_noise(self) -> StepNoise:
+        """The random draws of the step about to run (the one after `step` finished steps)."""
+        return StepNoise(self.training.seed, self.step)
+
+    def _train_networks(self, real_images, batch_size, replicas, augment, noise):
         """The DCGAN step of Radford et al. and carpedm20/DCGAN-tensorflow: the discriminator learns from fakes of
         one z, then the generator from the updated discriminator's verdict on fakes of a new z (two generator
         forward passes per step)."""
-        z = self.noise.normal((batch_size, self.networks.z_dim))
+        z = noise.normal((batch_size, self.networks.z_dim))
         d_loss = self._discriminator_update(real_images, self.generator(z, training=True), replicas, augment)
-        z = self.noise.normal((batch_size, self.networks.z_dim))
+        z = noise.normal((batch_size, self.networks.z_dim))
         with tf.GradientTape() as tape:
             g_loss = nets.generator_loss(self.discriminator(augment(self.generator(z, training=True)), training=True))
             scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
         self._generator_update(tape, scaled)
         return d_loss, g_loss
 
-    def _train_networks_reusing_fakes(self, real_images, batch_size, replicas, augment):
+    def _train_networks_reusing_fakes(self, real_images, batch_size, replicas, augment, noise):
         """The step of pytorch/examples' DCGAN (reuse_fakes): one generator forward pass; the discriminator learns
         from those fakes (their gradient stopped), then the generator backpropagates through the updated
         discriminator's verdict on the same fakes. About 1/4 less work per step than _train_networks."""
-        z = self.noise.normal((batch_size, self.networks.z_dim))
+        z = noise.normal((batch_size, self.networks.z_dim))
         with tf.GradientTape() as tape:
             fake_images = self.generator(z, training=True)
             with tape.stop_recording():
@@ -180,13 +185,12 @@ class DCGAN(keras.Model):
         # each replica's mean loss is divided by their number to give the gradient of the global mean.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch_size = tf.shape(real_images)[0]
+        noise = self.step_noise()
         if self.recipe.flip_faces:
-            real_images = mirror_randomly(real_images, self.noise)
-        augment = lambda images: diff_augment(images, self.recipe.diff_augment, self.noise)  # noqa: E731
-        if self.recipe.reuse_fakes:
-            d_loss, g_loss = self._train_networks_reusing_fakes(real_images, batch_size, replicas, augment)
-        else:
-            d_loss, g_loss = self._train_networks(real_images, batch_size, replicas, augment)
+            real_images = mirror_randomly(real_images, noise)
+        augment = lambda images: diff_augment(images, self.recipe.diff_augment, noise)  # noqa: E731
+        train = self._train_networks_reusing_fakes if self.recipe.reuse_fakes else self._train_networks
+        d_loss, g_loss = train(real_images, batch_size, replicas, augment, noise)
         if self.ema_generator is not None:
             self.update_ema()
         self.step.assign_add(1)

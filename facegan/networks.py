@@ -35,10 +35,17 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     kernel, FusedBatchNormV3 (oneDNN's on CPUs, cuDNN's on GPUs). Keras 3 normalises with separate mean, variance,
     subtract and multiply passes over each activation, in float32 even under a mixed policy: on the Zen 4 machine
     those passes took a sixth of a training step (docs/speed.md). The moving variance is updated with the batch's
-    population variance, as Keras does (the kernel returns the Bessel-corrected one)."""
+    population variance, as Keras does (the kernel returns the Bessel-corrected one). Under a tf.distribute strategy
+    of several replicas a synchronized layer takes the statistics of the whole global batch (Keras's own path, an
+    all-reduce per layer): the fused kernel sees one replica's share only."""
+
+    def across_replicas(self) -> bool:
+        context = tf.distribute.get_replica_context()
+        return self.synchronized and context is not None and context.num_replicas_in_sync > 1
 
     def call(self, inputs, training=None, mask=None):
-        if mask is not None or self.renorm or inputs.shape.rank != 4 or self.axis not in (-1, 3):
+        if (mask is not None or self.renorm or inputs.shape.rank != 4 or self.axis not in (-1, 3)
+                or (training and self.across_replicas())):
             return super().call(inputs, training=training, mask=mask)
         scale, offset = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
         if training and self.trainable:
@@ -58,8 +65,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
 
 def _batch_norm(networks: Networks, policy, name: str):
+    """Synchronized: on several GPUs or machines the statistics are the global batch's, so a step there is the step
+    of one device at the same batch_size (tests/test_distributed.py), not a step of smaller batches."""
     return FusedBatchNormalization(momentum=networks.batchnorm_momentum, epsilon=1e-5, dtype=policy,
-                                   gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name)
+                                   synchronized=True, name=name,
+                                   gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
 
 
 def number_of_upsamplings(image_size: int) -> int:

@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from experiments import bench
 from conftest import TINY
 
@@ -35,3 +37,18 @@ def test_the_json_record_holds_the_printed_figures_and_what_they_were_measured_o
     row = bench.table([str(record_path)]).splitlines()[2]  # docs/speed.md's table is made from records alone
     assert f"| {figures['step_images_per_second']:.1f} | {figures['end_to_end_images_per_second']:.1f} |" in row
     assert row.startswith("| [bench.json](") and "| float32 | as the project sets it | off |" in row
+
+
+@pytest.mark.slow
+def test_workers_prints_one_process_and_two_workers_of_a_cluster_on_this_machine(tmp_path, made_faces, cache_dir,
+                                                                                capsys):
+    record_path = tmp_path / "bench.json"
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()]
+    bench.main(flags + ["--image-path", str(made_faces / "img_align_celeba"), "--cache-dir", cache_dir,
+                        "--skip-decode", "--training-only", "--steps-per-interval", "1", "--repeats", "1",
+                        "--workers", "2", "--json", str(record_path)])
+    printed = capsys.readouterr().out
+    figures = json.loads(record_path.read_text())["figures"]
+    for count, line in ((1, "1 process on"), (2, "2 processes on")):
+        speed = figures[f"training_{count}_process_images_per_second"]
+        assert speed > 0 and f"training as {line} this machine: {speed:6.1f} images/s" in printed

@@ -4,8 +4,8 @@ only the chief wrote the run's files, and the chief's checkpoint resumes as a tw
 
 import json
 import os
+import pathlib
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from experiments import speed
 from facegan import runs
 from conftest import TINY, tiny_config
 
@@ -44,38 +45,22 @@ print("RUN", json.dumps(dict(start_step=run.start_step, step=run.step)))
 """
 
 
-def free_ports(count: int) -> list:
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("127.0.0.1", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
-
-
 def run_workers(tmp_path, settings: dict, name: str, count: int = 2) -> list:
     """Start `count` workers of one multi-worker cluster on 127.0.0.1 and wait for all; returns each one's
     (result, batches file, weights file)."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
-    started = []
-    for index in range(count):
-        environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster,
-                                                             "task": {"type": "worker", "index": index}}))
-        files = (tmp_path / f"{name}-{index}-batches.txt", tmp_path / f"{name}-{index}-weights.npz")
-        process = subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(settings), *map(str, files)],
-                                   env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started.append((process, *files))
+    files = (tmp_path / f"{name}-{{index}}-batches.txt", tmp_path / f"{name}-{{index}}-weights.npz")
+    started = speed.start_workers(settings, count, WORKER, files)
     finished = []
-    for process, batches, weights in started:
+    for index, process in enumerate(started):
         try:
             out, err = process.communicate(timeout=240)
         except subprocess.TimeoutExpired:
-            for other, _, _ in started:
+            for other in started:
                 other.kill()
             raise
         assert process.returncode == 0, err[-3000:]
-        finished.append((json.loads(out.split("RUN", 1)[1]), batches, weights))
+        finished.append((json.loads(out.split("RUN", 1)[1]), *(pathlib.Path(str(file).format(index=index))
+                                                               for file in files)))
     return finished
 
 
@@ -127,14 +112,8 @@ def test_when_a_worker_dies_the_other_stops_with_a_clear_error_and_the_last_chec
     settings = {name: config.settings()[name] for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
                                                          "sample_every", "checkpoint_dir", "sample_dir", *TINY)}
     settings["strategy"] = "multi_worker"
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    workers = []
-    for index in range(2):
-        environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster,
-                                                             "task": {"type": "worker", "index": index}}))
-        files = (tmp_path / f"{index}-batches.txt", tmp_path / f"{index}-weights.npz")
-        workers.append(subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(settings), *map(str, files)],
-                                        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    workers = speed.start_workers(settings, 2, WORKER, (tmp_path / "{index}-batches.txt",
+                                                        tmp_path / "{index}-weights.npz"))
     deadline = time.monotonic() + 180
     while not runs.list_checkpoints(config.outputs.checkpoint_dir) and time.monotonic() < deadline:
         time.sleep(1)
@@ -154,3 +133,64 @@ def test_when_a_worker_dies_the_other_stops_with_a_clear_error_and_the_last_chec
     kept = runs.list_checkpoints(config.outputs.checkpoint_dir)  # what was saved before is intact, and resumes
     resumed = training.train(config, show=False, steps=kept[-1][0] + 1)
     assert (resumed.start_step, resumed.step) == (kept[-1][0], kept[-1][0] + 1)
+
+
+LOGICAL_DEVICES = """
+import json, sys
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]  # the CPU as two devices: the multi-GPU branch, on this machine
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import facegan
+import keras
+import numpy as np
+from facegan import runs, training
+
+settings, folder = json.loads(sys.argv[1]), sys.argv[2]
+results = {}
+
+class SaveState(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        gan = self.model
+        self.replicas = gan.distribute_strategy.num_replicas_in_sync
+        self.weights = [w.numpy().tolist() for w in gan.generator.weights + gan.discriminator.weights
+                        + gan.ema_generator.weights]
+
+for name, extra in [("one device", dict(strategy="default")), ("two devices", dict(strategy="mirrored")),
+                    ("two devices, streamed", dict(strategy="mirrored", resident_data=False))]:
+    keras.utils.set_random_seed(1)  # the same initial weights in each run
+    state = SaveState()
+    where = dict(checkpoint_dir=f"{folder}/{name}/my_net", sample_dir=f"{folder}/{name}/imgs")
+    training.train(show=False, callbacks=[state], **settings, **extra, **where)
+    losses = [[row["discriminator_loss"], row["generator_loss"]] for row in runs.read_losses(where["checkpoint_dir"])]
+    results[name] = dict(replicas=state.replicas, weights=state.weights, losses=losses)
+try:
+    training.train(show=False, **dict(settings, batch_size=7, strategy="mirrored"))
+except ValueError as error:
+    results["odd batch"] = str(error)
+print("RESULTS", json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_two_logical_devices_train_the_same_step_as_one_device_at_the_same_global_batch(tmp_path, made_faces,
+                                                                                       cache_dir):
+    """strategy="mirrored" on the CPU split in two: the moving average, DiffAugment and mirrored faces on, the
+    faces kept on the devices (each replica gathers its own share) or streamed; the losses and every weight
+    (batch norm's statistics and the average's too) match one device's, within float32 round-off."""
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, sample_every=100, flip_faces=True)
+    assert config.recipe.uses_ema and config.recipe.diff_augment
+    settings = {name: config.settings()[name] for name in ("image_path", "cache_dir", "steps", "sample_every",
+                                                         "flip_faces", *TINY)}
+    finished = subprocess.run([sys.executable, "-c", LOGICAL_DEVICES, json.dumps(settings), str(tmp_path)],
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    results = json.loads(finished.stdout.split("RESULTS", 1)[1])
+    one = results["one device"]
+    assert one["replicas"] == 1 and len(one["losses"]) == 3
+    for name in ("two devices", "two devices, streamed"):
+        assert results[name]["replicas"] == 2
+        np.testing.assert_allclose(results[name]["losses"], one["losses"], rtol=1e-4, err_msg=name)
+        for mine, theirs in zip(results[name]["weights"], one["weights"]):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=2e-5, err_msg=name)
+    assert "batch_size (7)" in results["odd batch"] and "2 devices" in results["odd batch"]
