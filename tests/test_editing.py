@@ -31,16 +31,22 @@ def test_measure_edits_reports_what_moved_what_was_held_identity_and_realism(gen
     name, held = directions.names[0], directions.names[1:3]
     features = lambda faces: faces.astype(np.float32).reshape(len(faces), -1)[:, ::97]  # noqa: E731 (stand-in)
     real_features = features(draw_faces(generator, seeds=range(900, 1100)))
-    options = dict(faces=60, strengths=[0.5, 1.5], held=held, features=features, real_features=real_features)
+    options = dict(faces=200, strengths=[0.5, 1.5], held=held, features=features, real_features=real_features)
     free = editing.measure_edits(generator, classifier, EDIT_NAMES, directions, [name], **options)
     kept = editing.measure_edits(generator, classifier, EDIT_NAMES, directions, [name], conditional=True, **options)
     assert [row["strength"] for row in free] == [0, -1.5, -0.5, 0.5, 1.5]
-    assert "identity" not in free[0] and free[0]["fid"] > 0 and free[0]["faces"] == 60
+    assert "identity" not in free[0] and free[0]["fid"] > 0 and free[0]["faces"] == 200
     far, near = free[4], free[3]
     assert far["identity"] > near["identity"] > 0  # a stronger edit moves the face further from itself
     assert far["fid"] > near["fid"]  # and further from the faces the network draws (here: the "real" ones)
     assert not free[4]["conditional"] and kept[4]["conditional"]
-    assert kept[4]["held"] < far["held"]  # the conditional edit holds the named attributes better
+    z = editing.seed_vectors(range(200_000, 200_200), generator.z_dim)  # measure_edits' faces (its default seed)
+    base = attributes.probabilities(classifier, draw_faces(generator, z))
+    columns = [EDIT_NAMES.index(other) for other in held]
+    for row, keep in ((far, ()), (kept[4], held)):  # "held": how far the held attributes moved, along the direction
+        edited = attributes.probabilities(classifier, draw_faces(generator, directions.edit(z, {name: 1.5}, keep)))
+        assert row["held"] == pytest.approx(np.abs((edited - base)[:, columns]).mean(), abs=1e-3)
+    assert kept[4]["held"] != far["held"]  # the conditional edit moves along another direction
     ratio = max(far["fid"], free[1]["fid"]) / free[0]["fid"]
     assert editing.choose_ranges(free, realism_ratio=ratio - 1e-6) == {name: 0.5}  # ±1.5 breaks "faces" here
     assert editing.choose_ranges(free, realism_ratio=ratio) == {name: 1.5}

@@ -452,3 +452,27 @@ def test_faces_kept_on_the_device_come_back_bit_exact_for_every_byte_pair():
     assert np.isfinite(float(logs["discriminator_loss"]))
     with pytest.raises(ValueError, match=r"keep_on_device takes uint8 faces of shape \(n, 64, 64, 3\)"):
         gan.keep_on_device(faces.astype(np.float32))
+
+
+def test_the_fused_adam_updates_weights_and_slots_as_keras_adam_does_in_one_op_per_weight():
+    from facegan.gan import FusedAdam
+
+    shapes = [(4, 4, 3, 8), (8,), (16, 1)]
+    start = [tf.random.stateless_normal(shape, (7, index)) for index, shape in enumerate(shapes)]
+    runs = {}
+    for name, optimizer in (("fused", FusedAdam(2e-4, beta_1=0.5)), ("keras", keras.optimizers.Adam(2e-4, beta_1=0.5))):
+        weights = [keras.Variable(value) for value in start]
+        optimizer.build(weights)
+        apply = tf.function(lambda gradients: optimizer.apply_gradients(zip(gradients, weights)))
+        for step in range(5):
+            apply([tf.random.stateless_normal(shape, (step, index)) for index, shape in enumerate(shapes)])
+        runs[name] = (optimizer, [w.numpy() for w in weights], apply)
+    for fused, plain in zip(runs["fused"][1], runs["keras"][1]):
+        np.testing.assert_allclose(fused, plain, rtol=1e-6, atol=1e-9)
+    fused_slots, plain_slots = runs["fused"][0].variables, runs["keras"][0].variables
+    assert len(fused_slots) == len(plain_slots) > len(shapes)
+    for fused, plain in zip(fused_slots, plain_slots):  # the same slots, so checkpoints of either load in the other
+        np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-4, atol=1e-12)  # float32 order
+    op_types = {op.type for op in runs["fused"][2].get_concrete_function(
+        [tf.TensorSpec(shape) for shape in shapes]).graph.get_operations()}
+    assert "ResourceApplyAdam" in op_types and "Sqrt" not in op_types
