@@ -103,7 +103,7 @@ class Training:
     discriminator_learning_rate: float = setting(2e-4, "Adam's learning rate for the discriminator (TTUR: 4e-4 "
                                                  "with 1e-4 for the generator)")
     beta_1: float = setting(0.5, "Adam's beta_1 for both networks")
-    seed: int = setting(0, "the 100 grid vectors, the training noise and the data order")
+    seed: int = setting(0, "the initial weights, the 100 grid vectors, the training noise and the data order")
 
     def __post_init__(self):
         _check_whole(self, "steps", "batch_size")

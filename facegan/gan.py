@@ -65,8 +65,9 @@ class DCGAN(keras.Model):
     def __init__(self, networks: Networks, training: Training, recipe: Recipe, **kwargs):
         super().__init__(**kwargs)
         self.networks, self.training, self.recipe = networks, training, recipe
-        self.generator = nets.build_generator(networks)
-        self.discriminator = nets.build_discriminator(networks)
+        # the initial weights follow from the run's seed, each network's from its own
+        self.generator = nets.build_generator(networks, seed=2 * training.seed)
+        self.discriminator = nets.build_discriminator(networks, seed=2 * training.seed + 1)
         self.generator_optimizer = _adam(networks, training, training.generator_learning_rate)
         self.discriminator_optimizer = _adam(networks, training, training.discriminator_learning_rate)
         self.generator_optimizer.build(self.generator.trainable_variables)

@@ -8,9 +8,11 @@ Generative Adversarial Networks", with the CelebA settings of carpedm20/DCGAN-te
 
 Transposed convolutions with batch norm and ReLU in the generator; strided convolutions with LeakyReLU 0.2 in
 the discriminator, batch norm on every layer but the first; weights from N(0, 0.02); the non-saturating loss.
-Both builders take the network settings only (config.Networks).
+Both builders take the network settings (config.Networks) and a seed for the initial weights (gan.py derives it
+from the run's seed, so a run's seed fixes where it starts).
 """
 
+import itertools
 import math
 import weakref
 
@@ -26,8 +28,15 @@ def compute_precision(networks: Networks) -> str:
     return devices.resolve_precision(networks.precision)[0]
 
 
-def _initializer():
-    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+class Initializers:
+    """N(mean, stddev) initializers, each seeded by `seed` and its place in the network (seed None: Keras's global
+    random state, as keras.utils.set_random_seed sets it)."""
+
+    def __init__(self, seed=None):
+        self.seeds = itertools.count(1000 * seed) if seed is not None else None
+
+    def __call__(self, mean: float = 0.0, stddev: float = 0.02):
+        return keras.initializers.RandomNormal(mean, stddev, seed=next(self.seeds) if self.seeds else None)
 
 
 class FusedBatchNormalization(keras.layers.BatchNormalization):
@@ -64,37 +73,38 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
-def _batch_norm(networks: Networks, policy, name: str):
+def _batch_norm(networks: Networks, policy, name: str, initializers: Initializers):
     """Synchronized: on several GPUs or machines the statistics are the global batch's, so a step there is the step
     of one device at the same batch_size (tests/test_distributed.py), not a step of smaller batches."""
     return FusedBatchNormalization(momentum=networks.batchnorm_momentum, epsilon=1e-5, dtype=policy,
                                    synchronized=True, name=name,
-                                   gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+                                   gamma_initializer=initializers(1.0, 0.02))
 
 
 def number_of_upsamplings(image_size: int) -> int:
     return int(math.log2(image_size // 4))
 
 
-def build_generator(networks: Networks) -> keras.Model:
-    """z → image in [-1, 1]; the output is float32 whatever the precision."""
+def build_generator(networks: Networks, seed=None) -> keras.Model:
+    """z → image in [-1, 1]; the output is float32 whatever the precision. `seed`: the initial weights'."""
+    initializers = Initializers(seed)
     policy = keras.mixed_precision.DTypePolicy(compute_precision(networks))
     layers = number_of_upsamplings(networks.image_size)
     width = networks.generator_width * 2 ** (layers - 1)
     z = keras.Input((networks.z_dim,), name="z")
-    x = keras.layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=_initializer(), dtype=policy,
+    x = keras.layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=initializers(), dtype=policy,
                            name="project")(z)
     x = keras.layers.Reshape((4, 4, width), dtype=policy)(x)
-    x = _batch_norm(networks, policy, "project_bn")(x)
+    x = _batch_norm(networks, policy, "project_bn", initializers)(x)
     x = keras.layers.ReLU(dtype=policy)(x)
     for index in range(1, layers):
         width //= 2
         x = keras.layers.Conv2DTranspose(width, networks.kernel_size, strides=2, padding="same", use_bias=False,
-                                         kernel_initializer=_initializer(), dtype=policy, name=f"up{index}")(x)
-        x = _batch_norm(networks, policy, f"up{index}_bn")(x)
+                                         kernel_initializer=initializers(), dtype=policy, name=f"up{index}")(x)
+        x = _batch_norm(networks, policy, f"up{index}_bn", initializers)(x)
         x = keras.layers.ReLU(dtype=policy)(x)
     x = keras.layers.Conv2DTranspose(3, networks.kernel_size, strides=2, padding="same",
-                                     kernel_initializer=_initializer(), dtype=policy, name=f"up{layers}")(x)
+                                     kernel_initializer=initializers(), dtype=policy, name=f"up{layers}")(x)
     image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model(z, image, name="generator")
 
@@ -107,7 +117,8 @@ class SpectralNorm:
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.u = self.add_weight(shape=(1, self.kernel.shape[-1]), initializer=keras.initializers.RandomNormal(),
+        initializer = getattr(self, "u_initializer", None) or keras.initializers.RandomNormal()
+        self.u = self.add_weight(shape=(1, self.kernel.shape[-1]), initializer=initializer,
                                  trainable=False, autocast=False, name="u", aggregation="mean")
 
     def normalized_kernel(self, training):
@@ -134,9 +145,17 @@ class SpectralDense(SpectralNorm, keras.layers.Dense):
         return outputs + self.bias if self.use_bias else outputs
 
 
-def build_discriminator(networks: Networks) -> keras.Model:
+def _with_u(layer, initializers: Initializers):
+    """A spectrally normalised layer's power-iteration vector drawn from the network's seed too."""
+    if isinstance(layer, SpectralNorm):
+        layer.u_initializer = initializers(0.0, 1.0)
+    return layer
+
+
+def build_discriminator(networks: Networks, seed=None) -> keras.Model:
     """image in [-1, 1] → one real/fake logit (float32). With discriminator_norm="spectral" every layer is
-    spectrally normalised and there is no batch norm (the SN-GAN discriminator)."""
+    spectrally normalised and there is no batch norm (the SN-GAN discriminator). `seed`: the initial weights'."""
+    initializers = Initializers(seed)
     policy = keras.mixed_precision.DTypePolicy(compute_precision(networks))
     spectral = networks.discriminator_norm == "spectral"
     convolution, dense = (SpectralConv2D, SpectralDense) if spectral else (keras.layers.Conv2D, keras.layers.Dense)
@@ -145,14 +164,14 @@ def build_discriminator(networks: Networks) -> keras.Model:
     x = image
     for index in range(layers):
         batch_norm = index > 0 and not spectral
-        x = convolution(networks.discriminator_width * 2 ** index, networks.kernel_size, strides=2, padding="same",
-                        use_bias=not batch_norm, kernel_initializer=_initializer(), dtype=policy,
-                        name=f"down{index + 1}")(x)
+        x = _with_u(convolution(networks.discriminator_width * 2 ** index, networks.kernel_size, strides=2,
+                                padding="same", use_bias=not batch_norm, kernel_initializer=initializers(),
+                                dtype=policy, name=f"down{index + 1}"), initializers)(x)
         if batch_norm:
-            x = _batch_norm(networks, policy, f"down{index + 1}_bn")(x)
+            x = _batch_norm(networks, policy, f"down{index + 1}_bn", initializers)(x)
         x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
     x = keras.layers.Flatten(dtype=policy)(x)
-    logit = dense(1, kernel_initializer=_initializer(), dtype="float32", name="logit")(x)
+    logit = _with_u(dense(1, kernel_initializer=initializers(), dtype="float32", name="logit"), initializers)(x)
     return keras.Model(image, logit, name="discriminator")
 
 

@@ -20,15 +20,19 @@ def test_help_prints_without_loading_tensorflow():
     assert "port.cc" not in result.stderr  # none of TensorFlow's start-up lines before the help
 
 
+def run_bench(record_path, made_faces, cache_dir, capsys, *flags) -> tuple:
+    """bench's training figures for the tiny networks on the made faces: (what it printed, the record it wrote)."""
+    settings = [f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()]
+    bench.main(settings + ["--image-path", str(made_faces / "img_align_celeba"), "--cache-dir", cache_dir,
+                           "--skip-decode", "--training-only", "--steps-per-interval", "1", "--repeats", "1",
+                           *flags, "--json", str(record_path)])
+    return capsys.readouterr().out, json.loads(record_path.read_text())
+
+
 def test_the_json_record_holds_the_printed_figures_and_what_they_were_measured_on(tmp_path, made_faces, cache_dir,
                                                                                    capsys):
     record_path = tmp_path / "bench.json"
-    flags = [f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()]
-    bench.main(flags + ["--image-path", str(made_faces / "img_align_celeba"), "--cache-dir", cache_dir,
-                        "--skip-decode", "--training-only", "--steps-per-interval", "1", "--repeats", "1",
-                        "--json", str(record_path)])
-    printed = capsys.readouterr().out
-    record = json.loads(record_path.read_text())
+    printed, record = run_bench(record_path, made_faces, cache_dir, capsys)
     figures = record["figures"]
     assert f"{figures['step_images_per_second']:7.1f} images/s" in printed
     assert f"{figures['end_to_end_images_per_second']:6.1f} images/s" in printed
@@ -42,13 +46,8 @@ def test_the_json_record_holds_the_printed_figures_and_what_they_were_measured_o
 @pytest.mark.slow
 def test_workers_prints_one_process_and_two_workers_of_a_cluster_on_this_machine(tmp_path, made_faces, cache_dir,
                                                                                 capsys):
-    record_path = tmp_path / "bench.json"
-    flags = [f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()]
-    bench.main(flags + ["--image-path", str(made_faces / "img_align_celeba"), "--cache-dir", cache_dir,
-                        "--skip-decode", "--training-only", "--steps-per-interval", "1", "--repeats", "1",
-                        "--workers", "2", "--json", str(record_path)])
-    printed = capsys.readouterr().out
-    figures = json.loads(record_path.read_text())["figures"]
+    printed, record = run_bench(tmp_path / "bench.json", made_faces, cache_dir, capsys, "--workers", "2")
+    figures = record["figures"]
     for count, line in ((1, "1 process on"), (2, "2 processes on")):
         speed = figures[f"training_{count}_process_images_per_second"]
         assert speed > 0 and f"training as {line} this machine: {speed:6.1f} images/s" in printed

@@ -266,7 +266,8 @@ def test_reused_fakes_run_the_generator_once_per_step_and_train_it_through_the_u
         generator_before.set_weights(gan.generator.get_weights())
         gan.generator = CountingGenerator(gan.generator)
         real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (4, 2), -1, 1)
-        z = gan.step_noise().normal((TINY["batch_size"], TINY["z_dim"]))  # the step's first z: the fakes the discriminator learns from
+        # the step's first z: the fakes the discriminator learns from
+        z = gan.step_noise().normal((TINY["batch_size"], TINY["z_dim"]))
         logs = gan.train_step(real)
         calls[reuse] = gan.generator.training_calls
         # the generator's loss on those same fakes, judged by the discriminator after its update
@@ -476,3 +477,18 @@ def test_the_fused_adam_updates_weights_and_slots_as_keras_adam_does_in_one_op_p
     op_types = {op.type for op in runs["fused"][2].get_concrete_function(
         [tf.TensorSpec(shape) for shape in shapes]).graph.get_operations()}
     assert "ResourceApplyAdam" in op_types and "Sqrt" not in op_types
+
+
+@pytest.mark.parametrize("norm", ["batch", "spectral"])
+def test_the_runs_seed_fixes_the_initial_weights(norm):
+    def initial(seed):
+        keras.utils.set_random_seed(seed + 100)  # Keras's global random state, which the networks must not follow
+        gan = DCGAN.from_config(Config(**{**TINY, "seed": seed, "discriminator_norm": norm}))
+        return [w.numpy() for w in gan.generator.weights + gan.discriminator.weights]
+
+    first, again, other = initial(0), initial(0), initial(1)
+    assert len(first) == len(again) > 0
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    randomised = [(a, b) for a, b in zip(first, other) if a.std() > 0]  # the drawn weights (not zeros and ones)
+    assert len(randomised) >= 8 and all(not np.array_equal(a, b) for a, b in randomised)
