@@ -12,7 +12,7 @@ and can run beside training (--wait: until the last step is scored): the moving 
 --score-every steps, the trained generator every --trained-every steps; 2,048 faces (seeds 0 … 2,047) against 2,048
 training faces (FID, KID, SWD, precision and recall) and against the 2,048 held-out faces no run trained on
 (experiments/faces.py: FID, KID, precision and recall). With the attribute classifier in RUNS/my_net/attributes
-(python directions.py --checkpoint RUNS/my_net --data …), each step's average also gets its attribute coverage
+(python directions.py --checkpoint RUNS/my_net --data …), each generator scored also gets its attribute coverage
 against the training faces (facegan/metrics/coverage.py) in OUT/coverage.json. Each record names the step, images
 seen, the seconds of training at that step (wall time from losses.csv, and steps × the median step time, which a
 busy machine moves less), the CPU, the arithmetic, the data and the seed. OUT/table.md and OUT/curve.png show FID
@@ -69,19 +69,21 @@ def coverage_file(out_dir: str) -> str:
     return os.path.join(out_dir, "coverage.json")
 
 
-def measure_coverage(config: Config, step: int, faces, real, classifier, names, out_dir: str, show: bool = True):
-    """The attribute coverage of a step's average against the training faces, saved in OUT/coverage.json."""
+def measure_coverage(config: Config, step: int, generator: str, faces, real, classifier, names, out_dir: str,
+                     show: bool = True):
+    """The attribute coverage of a step's generator (the average, or the trained one) against the training faces,
+    saved in OUT/coverage.json."""
     from facegan.metrics import coverage
 
     rows = coverage.attribute_coverage(classifier, names, faces, real)
     worst = coverage.worst_canonical(rows)
     saved = records.read_json(coverage_file(out_dir), [])
-    saved.append(dict(step=step, images_seen=step * config.training.batch_size, generator=GENERATOR,
+    saved.append(dict(step=step, images_seen=step * config.training.batch_size, generator=generator,
                       faces=len(faces), real_faces=len(real), worst_canonical=list(worst), attributes=rows,
                       data=config.data.image_path, seed=config.training.seed, **records.provenance()))
     records.write_json(coverage_file(out_dir), saved)
     if show:
-        print(f"step {step:6d} coverage: Male {rows['Male']['generated']:.3f} generated against "
+        print(f"step {step:6d} {generator} coverage: Male {rows['Male']['generated']:.3f} generated against "
               f"{rows['Male']['real']:.3f} real; the worst canonical attribute {worst[0]} ({worst[1]:.0%} off)",
               flush=True)
 
@@ -95,16 +97,16 @@ def score_step(config: Config, step: int, generators: Sequence[str], references:
 
     gan, _ = runs.load_gan(config.outputs.checkpoint_dir, step)
     losses = runs.read_losses(config.outputs.checkpoint_dir)
-    covered = {record["step"] for record in records.read_json(coverage_file(out_dir), [])}
+    covered = {(record["step"], record["generator"]) for record in records.read_json(coverage_file(out_dir), [])}
     for generator in generators:
         wanted = [name for name in REFERENCES if not find(records.read_results(out_dir), step, generator, name)]
-        needs_coverage = classifier is not None and generator == GENERATOR and step not in covered
+        needs_coverage = classifier is not None and (step, generator) not in covered
         if not (wanted or needs_coverage):
             continue
         faces = draw_faces(records.pick_generator(gan, generator),
                            seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
         if needs_coverage:
-            measure_coverage(config, step, faces, references["training"], *classifier, out_dir, show)
+            measure_coverage(config, step, generator, faces, references["training"], *classifier, out_dir, show)
         for reference in wanted:
             metrics = ("fid", "kid", "swd", "pr") if reference == "training" else ("fid", "kid", "pr")
             sample = maths.real_sample(references[reference], samples, records.JUDGE_SEED)

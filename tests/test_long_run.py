@@ -40,3 +40,22 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     table = (tmp_path / "out" / "table.md").read_text()
     assert f"| {4 * TINY['batch_size']:,} |" in table and (tmp_path / "out" / "curve.png").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == results
+
+
+def test_coverage_is_kept_for_each_step_and_generator(tmp_path, generator, classifier):
+    from facegan.config import Config
+    from facegan.drawing import draw_faces
+    from conftest import EDIT_NAMES
+
+    faces, real = draw_faces(generator, seeds=range(60)), draw_faces(generator, seeds=range(1000, 1060))
+    config = Config(**TINY)
+    for name in ("average_precise_bn", "trained"):
+        long_run.measure_coverage(config, 2, name, faces if name == "trained" else faces[:30], real, classifier,
+                                  EDIT_NAMES, str(tmp_path), show=False)
+    saved = json.loads((tmp_path / "coverage.json").read_text())
+    assert [(row["step"], row["generator"], row["faces"]) for row in saved] == [
+        (2, "average_precise_bn", 30), (2, "trained", 60)]
+    smiling = saved[1]["attributes"]["Smiling"]
+    assert 0 < smiling["real"] < 1 and smiling["ratio"] == pytest.approx(smiling["generated"] / smiling["real"],
+                                                                          abs=1e-3)
+    assert saved[1]["worst_canonical"][0] in ("Smiling", "Young") and saved[1]["images_seen"] == 2 * TINY["batch_size"]
