@@ -4,6 +4,7 @@ lands.
 
     python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part train
     python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part score
+    python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part coverage
 
 "train" trains (or resumes) Config's defaults on CELEBA/img_align_celeba into RUNS/my_net and RUNS/imgs: the same
 run as `papermill gan_new.ipynb out.ipynb -p image_path CELEBA/img_align_celeba -p steps 20000 -p keep_checkpoints
@@ -143,17 +144,49 @@ def score_floor(config: Config, references: dict, out_dir: str, samples: int = r
     records.write_results(out_dir, records.read_results(out_dir) + [record])
 
 
+def scored_config(celeba: str, runs_dir: str, steps: int = STEPS, cache_dir: Optional[str] = None) -> Config:
+    """The run's own settings (its batch size …) from its config.json, in RUNS's folders and CELEBA's faces."""
+    from facegan import runs
+
+    config = run_config(celeba, runs_dir, steps, cache_dir)
+    saved = runs.read_config(config.outputs.checkpoint_dir)
+    if saved is None:
+        return config
+    return saved.replace(checkpoint_dir=config.outputs.checkpoint_dir, sample_dir=config.outputs.sample_dir,
+                         image_path=config.data.image_path, cache_dir=cache_dir)
+
+
+def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, steps: int = STEPS,
+          show: bool = True, samples: int = records.SAMPLES) -> List[dict]:
+    """The attribute coverage alone (no Inception network: seconds a point) of every kept checkpoint not yet
+    covered, the average and the trained generator, against the training faces; returns OUT/coverage.json."""
+    from facegan import runs
+    from facegan.drawing import draw_faces
+
+    config = scored_config(celeba, runs_dir, steps, cache_dir)
+    classifier = _classifier(config)
+    if classifier is None:
+        raise ValueError(f"No attribute classifier in {config.outputs.checkpoint_dir}/attributes: train it first "
+                         f"(python directions.py --checkpoint {config.outputs.checkpoint_dir} --data …)")
+    real = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False).images
+    for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir):
+        covered = {(row["step"], row["generator"]) for row in records.read_json(coverage_file(out_dir), [])}
+        wanted = [generator for generator in (GENERATOR, "trained") if (step, generator) not in covered]
+        gan = runs.load_gan(config.outputs.checkpoint_dir, step)[0] if wanted else None
+        for generator in wanted:
+            faces = draw_faces(records.pick_generator(gan, generator),
+                               seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
+            measure_coverage(config, step, generator, faces, real, *classifier, out_dir, show)
+    return records.read_json(coverage_file(out_dir), [])
+
+
 def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, wait: bool = False,
           trained_every: int = TRAINED_EVERY, steps: int = STEPS, show: bool = True, samples: int = records.SAMPLES,
           held_out: int = HELD_OUT, score_every: int = SCORE_EVERY) -> List[dict]:
     """Score every kept checkpoint not yet scored (with wait, keep looking until step `steps` is scored)."""
     from facegan import runs
 
-    config = run_config(celeba, runs_dir, steps, cache_dir)
-    saved = runs.read_config(config.outputs.checkpoint_dir)  # the run's own settings (its batch size …)
-    if saved is not None:
-        config = saved.replace(checkpoint_dir=config.outputs.checkpoint_dir, sample_dir=config.outputs.sample_dir,
-                               image_path=config.data.image_path, cache_dir=cache_dir)
+    config = scored_config(celeba, runs_dir, steps, cache_dir)
     folders = split_faces(celeba, os.path.join(runs_dir, "faces"), held_out)
     references = {"training": celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir,
                                                       progress=False).images,
@@ -261,7 +294,8 @@ def main(argv=None):
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the run trains (default ~/dcgan-long-run)")
     parser.add_argument("--out", required=True, help="where results.json, table.md and curve.png go (docs/long-run "
                         "for the published ones)")
-    parser.add_argument("--part", choices=("train", "score", "all"), default="all")
+    parser.add_argument("--part", choices=("train", "score", "coverage", "all"), default="all",
+                        help="coverage: the attribute coverage alone of every kept checkpoint (no FID: fast)")
     parser.add_argument("--steps", type=int, default=STEPS, help=f"train toward this step (default {STEPS:,})")
     parser.add_argument("--score-every", type=int, default=SCORE_EVERY,
                         help=f"score the checkpoints at multiples of this step (default {SCORE_EVERY:,})")
@@ -276,6 +310,8 @@ def main(argv=None):
         run = training.train(run_config(arguments.celeba, arguments.runs, arguments.steps, arguments.cache_dir))
         if run.stopped:
             return
+    if arguments.part == "coverage":
+        cover(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.steps)
     if arguments.part in ("score", "all"):
         results = score(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.wait,
                         arguments.trained_every, arguments.steps, score_every=arguments.score_every)

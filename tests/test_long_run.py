@@ -11,7 +11,7 @@ from conftest import TINY, made_celeba
 
 
 @pytest.mark.slow
-def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, cache_dir):
+def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, cache_dir, classifier, monkeypatch):
     celeba = made_celeba(tmp_path / "celeba")
     runs_dir, out = str(tmp_path / "runs"), str(tmp_path / "out")
     config = long_run.run_config(str(celeba), runs_dir, steps=4, cache_dir=cache_dir, checkpoint_every=2,
@@ -40,6 +40,17 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     table = (tmp_path / "out" / "table.md").read_text()
     assert f"| {4 * TINY['batch_size']:,} |" in table and (tmp_path / "out" / "curve.png").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == results
+
+    from conftest import EDIT_NAMES  # the coverage alone, of every kept checkpoint and both generators, once
+
+    cover = dict(cache_dir=cache_dir, steps=4, show=False, samples=16)
+    with pytest.raises(ValueError, match="No attribute classifier"):
+        long_run.cover(str(celeba), runs_dir, out, **cover)
+    monkeypatch.setattr(long_run, "_classifier", lambda config: (classifier, EDIT_NAMES))
+    covered = long_run.cover(str(celeba), runs_dir, out, **cover)
+    assert sorted((row["step"], row["generator"], row["faces"]) for row in covered) == [
+        (2, "average_precise_bn", 16), (2, "trained", 16), (4, "average_precise_bn", 16), (4, "trained", 16)]
+    assert long_run.cover(str(celeba), runs_dir, out, **cover) == covered
 
 
 def test_coverage_is_kept_for_each_step_and_generator(tmp_path, generator, classifier):
