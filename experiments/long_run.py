@@ -177,6 +177,7 @@ def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
             faces = draw_faces(records.pick_generator(gan, generator),
                                seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
             measure_coverage(config, step, generator, faces, real, *classifier, out_dir, show)
+    write_table(out_dir)
     return records.read_json(coverage_file(out_dir), [])
 
 
@@ -278,7 +279,34 @@ def plot(results: Sequence[dict], path: str):
     plt.close(figure)
 
 
+COVERED = ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair", "Bangs", "Wearing_Hat")
+
+
+def coverage_table(rows: Sequence[dict]) -> str:
+    """The share of faces the classifier calls positive, per canonical attribute, at each covered step: the
+    average and the trained generator, with the training faces' shares in the last row."""
+    by_step = {}
+    for row in rows:
+        by_step.setdefault(row["step"], {})[row["generator"]] = row
+    names = [name for name in COVERED if rows and name in rows[0]["attributes"]]
+    lines = ["| images seen | generator | " + " | ".join(names) + " | worst canonical (off by) |",
+             "| ---: | --- |" + " ---: |" * len(names) + " --- |"]
+    for step in sorted(by_step):
+        for generator, row in sorted(by_step[step].items()):
+            shares = " | ".join(f"{100 * row['attributes'][name]['generated']:.1f}%" for name in names)
+            worst, off = row["worst_canonical"]
+            lines.append(f"| {row['images_seen']:,} | {generator} | {shares} | {worst} ({100 * off:.0f}%) |")
+    if rows:
+        real = " | ".join(f"{100 * rows[-1]['attributes'][name]['real']:.1f}%" for name in names)
+        lines.append(f"| | the training faces ({rows[-1]['real_faces']:,}) | {real} | |")
+    return "\n".join(lines) + "\n"
+
+
 def write_table(out_dir: str):
+    covered = records.read_json(coverage_file(out_dir), [])
+    if covered:
+        with atomic_write(os.path.join(out_dir, "coverage.md"), "w") as handle:
+            handle.write(coverage_table(covered))
     results = records.read_results(out_dir)
     if not results:
         return

@@ -51,6 +51,10 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     assert sorted((row["step"], row["generator"], row["faces"]) for row in covered) == [
         (2, "average_precise_bn", 16), (2, "trained", 16), (4, "average_precise_bn", 16), (4, "trained", 16)]
     assert long_run.cover(str(celeba), runs_dir, out, **cover) == covered
+    shown = (tmp_path / "out" / "coverage.md").read_text().splitlines()  # Smiling and Young: canonical names
+    assert shown[0].startswith("| images seen | generator | Young | Smiling |") and len(shown) == 2 + 4 + 1
+    young = covered[0]["attributes"]["Young"]
+    assert f"| {2 * TINY['batch_size']:,} | {covered[0]['generator']} | {100 * young['generated']:.1f}% |" in shown[2]
 
 
 def test_coverage_is_kept_for_each_step_and_generator(tmp_path, generator, classifier):
