@@ -214,14 +214,17 @@ def free_ports(count: int) -> list:
     return ports
 
 
-def start_workers(settings: dict, count: int, code: str = TRAIN_ONE_PROCESS, arguments=()) -> list:
+def start_workers(settings: dict, count: int, code: str = TRAIN_ONE_PROCESS, arguments=(), scratch=None) -> list:
     """`count` processes of one multi-worker cluster on 127.0.0.1, each running `code` with its own TF_CONFIG and
-    argv [json of settings, *arguments]; returns the Popen objects (worker 0, the chief, first)."""
+    argv [json of settings, *arguments]; returns the Popen objects (worker 0, the chief, first). `scratch`: the
+    temporary folder (TMPDIR) the other workers write into, which a killed worker leaves behind."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
     started = []
     for index in range(count):
         environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster,
                                                              "task": {"type": "worker", "index": index}}))
+        if scratch is not None:
+            environment["TMPDIR"] = str(scratch)
         argv = [sys.executable, "-c", code, json.dumps(settings), *[str(each).format(index=index)
                                                                    for each in arguments]]
         started.append(subprocess.Popen(argv, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -112,8 +112,10 @@ def test_when_a_worker_dies_the_other_stops_with_a_clear_error_and_the_last_chec
     settings = {name: config.settings()[name] for name in ("image_path", "cache_dir", "steps", "checkpoint_every",
                                                          "sample_every", "checkpoint_dir", "sample_dir", *TINY)}
     settings["strategy"] = "multi_worker"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     workers = speed.start_workers(settings, 2, WORKER, (tmp_path / "{index}-batches.txt",
-                                                        tmp_path / "{index}-weights.npz"))
+                                                        tmp_path / "{index}-weights.npz"), scratch=scratch)
     deadline = time.monotonic() + 180
     while not runs.list_checkpoints(config.outputs.checkpoint_dir) and time.monotonic() < deadline:
         time.sleep(1)
@@ -128,6 +130,9 @@ def test_when_a_worker_dies_the_other_stops_with_a_clear_error_and_the_last_chec
     assert workers[0].returncode != 0 and time.monotonic() - killed_at < 150
     assert "A worker of this multi-worker run stopped answering" in err and "Start every worker again" in err, \
         err[-3000:]
+    # the killed worker could not remove its scratch folder: it stays in the temporary folder it was given (here
+    # the test's), outside the run's folder
+    assert len([path for path in scratch.iterdir() if path.name.startswith("dcgan-worker-")]) == 1
     from facegan import training
 
     kept = runs.list_checkpoints(config.outputs.checkpoint_dir)  # what was saved before is intact, and resumes
