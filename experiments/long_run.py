@@ -71,7 +71,7 @@ def coverage_file(out_dir: str) -> str:
 
 
 def measure_coverage(config: Config, step: int, generator: str, faces, real, classifier, names, out_dir: str,
-                     show: bool = True):
+                     show: bool = True, judge: str = "attributes"):
     """The attribute coverage of a step's generator (the average, or the trained one) against the training faces,
     saved in OUT/coverage.json."""
     from facegan.metrics import coverage
@@ -81,7 +81,8 @@ def measure_coverage(config: Config, step: int, generator: str, faces, real, cla
     saved = records.read_json(coverage_file(out_dir), [])
     saved.append(dict(step=step, images_seen=step * config.training.batch_size, generator=generator,
                       faces=len(faces), real_faces=len(real), worst_canonical=list(worst), attributes=rows,
-                      data=config.data.image_path, seed=config.training.seed, **records.provenance()))
+                      classifier=judge, data=config.data.image_path, seed=config.training.seed,
+                      **records.provenance()))
     records.write_json(coverage_file(out_dir), saved)
     if show:
         print(f"step {step:6d} {generator} coverage: Male {rows['Male']['generated']:.3f} generated against "
@@ -157,17 +158,20 @@ def scored_config(celeba: str, runs_dir: str, steps: int = STEPS, cache_dir: Opt
 
 
 def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, steps: int = STEPS,
-          show: bool = True, samples: int = records.SAMPLES) -> List[dict]:
+          show: bool = True, samples: int = records.SAMPLES, classifier_dir: Optional[str] = None) -> List[dict]:
     """The attribute coverage alone (no Inception network: seconds a point) of every kept checkpoint not yet
-    covered, the average and the trained generator, against the training faces; returns OUT/coverage.json."""
+    covered, the average and the trained generator, against the training faces, by the classifier in
+    classifier_dir (default: the run's attributes/); returns OUT/coverage.json."""
     from facegan import runs
     from facegan.drawing import draw_faces
 
     config = scored_config(celeba, runs_dir, steps, cache_dir)
-    classifier = _classifier(config)
+    classifier = _classifier(config, classifier_dir)
     if classifier is None:
-        raise ValueError(f"No attribute classifier in {config.outputs.checkpoint_dir}/attributes: train it first "
-                         f"(python directions.py --checkpoint {config.outputs.checkpoint_dir} --data …)")
+        folder = classifier_dir or os.path.join(config.outputs.checkpoint_dir, "attributes")
+        raise ValueError(f"No attribute classifier in {folder}: train it first (python directions.py --checkpoint "
+                         f"{config.outputs.checkpoint_dir} --data …, or python -m facegan.attributes --data … "
+                         "--out FOLDER)")
     real = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False).images
     for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir):
         covered = {(row["step"], row["generator"]) for row in records.read_json(coverage_file(out_dir), [])}
@@ -176,7 +180,8 @@ def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
         for generator in wanted:
             faces = draw_faces(records.pick_generator(gan, generator),
                                seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
-            measure_coverage(config, step, generator, faces, real, *classifier, out_dir, show)
+            measure_coverage(config, step, generator, faces, real, *classifier, out_dir, show,
+                             judge=classifier_dir or "attributes")
     write_table(out_dir)
     return records.read_json(coverage_file(out_dir), [])
 
@@ -207,11 +212,12 @@ def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
         time.sleep(60)
 
 
-def _classifier(config: Config):
-    """(classifier, names) from the run's attributes/ folder once directions.py has trained it there, else None."""
+def _classifier(config: Config, folder: Optional[str] = None):
+    """(classifier, names) from `folder` (default: the run's attributes/ folder, once directions.py has trained it
+    there), else None."""
     from facegan import attributes
 
-    folder = os.path.join(config.outputs.checkpoint_dir, "attributes")
+    folder = folder or os.path.join(config.outputs.checkpoint_dir, "attributes")
     if not os.path.isfile(os.path.join(folder, attributes.SETTINGS_FILE)):
         return None
     return attributes.load_classifier(folder)
@@ -330,6 +336,8 @@ def main(argv=None):
     parser.add_argument("--trained-every", type=int, default=TRAINED_EVERY,
                         help="score the trained generator too at multiples of this step")
     parser.add_argument("--wait", action="store_true", help="score: keep scoring checkpoints as they land")
+    parser.add_argument("--classifier", help="coverage: the attribute classifier's folder (default RUNS/my_net/"
+                        "attributes), e.g. one trained with python -m facegan.attributes --soften 0.5")
     add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args(argv)
     if arguments.part in ("train", "all"):
@@ -339,7 +347,8 @@ def main(argv=None):
         if run.stopped:
             return
     if arguments.part == "coverage":
-        cover(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.steps)
+        cover(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.steps,
+              classifier_dir=arguments.classifier)
     if arguments.part in ("score", "all"):
         results = score(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.wait,
                         arguments.trained_every, arguments.steps, score_every=arguments.score_every)

@@ -86,3 +86,20 @@ def test_on_real_celeba_faces_the_classifier_beats_the_majority_on_smiling(celeb
                                            show=False)
     assert len(accuracy) == 40
     assert accuracy["Smiling"]["accuracy"] > accuracy["Smiling"]["majority"] + 0.1, accuracy["Smiling"]
+
+
+def test_augment_mirrors_every_face_or_none_and_softens_the_share_asked():
+    import tensorflow as tf
+
+    faces = tf.random.stateless_uniform((64, 64, 64, 3), (3, 4), -1, 1)  # noise: all of its detail is fine detail
+
+    def detail(images):  # the mean squared difference between neighbouring pixels
+        return np.mean(np.diff(np.asarray(images), axis=2) ** 2, axis=(1, 2, 3))
+
+    plain = attributes.augment(faces).numpy()
+    mirrored = [np.array_equal(out, np.asarray(face)[:, ::-1]) for out, face in zip(plain, faces)]
+    same = [np.array_equal(out, np.asarray(face)) for out, face in zip(plain, faces)]
+    assert all(m or s for m, s in zip(mirrored, same)) and 10 < sum(mirrored) < 54
+    softened = detail(attributes.augment(faces, soften=0.5)) < detail(faces) / 2
+    assert 10 < softened.sum() < 54  # about half the faces blurred, the others untouched
+    assert (detail(attributes.augment(faces, soften=1.0)) < detail(faces) / 2).all()

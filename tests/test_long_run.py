@@ -46,7 +46,7 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     cover = dict(cache_dir=cache_dir, steps=4, show=False, samples=16)
     with pytest.raises(ValueError, match="No attribute classifier"):
         long_run.cover(str(celeba), runs_dir, out, **cover)
-    monkeypatch.setattr(long_run, "_classifier", lambda config: (classifier, EDIT_NAMES))
+    monkeypatch.setattr(long_run, "_classifier", lambda config, folder=None: (classifier, EDIT_NAMES))
     covered = long_run.cover(str(celeba), runs_dir, out, **cover)
     assert sorted((row["step"], row["generator"], row["faces"]) for row in covered) == [
         (2, "average_precise_bn", 16), (2, "trained", 16), (4, "average_precise_bn", 16), (4, "trained", 16)]
