@@ -173,6 +173,15 @@ def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
                          f"{config.outputs.checkpoint_dir} --data …, or python -m facegan.attributes --data … "
                          "--out FOLDER)")
     real = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False).images
+    judge = classifier_dir or "attributes"
+    biases = records.read_json(os.path.join(out_dir, "judge.json"), [])
+    if not any(record["classifier"] == judge for record in biases):  # the judge's own bias, once per classifier
+        from facegan.metrics import coverage
+
+        biases.append(dict(classifier=judge, real_faces=len(real), data=config.data.image_path,
+                           shares=coverage.softness_bias(classifier[0], classifier[1], real),
+                           **records.provenance()))
+        records.write_json(os.path.join(out_dir, "judge.json"), biases)
     for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir):
         covered = {(row["step"], row["generator"]) for row in records.read_json(coverage_file(out_dir), [])}
         wanted = [generator for generator in (GENERATOR, "trained") if (step, generator) not in covered]
@@ -180,8 +189,7 @@ def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
         for generator in wanted:
             faces = draw_faces(records.pick_generator(gan, generator),
                                seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
-            measure_coverage(config, step, generator, faces, real, *classifier, out_dir, show,
-                             judge=classifier_dir or "attributes")
+            measure_coverage(config, step, generator, faces, real, *classifier, out_dir, show, judge=judge)
     write_table(out_dir)
     return records.read_json(coverage_file(out_dir), [])
 
@@ -288,9 +296,10 @@ def plot(results: Sequence[dict], path: str):
 COVERED = ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair", "Bangs", "Wearing_Hat")
 
 
-def coverage_table(rows: Sequence[dict]) -> str:
+def coverage_table(rows: Sequence[dict], bias: Optional[dict] = None) -> str:
     """The share of faces the classifier calls positive, per canonical attribute, at each covered step: the
-    average and the trained generator, with the training faces' shares in the last row."""
+    average and the trained generator, with the training faces' shares below, and (bias: softness_bias's
+    shares) the same faces made soft, which shows how far the judge moves with sharpness alone."""
     by_step = {}
     for row in rows:
         by_step.setdefault(row["step"], {})[row["generator"]] = row
@@ -305,14 +314,21 @@ def coverage_table(rows: Sequence[dict]) -> str:
     if rows:
         real = " | ".join(f"{100 * rows[-1]['attributes'][name]['real']:.1f}%" for name in names)
         lines.append(f"| | the training faces ({rows[-1]['real_faces']:,}) | {real} | |")
+    for label, shares in (bias or {}).items():
+        if label != "as they are":
+            softer = " | ".join(f"{100 * shares[name]:.1f}%" for name in names)
+            lines.append(f"| | the training faces {label} (the judge's bias) | {softer} | |")
     return "\n".join(lines) + "\n"
 
 
 def write_table(out_dir: str):
     covered = records.read_json(coverage_file(out_dir), [])
     if covered:
+        judge = covered[-1].get("classifier", "attributes")
+        bias = next((record["shares"] for record in records.read_json(os.path.join(out_dir, "judge.json"), [])
+                     if record["classifier"] == judge), None)
         with atomic_write(os.path.join(out_dir, "coverage.md"), "w") as handle:
-            handle.write(coverage_table(covered))
+            handle.write(coverage_table(covered, bias))
     results = records.read_results(out_dir)
     if not results:
         return

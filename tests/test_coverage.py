@@ -24,3 +24,16 @@ def test_a_generator_that_never_draws_an_attribute_is_named_and_one_that_draws_l
     assert coverage.worst_canonical(rows) == ("Smiling", 1.0)
     with pytest.raises(ValueError, match="no canonical attribute"):
         coverage.worst_canonical({"Pale_Skin": rows["Pale_Skin"]})
+
+
+def test_softened_faces_lose_their_fine_detail_and_the_bias_is_measured_on_them(generator, classifier):
+    faces = draw_faces(generator, seeds=range(40))
+    soft = coverage.softened(faces, 16)
+    assert soft.shape == faces.shape and soft.dtype == np.uint8
+    detail = lambda images: np.mean(np.diff(images.astype(float), axis=2) ** 2)  # noqa: E731
+    assert detail(soft) < detail(coverage.softened(faces, 32)) < detail(faces)
+    bias = coverage.softness_bias(classifier, EDIT_NAMES, faces)
+    assert list(bias) == ["as they are", "through 32×32", "through 16×16"]
+    np.testing.assert_allclose(list(bias["as they are"].values()), coverage.positive_shares(classifier, faces),
+                               atol=1e-4)
+    assert all(0 <= share <= 1 for shares in bias.values() for share in shares.values())

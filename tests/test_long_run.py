@@ -52,7 +52,11 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
         (2, "average_precise_bn", 16), (2, "trained", 16), (4, "average_precise_bn", 16), (4, "trained", 16)]
     assert long_run.cover(str(celeba), runs_dir, out, **cover) == covered
     shown = (tmp_path / "out" / "coverage.md").read_text().splitlines()  # Smiling and Young: canonical names
-    assert shown[0].startswith("| images seen | generator | Young | Smiling |") and len(shown) == 2 + 4 + 1
+    assert shown[0].startswith("| images seen | generator | Young | Smiling |") and len(shown) == 2 + 4 + 1 + 2
+    assert shown[-2].startswith("| | the training faces through 32×32 (the judge's bias) |")
+    judged = json.loads((tmp_path / "out" / "judge.json").read_text())  # the judge's bias, measured once
+    assert [record["classifier"] for record in judged] == ["attributes"]
+    assert sorted(judged[0]["shares"]) == ["as they are", "through 16×16", "through 32×32"]
     young = covered[0]["attributes"]["Young"]
     assert f"| {2 * TINY['batch_size']:,} | {covered[0]['generator']} | {100 * young['generated']:.1f}% |" in shown[2]
 
