@@ -211,7 +211,8 @@ def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
     while True:
         classifier = _classifier(config)
         kept = [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)]
-        for step in [step for step in kept if step % score_every == 0 or step == steps]:
+        # newest first: the point a user asks for, and a stopped scorer leaves the curve's far end measured
+        for step in sorted((step for step in kept if step % score_every == 0 or step == steps), reverse=True):
             generators = [GENERATOR] + (["trained"] if step % trained_every == 0 else [])
             score_step(config, step, generators, references, out_dir, show, classifier, samples)
         write_table(out_dir)

@@ -75,6 +75,9 @@ class Networks:
                                "pytorch/examples: no uneven overlap) or 5 (DCGAN-tensorflow, the seed: 25/16 the work)")
     discriminator_norm: str = setting("batch", '"batch", or "spectral": spectral normalisation on every '
                                       "discriminator layer instead of batch norm (Miyato et al. 2018)")
+    minibatch_stddev: int = setting(0, "the discriminator sees how much each group of this many faces varies "
+                                    "(Karras et al. 2018's minibatch standard deviation, groups of 4 in StyleGAN2), "
+                                    "so a generator that drops kinds of faces is told; 0: off")
     batchnorm_momentum: float = setting(0.9, "momentum of batch norm's moving statistics, used at generation time")
     precision: str = setting("auto", '"auto": mixed bfloat16 where the device runs it fast (CPUs with '
                              "amx_bf16 or avx512_bf16, GPUs of compute capability 8.0+), float32 elsewhere; or "
@@ -87,6 +90,7 @@ class Networks:
         if self.discriminator_norm not in DISCRIMINATOR_NORMS:
             raise ValueError(f"discriminator_norm must be one of {', '.join(DISCRIMINATOR_NORMS)}, "
                              f"got {self.discriminator_norm!r}")
+        _check_whole(self, "minibatch_stddev", minimum=0)
         if not 0 <= self.batchnorm_momentum < 1:
             raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum!r}")
         if self.precision not in PRECISIONS:
@@ -244,6 +248,10 @@ class Config:
             if whole is not None and not isinstance(whole, kind):
                 raise ValueError(f"{group} must be a config.{kind.__name__}, got {type(whole).__name__}")
             setattr(self, group, dataclasses.replace(whole, **values) if whole is not None else kind(**values))
+        group_size = self.networks.minibatch_stddev
+        if group_size and self.training.batch_size % group_size:
+            raise ValueError(f"batch_size ({self.training.batch_size}) must be a whole number of minibatch_stddev's "
+                             f"groups of {group_size}: change one of them")
 
     data: Data
     networks: Networks
@@ -296,7 +304,7 @@ def flatten(values: Mapping) -> dict:
 # The original recipe of Radford et al. and carpedm20/DCGAN-tensorflow, by settings alone: Config(**PLAIN_RECIPE).
 PLAIN_RECIPE = dict(ema_decay=0.0, generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, beta_1=0.5,
                     label_smoothing=0.0, discriminator_norm="batch", flip_faces=False, diff_augment=[],
-                    kernel_size=5, reuse_fakes=False, precision="float32")
+                    kernel_size=5, reuse_fakes=False, precision="float32", minibatch_stddev=0)
 
 
 def checkpoint_shape(config: Config) -> dict:
@@ -305,4 +313,5 @@ def checkpoint_shape(config: Config) -> dict:
     networks = config.networks
     return dict(image_size=networks.image_size, z_dim=networks.z_dim, generator_width=networks.generator_width,
                 discriminator_width=networks.discriminator_width, kernel_size=networks.kernel_size,
-                discriminator_norm=networks.discriminator_norm, uses_ema=config.recipe.uses_ema)
+                discriminator_norm=networks.discriminator_norm, minibatch_stddev=networks.minibatch_stddev,
+                uses_ema=config.recipe.uses_ema)

@@ -152,9 +152,34 @@ def _with_u(layer, initializers: Initializers):
     return layer
 
 
+class MinibatchStddev(keras.layers.Layer):
+    """Karras et al. (2018), Progressive GAN, as StyleGAN2 has it: each face gains one feature map, the standard
+    deviation of every feature across its group of `group_size` faces (consecutive in the batch), averaged. A
+    discriminator that sees this can tell a batch of too-alike fakes from real faces, so a generator that drops
+    kinds of faces is told. Computed in float32; the batch must be a whole number of groups."""
+
+    def __init__(self, group_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = group_size
+
+    def call(self, x):
+        shape = tf.shape(x)
+        values = tf.cast(x, tf.float32)
+        grouped = tf.reshape(values, tf.concat([[self.group_size, -1], shape[1:]], 0))  # face i: group i mod n
+        deviation = tf.sqrt(tf.math.reduce_variance(grouped, axis=0) + 1e-8)  # (groups, h, w, c)
+        per_group = tf.reduce_mean(deviation, axis=[1, 2, 3])
+        feature = tf.tile(per_group, [self.group_size])[:, None, None, None] * tf.ones_like(values[..., :1])
+        return tf.concat([x, tf.cast(feature, x.dtype)], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
 def build_discriminator(networks: Networks, seed=None) -> keras.Model:
     """image in [-1, 1] → one real/fake logit (float32). With discriminator_norm="spectral" every layer is
-    spectrally normalised and there is no batch norm (the SN-GAN discriminator). `seed`: the initial weights'."""
+    spectrally normalised and there is no batch norm (the SN-GAN discriminator). With minibatch_stddev, the last
+    feature maps gain the group's standard deviation (MinibatchStddev) before the logit. `seed`: the initial
+    weights'."""
     initializers = Initializers(seed)
     policy = keras.mixed_precision.DTypePolicy(compute_precision(networks))
     spectral = networks.discriminator_norm == "spectral"
@@ -170,6 +195,8 @@ def build_discriminator(networks: Networks, seed=None) -> keras.Model:
         if batch_norm:
             x = _batch_norm(networks, policy, f"down{index + 1}_bn", initializers)(x)
         x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
+    if networks.minibatch_stddev:
+        x = MinibatchStddev(networks.minibatch_stddev, dtype=policy, name="minibatch_stddev")(x)
     x = keras.layers.Flatten(dtype=policy)(x)
     logit = _with_u(dense(1, kernel_initializer=initializers(), dtype="float32", name="logit"), initializers)(x)
     return keras.Model(image, logit, name="discriminator")

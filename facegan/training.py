@@ -71,6 +71,12 @@ def train(config: Optional[Config] = None, show: bool = True, faces: Optional[ce
     if config.training.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size ({config.training.batch_size}) must divide evenly among the "
                          f"{strategy.num_replicas_in_sync} devices of strategy {config.devices.strategy!r}")
+    per_replica = config.training.batch_size // strategy.num_replicas_in_sync
+    group_size = config.networks.minibatch_stddev
+    if group_size and per_replica % group_size:
+        raise ValueError(f"each of the {strategy.num_replicas_in_sync} devices gets {per_replica} faces a step, not a "
+                         f"whole number of minibatch_stddev's groups of {group_size}: change batch_size or "
+                         "minibatch_stddev")
     if strategy.num_replicas_in_sync > 1:
         device = f"{strategy.num_replicas_in_sync} devices ({config.devices.strategy})"
     restore_dir, scratch = config.outputs.checkpoint_dir, None

@@ -173,6 +173,10 @@ try:
     training.train(show=False, **dict(settings, batch_size=7, strategy="mirrored"))
 except ValueError as error:
     results["odd batch"] = str(error)
+try:  # 12 faces pass Config (three groups of 4) but give each device 6
+    training.train(show=False, **dict(settings, batch_size=12, minibatch_stddev=4, strategy="mirrored"))
+except ValueError as error:
+    results["split groups"] = str(error)
 print("RESULTS", json.dumps(results))
 """
 
@@ -199,3 +203,4 @@ def test_two_logical_devices_train_the_same_step_as_one_device_at_the_same_globa
         for mine, theirs in zip(results[name]["weights"], one["weights"]):
             np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=2e-5, err_msg=name)
     assert "batch_size (7)" in results["odd batch"] and "2 devices" in results["odd batch"]
+    assert "gets 6 faces" in results["split groups"] and "groups of 4" in results["split groups"]

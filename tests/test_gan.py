@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facegan.config import Config, DIFF_AUGMENTATIONS, PLAIN_RECIPE
+from facegan.config import Config, DIFF_AUGMENTATIONS, PLAIN_RECIPE, checkpoint_shape
 from facegan import augment, networks
 from facegan.gan import DCGAN
 from facegan.noise import StepNoise
@@ -146,6 +146,9 @@ def test_the_networks_normalise_with_the_fused_kernel():
     (dict(diff_augment=["cutout", "cutout"]), "diff_augment must list each of color, translation, cutout at most"),
     (dict(ema_statistics_batches=-1), "ema_statistics_batches must be a whole number"),
     (dict(diff_augment=["blur"]), "diff_augment must list each of color, translation, cutout at most once"),
+    (dict(minibatch_stddev=-1), "minibatch_stddev must be a whole number of at least 0"),
+    (dict(minibatch_stddev=3, batch_size=8),
+     r"batch_size \(8\) must be a whole number of minibatch_stddev's groups of 3"),
 ])
 def test_bad_settings_name_the_parameter(setting, message):
     with pytest.raises(ValueError, match=message):
@@ -230,7 +233,8 @@ def test_without_a_moving_average_there_is_no_average_to_save():
 CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4), dict(label_smoothing=0.1),
               dict(discriminator_norm="spectral"), dict(flip_faces=True), dict(batchnorm_momentum=0.99),
               dict(diff_augment=["color", "translation", "cutout"]), dict(kernel_size=4),
-              dict(reuse_fakes=True), dict(reuse_fakes=True, precision="mixed_bfloat16")]
+              dict(reuse_fakes=True), dict(reuse_fakes=True, precision="mixed_bfloat16"), dict(minibatch_stddev=4),
+              dict(minibatch_stddev=2, discriminator_norm="spectral", precision="mixed_bfloat16")]
 
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
@@ -339,6 +343,28 @@ def test_spectral_norm_divides_each_kernel_by_its_largest_singular_value_and_rep
         total = tf.reduce_sum(discriminator(images, training=False) ** 2)
     gradient = tape.gradient(total, layer.kernel).numpy()
     assert abs(np.sum(gradient * raw)) < 1e-4 * np.linalg.norm(gradient) * np.linalg.norm(raw)
+
+
+def test_minibatch_stddev_gives_each_face_its_groups_spread_and_nothing_to_a_group_of_identical_faces():
+    features = np.random.default_rng(0).normal(size=(8, 4, 4, 3)).astype("float32")
+    features[1::2] = features[1]  # faces 1, 3, 5, 7: group 2 (face i is in group i mod 2) is one face four times
+    out = networks.MinibatchStddev(4)(features).numpy()
+    assert out.shape == (8, 4, 4, 4) and np.array_equal(out[..., :3], features)
+    spread = np.sqrt(features.reshape(4, 2, 4, 4, 3).var(axis=0) + 1e-8).mean(axis=(1, 2, 3))
+    assert np.allclose(out[0::2, ..., 3], spread[0], rtol=1e-5) and spread[0] > 0.5
+    assert np.allclose(out[1::2, ..., 3], 1e-4, atol=1e-6)  # sqrt(0 + 1e-8): a collapsed group is told apart
+
+
+def test_the_minibatch_stddev_discriminator_sees_its_batch_and_is_a_different_network():
+    config = Config(**{**TINY, "minibatch_stddev": 2})
+    discriminator = networks.build_discriminator(config.networks, seed=0)
+    faces = tf.random.uniform((4, 64, 64, 3), -1, 1, seed=1)
+    alone = discriminator(faces, training=False).numpy()
+    others = discriminator(tf.concat([faces[:2], -faces[2:]], 0), training=False).numpy()
+    assert alone.shape == (4, 1) and not np.allclose(alone[:2], others[:2])  # face 0's verdict depends on face 2
+    plain = networks.build_discriminator(Config(**TINY).networks, seed=0)
+    assert discriminator.get_layer("logit").kernel.shape[0] == plain.get_layer("logit").kernel.shape[0] + 4 * 4
+    assert checkpoint_shape(config)["minibatch_stddev"] == 2 != checkpoint_shape(Config(**TINY))["minibatch_stddev"]
 
 
 def test_flips_mirror_about_half_the_faces_and_leave_the_rest():

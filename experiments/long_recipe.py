@@ -1,0 +1,145 @@
+"""The recipe at the long budget (issue #32), screened by attribute coverage: each candidate change alone against
+the defaults, trained from the same seeds on the CelebA sample to a budget of images with a checkpoint every
+50,000 images, every checkpoint's coverage measured (the average and the trained generator, by one attribute
+classifier: seconds a point, where FID takes minutes).
+
+    python -m experiments.long_recipe --celeba ../shared/celeba --classifier ~/dcgan-long-run/my_net/attributes-soft \
+        --budget 150000 --candidates defaults,minibatch_stddev --seeds 0,1 --out docs/long-recipe
+
+Each run trains into RUNS/<candidate>[-seedN]/ (default ~/dcgan-long-recipe: trained on CelebA, the networks stay
+out of the project) and resumes when stopped; its coverage goes to OUT/<candidate>[-seedN]/coverage.json
+(experiments/long_run.cover, which skips what is measured), and OUT/table.md compares the runs on one attribute
+(--attribute, default Male: the generator's most dropped kind of face). Train the classifier once, on softened
+faces so that it judges generated faces fairly: python -m facegan.attributes --data … --soften 0.5 --out FOLDER.
+"""
+
+from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
+
+import argparse
+import math
+import os
+from typing import Dict, List, Optional, Sequence
+
+from experiments import long_run, records
+from facegan.images import atomic_write
+from facegan.settings_text import add_arguments
+
+# Each candidate as the settings it changes from the defaults (facegan/config.py).
+CANDIDATES: Dict[str, dict] = {
+    "defaults": {},
+    "minibatch_stddev": dict(minibatch_stddev=4),  # Karras et al. 2018: the discriminator sees each group's spread
+    "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018, no batch norm in the discriminator
+    "translation_only": dict(diff_augment=["translation"]),  # DiffAugment without its cutout
+    "ttur": dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4),  # Heusel et al. 2017
+    "batch_64": dict(batch_size=64),  # more updates for the same images
+}
+CHECKPOINT_IMAGES = 50_000  # a checkpoint, and a coverage point, every this many images
+DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-long-recipe")
+SETTLED_IMAGES = 100_000  # the table's mean is over the checkpoints from here on: the first drop happens before
+
+
+def run_config(candidate: str, celeba: str, runs_dir: str, budget: int, seed: int = 0,
+               cache_dir: Optional[str] = None, checkpoint_images: int = CHECKPOINT_IMAGES, **settings):
+    """The defaults with the candidate's change, from `seed`, toward `budget` images in RUNS/<run name>/
+    (`settings` change others: the tests' tiny networks)."""
+    if candidate not in CANDIDATES:
+        raise ValueError(f"Unknown candidate {candidate!r}: choose among {', '.join(CANDIDATES)}")
+    values = {**CANDIDATES[candidate], **settings}
+    batch_size = values.pop("batch_size", 100)
+    return long_run.run_config(celeba, os.path.join(runs_dir, records.run_name(candidate, seed)),
+                               steps=math.ceil(budget / batch_size), cache_dir=cache_dir,
+                               checkpoint_every=max(1, round(checkpoint_images / batch_size)),
+                               batch_size=batch_size, seed=seed, **values)
+
+
+def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_dir: str, out_dir: str, budget: int,
+           classifier_dir: str, cache_dir: Optional[str] = None, show: bool = True, samples: int = records.SAMPLES,
+           checkpoint_images: int = CHECKPOINT_IMAGES, attribute: str = "Male", **settings) -> List[dict]:
+    """Train (or resume) each candidate from each seed, then measure each kept checkpoint's coverage not yet
+    measured; returns every run's coverage rows, each with its candidate and seed."""
+    from facegan import training
+
+    for seed in seeds:
+        for candidate in candidates:
+            config = run_config(candidate, celeba, runs_dir, budget, seed, cache_dir, checkpoint_images, **settings)
+            training.train(config, show=show)
+            name = records.run_name(candidate, seed)
+            long_run.cover(celeba, os.path.join(runs_dir, name), os.path.join(out_dir, name), cache_dir,
+                           config.training.steps, show, samples, classifier_dir)
+    write_table(out_dir, candidates, seeds, attribute)
+    return collect(out_dir, candidates, seeds)
+
+
+def collect(out_dir: str, candidates: Sequence[str], seeds: Sequence[int]) -> List[dict]:
+    rows = []
+    for seed in seeds:
+        for candidate in candidates:
+            for row in records.read_json(long_run.coverage_file(os.path.join(out_dir, records.run_name(candidate,
+                                                                                                        seed))), []):
+                rows.append(dict(row, candidate=candidate))
+    return rows
+
+
+def settled_share(rows: Sequence[dict], attribute: str, settled: int = SETTLED_IMAGES) -> Optional[float]:
+    """The mean generated share of `attribute` over the rows from `settled` images on."""
+    shares = [row["attributes"][attribute]["generated"] for row in rows if row["images_seen"] >= settled]
+    return sum(shares) / len(shares) if shares else None
+
+
+def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_IMAGES) -> str:
+    """One line per run and generator: the attribute's generated share at each checkpoint's images seen, and its
+    mean from `settled` images on; the real faces' share last."""
+    if rows and attribute not in rows[0]["attributes"]:
+        raise ValueError(f"The classifier does not judge {attribute!r}: choose among "
+                         f"{', '.join(rows[0]['attributes'])}")
+    runs: Dict[tuple, List[dict]] = {}
+    for row in rows:
+        runs.setdefault((row["candidate"], row["seed"], row["generator"]), []).append(row)
+    seen = sorted({row["images_seen"] for row in rows})
+    lines = ["| candidate | seed | generator | " + " | ".join(f"{images:,}" for images in seen)
+             + f" | mean from {settled:,} |",
+             "| --- | ---: | --- |" + " ---: |" * (len(seen) + 1)]
+    for (candidate, seed, generator), run in runs.items():
+        at = {row["images_seen"]: row["attributes"][attribute]["generated"] for row in run}
+        cells = " | ".join(f"{100 * at[images]:.1f}%" if images in at else "" for images in seen)
+        mean = settled_share(run, attribute, settled)
+        lines.append(f"| {candidate} | {seed} | {generator} | {cells} | "
+                     f"{'' if mean is None else f'{100 * mean:.1f}%'} |")
+    if rows:
+        lines.append(f"| the training faces | | | {100 * rows[-1]['attributes'][attribute]['real']:.1f}% |"
+                     + " |" * len(seen))
+    return f"{attribute}: the share of faces the classifier calls positive\n\n" + "\n".join(lines) + "\n"
+
+
+def write_table(out_dir: str, candidates: Sequence[str], seeds: Sequence[int], attribute: str = "Male"):
+    rows = collect(out_dir, candidates, seeds)
+    if rows:
+        os.makedirs(out_dir, exist_ok=True)
+        with atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:
+            handle.write(table(rows, attribute))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--celeba", required=True, help="the folder holding img_align_celeba/")
+    parser.add_argument("--classifier", required=True, help="the attribute classifier's folder (python -m "
+                        "facegan.attributes … --soften 0.5 --out FOLDER)")
+    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="which, comma-separated (default all)")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
+    parser.add_argument("--budget", type=int, default=150_000, help="images each run sees (default 150,000)")
+    parser.add_argument("--attribute", default="Male", help="the attribute OUT/table.md compares (default Male)")
+    parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-long-recipe)")
+    parser.add_argument("--out", required=True, help="where the coverage records and table.md go")
+    add_arguments(parser, ("cache_dir",))
+    arguments = parser.parse_args(argv)
+    candidates = [name for name in arguments.candidates.split(",") if name]
+    unknown = [name for name in candidates if name not in CANDIDATES]
+    if unknown:
+        parser.error(f"unknown candidates {unknown}: choose among {', '.join(CANDIDATES)}")
+    seeds = [int(seed) for seed in arguments.seeds.split(",") if seed]
+    screen(candidates, seeds, arguments.celeba, arguments.runs, arguments.out, arguments.budget,
+           arguments.classifier, arguments.cache_dir, attribute=arguments.attribute)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""experiments/long_recipe: each candidate trained from its seed with its one change, every kept checkpoint's
+coverage measured once (the average and the trained generator), and the table of one attribute's shares."""
+
+import json
+
+import pytest
+
+from experiments import long_recipe, long_run
+from conftest import EDIT_NAMES, TINY, made_celeba
+
+
+def test_a_candidate_is_the_defaults_with_its_one_change_and_checkpoints_every_same_number_of_images(tmp_path):
+    plain = long_recipe.run_config("defaults", "celeba", str(tmp_path), budget=150_000)
+    small = long_recipe.run_config("batch_64", "celeba", str(tmp_path), budget=150_000, seed=1)
+    assert (plain.training.steps, plain.outputs.checkpoint_every) == (1500, 500)
+    assert (small.training.steps, small.outputs.checkpoint_every, small.training.batch_size) == (2344, 781, 64)
+    assert small.outputs.checkpoint_dir == str(tmp_path / "batch_64-seed1" / "my_net") and small.training.seed == 1
+    stddev = long_recipe.run_config("minibatch_stddev", "celeba", str(tmp_path), budget=1000)
+    changed = {name for name, value in stddev.settings().items() if plain.settings()[name] != value}
+    assert changed == {"minibatch_stddev", "steps", "checkpoint_dir", "sample_dir", "keep_checkpoints"}
+    with pytest.raises(ValueError, match="Unknown candidate 'r1'"):
+        long_recipe.run_config("r1", "celeba", str(tmp_path), budget=1000)
+
+
+def row(candidate, seed, generator, images, share, real=0.3):
+    return dict(candidate=candidate, seed=seed, generator=generator, images_seen=images,
+                attributes={"Male": dict(generated=share, real=real)})
+
+
+def test_the_table_shows_each_runs_share_per_checkpoint_and_its_mean_once_settled():
+    rows = [row("defaults", 0, "average", 50_000, 0.30), row("defaults", 0, "average", 100_000, 0.02),
+            row("defaults", 0, "average", 150_000, 0.04), row("minibatch_stddev", 0, "average", 100_000, 0.25)]
+    lines = long_recipe.table(rows, "Male", settled=100_000).splitlines()
+    assert lines[2] == "| candidate | seed | generator | 50,000 | 100,000 | 150,000 | mean from 100,000 |"
+    assert lines[4] == "| defaults | 0 | average | 30.0% | 2.0% | 4.0% | 3.0% |"  # 30% before settling: left out
+    assert lines[5] == "| minibatch_stddev | 0 | average |  | 25.0% |  | 25.0% |"
+    assert lines[6].startswith("| the training faces | | | 30.0% |")
+    with pytest.raises(ValueError, match="does not judge 'Bald'"):
+        long_recipe.table(rows, "Bald")
+
+
+@pytest.mark.slow
+def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path, cache_dir, classifier,
+                                                                       monkeypatch):
+    celeba = made_celeba(tmp_path / "celeba")
+    monkeypatch.setattr(long_run, "_classifier", lambda config, folder=None: (classifier, EDIT_NAMES))
+    options = dict(celeba=str(celeba), runs_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "out"),
+                   budget=4 * TINY["batch_size"], classifier_dir="judge", cache_dir=cache_dir, show=False,
+                   samples=16, checkpoint_images=2 * TINY["batch_size"], attribute="Smiling", sample_every=2,
+                   **TINY)
+    rows = long_recipe.screen(["defaults", "minibatch_stddev"], [0], **options)
+    assert sorted((row["candidate"], row["step"], row["generator"]) for row in rows) == [
+        (candidate, step, generator) for candidate in ("defaults", "minibatch_stddev") for step in (2, 4)
+        for generator in ("average_precise_bn", "trained")]
+    saved = json.loads((tmp_path / "runs" / "minibatch_stddev" / "my_net" / "config.json").read_text())
+    assert saved["networks"]["minibatch_stddev"] == 4 and saved["training"]["steps"] == 4
+    assert json.loads((tmp_path / "runs" / "defaults" / "my_net" / "config.json").read_text())[
+        "networks"]["minibatch_stddev"] == 0
+    # nothing trained or measured again
+    assert long_recipe.screen(["defaults", "minibatch_stddev"], [0], **options) == rows
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert table.startswith("Smiling:") and "| minibatch_stddev | 0 | trained |" in table
+    assert f"| {4 * TINY['batch_size']} |" in table
