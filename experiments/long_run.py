@@ -194,6 +194,63 @@ def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
     return records.read_json(coverage_file(out_dir), [])
 
 
+def discriminator_file(out_dir: str) -> str:
+    return os.path.join(out_dir, "discriminator.json")
+
+
+def view_discriminator(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None,
+                       steps: int = STEPS, show: bool = True, samples: int = records.SAMPLES,
+                       classifier_dir: Optional[str] = None, every: int = SCORE_EVERY,
+                       attribute: str = "Male", held_out: int = HELD_OUT) -> List[dict]:
+    """What the run's discriminator says at each kept checkpoint at a multiple of `every` not yet viewed
+    (facegan/metrics/discriminator.py: mean logits, seconds a point), into OUT/discriminator.json:
+    "memorisation", the training faces against the held-out ones, both at the held-out faces' half resolution;
+    "real", the training faces CelebA labels with `attribute` (Male) against the others ("men" and "women" for
+    Male); "generated", the average's faces the classifier (classifier_dir, default the run's attributes/) calls
+    so against the others."""
+    import numpy as np
+
+    from facegan import attributes, runs
+    from facegan.drawing import draw_faces
+    from facegan.metrics import discriminator
+
+    config = scored_config(celeba, runs_dir, steps, cache_dir)
+    folders = split_faces(celeba, os.path.join(runs_dir, "faces"), held_out)
+    load = dict(cache_dir=cache_dir, progress=False)
+    at_half, held_out = (celeba_utils.load_faces(folders[name], **load).images
+                         for name in ("small_at_half", "held_out"))
+    held_out = held_out[:len(at_half)]
+    training = celeba_utils.load_faces(config.data.image_path, **load)
+    labels = celeba_utils.read_attributes(celeba_utils.find_list(config.data.image_path, "list_attr_celeba.txt"))
+    male = dict(zip(labels.files, labels.values[:, labels.names.index(attribute)] > 0))
+    is_male = np.array([male[os.path.basename(name)] for name in training.names])
+    classifier = _classifier(config, classifier_dir)
+    viewed = {row["step"] for row in records.read_json(discriminator_file(out_dir), [])}
+    for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir):
+        if step in viewed or step % every:
+            continue
+        gan = runs.load_gan(config.outputs.checkpoint_dir, step)[0]
+        judge = gan.discriminator
+        trained_on = np.arange(len(at_half) + len(held_out)) < len(at_half)
+        row = dict(step=step, images_seen=step * config.training.batch_size, memorisation=discriminator.mean_logits(
+            judge, np.concatenate([at_half, held_out]), {"training faces": trained_on, "held-out faces": ~trained_on}),
+            real=discriminator.mean_logits(judge, training.images, {"men": is_male, "women": ~is_male}))
+        if classifier is not None:
+            faces = draw_faces(records.pick_generator(gan, GENERATOR),
+                               seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
+            called = attributes.probabilities(classifier[0], faces)[:, list(classifier[1]).index(attribute)] > 0.5
+            row["generated"] = discriminator.mean_logits(judge, faces, {"men": called, "women": ~called})
+            row["generated_by"] = classifier_dir or "attributes"
+        row.update(attribute=attribute, generator=GENERATOR, data=config.data.image_path, seed=config.training.seed, **records.provenance())
+        records.write_json(discriminator_file(out_dir), records.read_json(discriminator_file(out_dir), []) + [row])
+        if show:
+            print(f"step {step:6d} discriminator: " + "; ".join(
+                f"{part} " + ", ".join(f"{name} {value['mean_logit']:+.2f}" for name, value in row[part].items())
+                for part in ("memorisation", "real", "generated") if part in row), flush=True)
+    write_table(out_dir)
+    return records.read_json(discriminator_file(out_dir), [])
+
+
 def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, wait: bool = False,
           trained_every: int = TRAINED_EVERY, steps: int = STEPS, show: bool = True, samples: int = records.SAMPLES,
           held_out: int = HELD_OUT, score_every: int = SCORE_EVERY) -> List[dict]:
@@ -322,7 +379,30 @@ def coverage_table(rows: Sequence[dict], bias: Optional[dict] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def discriminator_table(rows: Sequence[dict]) -> str:
+    """The discriminator's mean logit on each group at each step viewed (higher: more real)."""
+    def cell(row, part, name):
+        group = row.get(part, {}).get(name)
+        return "" if group is None or group["mean_logit"] is None else f"{group['mean_logit']:+.2f}"
+
+    lines = ["| images seen | training faces (half size) | held-out faces (half size) | real men | real others "
+             "| generated men (share) | generated others |", "| ---: |" + " ---: |" * 6]
+    for row in sorted(rows, key=lambda row: row["step"]):
+        generated = row.get("generated", {})
+        share = (f" ({generated['men']['faces'] / (generated['men']['faces'] + generated['women']['faces']):.1%})"
+                 if generated else "")
+        lines.append(f"| {row['images_seen']:,} | {cell(row, 'memorisation', 'training faces')} | "
+                     f"{cell(row, 'memorisation', 'held-out faces')} | {cell(row, 'real', 'men')} | "
+                     f"{cell(row, 'real', 'women')} | {cell(row, 'generated', 'men')}{share} | "
+                     f"{cell(row, 'generated', 'women')} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_table(out_dir: str):
+    viewed = records.read_json(discriminator_file(out_dir), [])
+    if viewed:
+        with atomic_write(os.path.join(out_dir, "discriminator.md"), "w") as handle:
+            handle.write(discriminator_table(viewed))
     covered = records.read_json(coverage_file(out_dir), [])
     if covered:
         judge = covered[-1].get("classifier", "attributes")
@@ -345,8 +425,9 @@ def main(argv=None):
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the run trains (default ~/dcgan-long-run)")
     parser.add_argument("--out", required=True, help="where results.json, table.md and curve.png go (docs/long-run "
                         "for the published ones)")
-    parser.add_argument("--part", choices=("train", "score", "coverage", "all"), default="all",
-                        help="coverage: the attribute coverage alone of every kept checkpoint (no FID: fast)")
+    parser.add_argument("--part", choices=("train", "score", "coverage", "discriminator", "all"), default="all",
+                        help="coverage: the attribute coverage alone of every kept checkpoint (no FID: fast); "
+                        "discriminator: what the discriminator says of training, held-out, male and other faces")
     parser.add_argument("--steps", type=int, default=STEPS, help=f"train toward this step (default {STEPS:,})")
     parser.add_argument("--score-every", type=int, default=SCORE_EVERY,
                         help=f"score the checkpoints at multiples of this step (default {SCORE_EVERY:,})")
@@ -366,6 +447,9 @@ def main(argv=None):
     if arguments.part == "coverage":
         cover(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.steps,
               classifier_dir=arguments.classifier)
+    if arguments.part == "discriminator":
+        view_discriminator(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.steps,
+                           classifier_dir=arguments.classifier, every=arguments.score_every)
     if arguments.part in ("score", "all"):
         results = score(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.wait,
                         arguments.trained_every, arguments.steps, score_every=arguments.score_every)

@@ -4,10 +4,11 @@ when scoring runs again, and the table and the curve written from the records.""
 
 import json
 
+import numpy as np
 import pytest
 
 from experiments import long_run
-from conftest import TINY, made_celeba
+from conftest import EDIT_NAMES, TINY, made_celeba, write_attribute_list
 
 
 @pytest.mark.slow
@@ -41,7 +42,7 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     assert f"| {4 * TINY['batch_size']:,} |" in table and (tmp_path / "out" / "curve.png").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == results
 
-    from conftest import EDIT_NAMES  # the coverage alone, of every kept checkpoint and both generators, once
+    # the coverage alone, of every kept checkpoint and both generators, once
 
     cover = dict(cache_dir=cache_dir, steps=4, show=False, samples=16)
     with pytest.raises(ValueError, match="No attribute classifier"):
@@ -59,6 +60,20 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     assert sorted(judged[0]["shares"]) == ["as they are", "through 16×16", "through 32×32"]
     young = covered[0]["attributes"]["Young"]
     assert f"| {2 * TINY['batch_size']:,} | {covered[0]['generator']} | {100 * young['generated']:.1f}% |" in shown[2]
+
+    write_attribute_list(celeba / "list_attr_celeba.txt", range(1, 13), EDIT_NAMES)  # what the discriminator says
+    view = dict(cache_dir=cache_dir, steps=4, show=False, samples=16, every=2, attribute="Smiling", held_out=8)
+    viewed = long_run.view_discriminator(str(celeba), runs_dir, out, **view)
+    assert [row["step"] for row in viewed] == [2, 4] and viewed[0]["attribute"] == "Smiling"
+    for row in viewed:
+        assert {name: group["faces"] for name, group in row["memorisation"].items()} == {
+            "training faces": 12, "held-out faces": 8}  # the sample's 12 faces at half size; all 8 held out
+        assert row["real"]["men"]["faces"] + row["real"]["women"]["faces"] == 12
+        assert row["generated"]["men"]["faces"] + row["generated"]["women"]["faces"] == 16
+        assert all(np.isfinite(group["mean_logit"]) for group in row["memorisation"].values())
+    assert long_run.view_discriminator(str(celeba), runs_dir, out, **view) == viewed  # nothing viewed twice
+    lines = (tmp_path / "out" / "discriminator.md").read_text().splitlines()
+    assert len(lines) == 4 and lines[3].startswith(f"| {4 * TINY['batch_size']:,} | ")
 
 
 def test_coverage_is_kept_for_each_step_and_generator(tmp_path, generator, classifier):
