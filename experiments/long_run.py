@@ -158,10 +158,12 @@ def scored_config(celeba: str, runs_dir: str, steps: int = STEPS, cache_dir: Opt
 
 
 def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, steps: int = STEPS,
-          show: bool = True, samples: int = records.SAMPLES, classifier_dir: Optional[str] = None) -> List[dict]:
+          show: bool = True, samples: int = records.SAMPLES, classifier_dir: Optional[str] = None,
+          generators: Sequence[str] = (GENERATOR, "trained")) -> List[dict]:
     """The attribute coverage alone (no Inception network: seconds a point) of every kept checkpoint not yet
-    covered, the average and the trained generator, against the training faces, by the classifier in
-    classifier_dir (default: the run's attributes/); returns OUT/coverage.json."""
+    covered, for each of `generators` (records.GENERATORS: by default the average and the trained generator),
+    against the training faces, by the classifier in classifier_dir (default: the run's attributes/); returns
+    OUT/coverage.json."""
     from facegan import runs
     from facegan.drawing import draw_faces
 
@@ -184,10 +186,10 @@ def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
         records.write_json(os.path.join(out_dir, "judge.json"), biases)
     for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir):
         covered = {(row["step"], row["generator"]) for row in records.read_json(coverage_file(out_dir), [])}
-        wanted = [generator for generator in (GENERATOR, "trained") if (step, generator) not in covered]
+        wanted = [generator for generator in generators if (step, generator) not in covered]
         gan = runs.load_gan(config.outputs.checkpoint_dir, step)[0] if wanted else None
         for generator in wanted:
-            faces = draw_faces(records.pick_generator(gan, generator),
+            faces = draw_faces(records.pick_generator(gan, generator), mode=records.drawing_mode_of(generator),
                                seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
             measure_coverage(config, step, generator, faces, real, *classifier, out_dir, show, judge=judge)
     write_table(out_dir)
@@ -434,6 +436,8 @@ def main(argv=None):
     parser.add_argument("--trained-every", type=int, default=TRAINED_EVERY,
                         help="score the trained generator too at multiples of this step")
     parser.add_argument("--wait", action="store_true", help="score: keep scoring checkpoints as they land")
+    parser.add_argument("--generators", default=f"{GENERATOR},trained", help="coverage: which generators "
+                        f"({', '.join(records.GENERATORS)}), comma-separated (default {GENERATOR},trained)")
     parser.add_argument("--classifier", help="coverage: the attribute classifier's folder (default RUNS/my_net/"
                         "attributes), e.g. one trained with python -m facegan.attributes --soften 0.5")
     add_arguments(parser, ("cache_dir",))
@@ -446,7 +450,7 @@ def main(argv=None):
             return
     if arguments.part == "coverage":
         cover(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.steps,
-              classifier_dir=arguments.classifier)
+              classifier_dir=arguments.classifier, generators=arguments.generators.split(","))
     if arguments.part == "discriminator":
         view_discriminator(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.steps,
                            classifier_dir=arguments.classifier, every=arguments.score_every)

@@ -134,6 +134,9 @@ class Recipe:
                                 "draws new z and runs the generator again, as the seed did)")
     ema_decay: float = setting(0.999, "grids, metrics and GIFs draw with an exponential moving average of the "
                                "generator's weights (0: off, the plain DCGAN recipe)")
+    ema_half_life: int = setting(0, "images over which the average forgets half of what it held (StyleGAN2-ADA's "
+                                 "ema_kimg × 1,000, ramped up over the first 5% of the images seen, as "
+                                 "its ema_rampup 0.05); 0: ema_decay per step instead. Used when ema_decay > 0")
     ema_statistics_batches: int = setting(10, "the average's batch-norm statistics are measured on this many "
                                           "batches of 100 of its own faces (0: copied from the trained generator)")
 
@@ -151,7 +154,7 @@ class Recipe:
                              f"([] for none), got {self.diff_augment!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {self.ema_decay!r}")
-        _check_whole(self, "ema_statistics_batches", minimum=0)
+        _check_whole(self, "ema_statistics_batches", "ema_half_life", minimum=0)
 
     @property
     def uses_ema(self) -> bool:

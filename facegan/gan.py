@@ -52,6 +52,9 @@ def global_mean(value):
     return context.all_reduce("MEAN", value)
 
 
+EMA_RAMP = 0.05  # with ema_half_life: the half-life is at most this share of the images seen (StyleGAN2-ADA)
+
+
 class DCGAN(keras.Model):
     """Both networks, their optimizers and the training step, driven by `fit()`.
 
@@ -98,9 +101,15 @@ class DCGAN(keras.Model):
         return tf.train.Checkpoint(**parts)
 
     def ema_decay_at(self, step):
-        """The decay of the update after `step` steps: ramped up early as tf.train.ExponentialMovingAverage does,
-        min(ema_decay, (1 + step) / (10 + step)), so the average does not lag behind the first steps."""
+        """The decay of the update after `step` steps. By default ramped up early as tf.train.ExponentialMovingAverage
+        does, min(ema_decay, (1 + step) / (10 + step)), so the average does not lag behind the first steps. With
+        ema_half_life (images), as StyleGAN2-ADA: 0.5 ** (batch / half-life), the half-life ramped up as
+        min(ema_half_life, EMA_RAMP × images seen)."""
         step = tf.cast(step, tf.float32)
+        if self.recipe.ema_half_life:
+            batch = float(self.training.batch_size)
+            half_life = tf.minimum(float(self.recipe.ema_half_life), EMA_RAMP * (step + 1.0) * batch)
+            return tf.pow(0.5, batch / half_life)
         return tf.minimum(self.recipe.ema_decay, (1.0 + step) / (10.0 + step))
 
     def update_ema(self):

@@ -145,6 +145,7 @@ def test_the_networks_normalise_with_the_fused_kernel():
     (dict(flip_faces="yes"), "flip_faces must be True or False"),
     (dict(diff_augment=["cutout", "cutout"]), "diff_augment must list each of color, translation, cutout at most"),
     (dict(ema_statistics_batches=-1), "ema_statistics_batches must be a whole number"),
+    (dict(ema_half_life=2.5), "ema_half_life must be a whole number of at least 0"),
     (dict(diff_augment=["blur"]), "diff_augment must list each of color, translation, cutout at most once"),
     (dict(minibatch_stddev=-1), "minibatch_stddev must be a whole number of at least 0"),
     (dict(minibatch_stddev=3, batch_size=8),
@@ -193,6 +194,16 @@ def test_the_moving_average_moves_by_one_minus_decay_toward_the_new_weights():
                                                                         gan.generator.non_trainable_weights))
     assert float(gan.ema_decay_at(0)) == pytest.approx(0.1) and float(gan.ema_decay_at(10 ** 6)) == \
         pytest.approx(0.99)  # ramped up early, as tf.train.ExponentialMovingAverage does
+
+
+def test_an_average_with_a_half_life_in_images_forgets_half_in_that_many_images_once_ramped_up():
+    gan = DCGAN.from_config(Config(**{**TINY, "batch_size": 100, "ema_half_life": 10_000}))
+    late = float(gan.ema_decay_at(10 ** 6))
+    assert late ** (10_000 / 100) == pytest.approx(0.5, rel=1e-4)  # 100 steps of 100 images: half forgotten
+    # early the half-life is 5% of the images seen: after 999 steps (100,000 images), 5,000 images
+    assert float(gan.ema_decay_at(999)) == pytest.approx(0.5 ** (100 / 5_000), rel=1e-6)
+    assert float(gan.ema_decay_at(0)) == pytest.approx(0.5 ** (100 / 5), rel=1e-4)  # the first step: a copy
+    assert float(gan.ema_decay_at(999)) < late
 
 
 def test_the_average_draws_with_batch_norm_statistics_of_its_own_weights():

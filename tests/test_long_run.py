@@ -26,6 +26,7 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     scored = sorted((record["step"], record["generator"], record["reference"]) for record in results
                     if record["generator"] != long_run.FLOOR)
     assert [record["generator"] for record in results].count(long_run.FLOOR) == 1  # the floor, once
+    assert [record["step"] for record in results if record["generator"] != long_run.FLOOR][0] == 4  # newest first
     assert scored == [(2, "average_precise_bn", "held_out"), (2, "average_precise_bn", "training"),
                       (4, "average_precise_bn", "held_out"), (4, "average_precise_bn", "training"),
                       (4, "trained", "held_out"), (4, "trained", "training")]
@@ -52,8 +53,11 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     assert sorted((row["step"], row["generator"], row["faces"]) for row in covered) == [
         (2, "average_precise_bn", 16), (2, "trained", 16), (4, "average_precise_bn", 16), (4, "trained", 16)]
     assert long_run.cover(str(celeba), runs_dir, out, **cover) == covered
+    padded = long_run.cover(str(celeba), runs_dir, out, generators=("trained_batch_statistics",), **cover)[4:]
+    assert [(row["step"], row["generator"]) for row in padded] == [(2, "trained_batch_statistics"),
+                                                                    (4, "trained_batch_statistics")]
     shown = (tmp_path / "out" / "coverage.md").read_text().splitlines()  # Smiling and Young: canonical names
-    assert shown[0].startswith("| images seen | generator | Young | Smiling |") and len(shown) == 2 + 4 + 1 + 2
+    assert shown[0].startswith("| images seen | generator | Young | Smiling |") and len(shown) == 2 + 6 + 1 + 2
     assert shown[-2].startswith("| | the training faces through 32×32 (the judge's bias) |")
     judged = json.loads((tmp_path / "out" / "judge.json").read_text())  # the judge's bias, measured once
     assert [record["classifier"] for record in judged] == ["attributes"]
