@@ -243,7 +243,8 @@ def view_discriminator(celeba: str, runs_dir: str, out_dir: str, cache_dir: Opti
             called = attributes.probabilities(classifier[0], faces)[:, list(classifier[1]).index(attribute)] > 0.5
             row["generated"] = discriminator.mean_logits(judge, faces, {"men": called, "women": ~called})
             row["generated_by"] = classifier_dir or "attributes"
-        row.update(attribute=attribute, generator=GENERATOR, data=config.data.image_path, seed=config.training.seed, **records.provenance())
+        row.update(attribute=attribute, generator=GENERATOR, data=config.data.image_path, seed=config.training.seed,
+                   **records.provenance())
         records.write_json(discriminator_file(out_dir), records.read_json(discriminator_file(out_dir), []) + [row])
         if show:
             print(f"step {step:6d} discriminator: " + "; ".join(
