@@ -22,7 +22,7 @@ LAYERS = {
     "facegan.latent": 7,
     "facegan.metrics": -1, "experiments": -1,  # packages: their __init__ holds a docstring only
     "facegan.metrics.maths": 2, "facegan.metrics.inception": 3, "facegan.metrics.registry": 4,
-    "facegan.metrics.coverage": 4,
+    "facegan.metrics.coverage": 4, "facegan.metrics.discriminator": 4,
     "facegan.metrics.sampler": 8, "facegan.editing": 8, "facegan.projection": 8, "facegan.stopping": 8,
     "facegan.explorer": 9, "facegan.callbacks": 9,
     "facegan.training": 10,
@@ -31,6 +31,7 @@ LAYERS = {
     "score": 13, "directions": 13, "experiments.ablation": 13, "experiments.bench": 13,
     "experiments.editing": 13, "experiments.data_size": 13, "experiments.time_to_fid": 13,
     "experiments.long_run": 13, "experiments.profile": 13,
+    "experiments.long_recipe": 14,
 }
 PACKAGES = ("facegan", "facegan.metrics", "experiments")  # importing a module imports its package's __init__ first
 SOURCES = ("*.py", "facegan/**/*.py", "experiments/*.py")
