@@ -58,9 +58,13 @@ def run_config(candidate: str, celeba: str, runs_dir: str, budget: int, seed: in
 
 def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_dir: str, out_dir: str, budget: int,
            classifier_dir: str, cache_dir: Optional[str] = None, show: bool = True, samples: int = records.SAMPLES,
-           checkpoint_images: int = CHECKPOINT_IMAGES, attribute: str = "Male", **settings) -> List[dict]:
+           checkpoint_images: int = CHECKPOINT_IMAGES, attribute: str = "Male", fid: bool = False,
+           **settings) -> List[dict]:
     """Train (or resume) each candidate from each seed, then measure each kept checkpoint's coverage not yet
-    measured; returns every run's coverage rows, each with its candidate and seed."""
+    measured, and with `fid` score the run's last checkpoint (the average: FID, KID, SWD, precision and recall
+    against the training faces, minutes a run) into OUT/<run>/results.json; returns every run's coverage rows,
+    each with its candidate and seed."""
+    import celeba_utils
     from facegan import training
 
     for seed in seeds:
@@ -70,17 +74,23 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
             name = records.run_name(candidate, seed)
             long_run.cover(celeba, os.path.join(runs_dir, name), os.path.join(out_dir, name), cache_dir,
                            config.training.steps, show, samples, classifier_dir)
+            if fid:
+                real = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False).images
+                long_run.score_step(config, config.training.steps, [long_run.GENERATOR], {"training": real},
+                                    os.path.join(out_dir, name), show, samples=samples)
     write_table(out_dir, candidates, seeds, attribute)
     return collect(out_dir, candidates, seeds)
 
 
 def collect(out_dir: str, candidates: Sequence[str], seeds: Sequence[int]) -> List[dict]:
+    """Every run's coverage rows, each with its candidate, and the FID of its step where it was scored."""
     rows = []
     for seed in seeds:
         for candidate in candidates:
-            for row in records.read_json(long_run.coverage_file(os.path.join(out_dir, records.run_name(candidate,
-                                                                                                        seed))), []):
-                rows.append(dict(row, candidate=candidate))
+            folder = os.path.join(out_dir, records.run_name(candidate, seed))
+            scored = {(record["step"], record["generator"]): record["fid"] for record in records.read_results(folder)}
+            for row in records.read_json(long_run.coverage_file(folder), []):
+                rows.append(dict(row, candidate=candidate, fid=scored.get((row["step"], row["generator"]))))
     return rows
 
 
@@ -91,8 +101,9 @@ def settled_share(rows: Sequence[dict], attribute: str, settled: int = SETTLED_I
 
 
 def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_IMAGES) -> str:
-    """One line per run and generator: the attribute's generated share at each checkpoint's images seen, and its
-    mean from `settled` images on; the real faces' share last."""
+    """One line per run and generator: the attribute's generated share at each checkpoint's images seen, its mean
+    from `settled` images on, and the FID of the run's scored step (against the training faces); the real faces'
+    share last."""
     if rows and attribute not in rows[0]["attributes"]:
         raise ValueError(f"The classifier does not judge {attribute!r}: choose among "
                          f"{', '.join(rows[0]['attributes'])}")
@@ -101,17 +112,18 @@ def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_
         runs.setdefault((row["candidate"], row["seed"], row["generator"]), []).append(row)
     seen = sorted({row["images_seen"] for row in rows})
     lines = ["| candidate | seed | generator | " + " | ".join(f"{images:,}" for images in seen)
-             + f" | mean from {settled:,} |",
-             "| --- | ---: | --- |" + " ---: |" * (len(seen) + 1)]
+             + f" | mean from {settled:,} | FID (images seen) |",
+             "| --- | ---: | --- |" + " ---: |" * (len(seen) + 2)]
     for (candidate, seed, generator), run in runs.items():
         at = {row["images_seen"]: row["attributes"][attribute]["generated"] for row in run}
         cells = " | ".join(f"{100 * at[images]:.1f}%" if images in at else "" for images in seen)
         mean = settled_share(run, attribute, settled)
+        fids = [f"{row['fid']:.1f} ({row['images_seen']:,})" for row in run if row.get("fid") is not None]
         lines.append(f"| {candidate} | {seed} | {generator} | {cells} | "
-                     f"{'' if mean is None else f'{100 * mean:.1f}%'} |")
+                     f"{'' if mean is None else f'{100 * mean:.1f}%'} | {', '.join(fids)} |")
     if rows:
         lines.append(f"| the training faces | | | {100 * rows[-1]['attributes'][attribute]['real']:.1f}% |"
-                     + " |" * len(seen))
+                     + " |" * (len(seen) + 1))
     return f"{attribute}: the share of faces the classifier calls positive\n\n" + "\n".join(lines) + "\n"
 
 
@@ -131,6 +143,8 @@ def main(argv=None):
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="which, comma-separated (default all)")
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
     parser.add_argument("--budget", type=int, default=150_000, help="images each run sees (default 150,000)")
+    parser.add_argument("--fid", action="store_true", help="also score each run's last checkpoint (FID, KID, SWD, "
+                        "precision and recall against the training faces: minutes a run)")
     parser.add_argument("--attribute", default="Male", help="the attribute OUT/table.md compares (default Male)")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-long-recipe)")
     parser.add_argument("--out", required=True, help="where the coverage records and table.md go")
@@ -142,7 +156,7 @@ def main(argv=None):
         parser.error(f"unknown candidates {unknown}: choose among {', '.join(CANDIDATES)}")
     seeds = [int(seed) for seed in arguments.seeds.split(",") if seed]
     screen(candidates, seeds, arguments.celeba, arguments.runs, arguments.out, arguments.budget,
-           arguments.classifier, arguments.cache_dir, attribute=arguments.attribute)
+           arguments.classifier, arguments.cache_dir, attribute=arguments.attribute, fid=arguments.fid)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ def measure_coverage(config: Config, step: int, generator: str, faces, real, cla
 
 def score_step(config: Config, step: int, generators: Sequence[str], references: dict, out_dir: str,
                show: bool = True, classifier=None, samples: int = records.SAMPLES):
-    """Score one checkpoint's generators against each reference, each record saved as soon as it is measured."""
+    """Score one checkpoint's generators against each reference given ("training", "held_out"), each record saved
+    as soon as it is measured."""
     from facegan import devices, runs
     from facegan.drawing import draw_faces
     from facegan.metrics import maths, registry
@@ -101,7 +102,8 @@ def score_step(config: Config, step: int, generators: Sequence[str], references:
     losses = runs.read_losses(config.outputs.checkpoint_dir)
     covered = {(record["step"], record["generator"]) for record in records.read_json(coverage_file(out_dir), [])}
     for generator in generators:
-        wanted = [name for name in REFERENCES if not find(records.read_results(out_dir), step, generator, name)]
+        wanted = [name for name in REFERENCES if name in references
+                  and not find(records.read_results(out_dir), step, generator, name)]
         needs_coverage = classifier is not None and (step, generator) not in covered
         if not (wanted or needs_coverage):
             continue

@@ -22,18 +22,21 @@ def test_a_candidate_is_the_defaults_with_its_one_change_and_checkpoints_every_s
         long_recipe.run_config("r1", "celeba", str(tmp_path), budget=1000)
 
 
-def row(candidate, seed, generator, images, share, real=0.3):
-    return dict(candidate=candidate, seed=seed, generator=generator, images_seen=images,
+def row(candidate, seed, generator, images, share, real=0.3, fid=None):
+    return dict(candidate=candidate, seed=seed, generator=generator, images_seen=images, fid=fid,
                 attributes={"Male": dict(generated=share, real=real)})
 
 
 def test_the_table_shows_each_runs_share_per_checkpoint_and_its_mean_once_settled():
     rows = [row("defaults", 0, "average", 50_000, 0.30), row("defaults", 0, "average", 100_000, 0.02),
-            row("defaults", 0, "average", 150_000, 0.04), row("minibatch_stddev", 0, "average", 100_000, 0.25)]
+            row("defaults", 0, "average", 150_000, 0.04, fid=81.25),
+            row("minibatch_stddev", 0, "average", 100_000, 0.25)]
     lines = long_recipe.table(rows, "Male", settled=100_000).splitlines()
-    assert lines[2] == "| candidate | seed | generator | 50,000 | 100,000 | 150,000 | mean from 100,000 |"
-    assert lines[4] == "| defaults | 0 | average | 30.0% | 2.0% | 4.0% | 3.0% |"  # 30% before settling: left out
-    assert lines[5] == "| minibatch_stddev | 0 | average |  | 25.0% |  | 25.0% |"
+    assert lines[2] == ("| candidate | seed | generator | 50,000 | 100,000 | 150,000 | mean from 100,000 "
+                        "| FID (images seen) |")
+    # 30% before settling is left out of the mean
+    assert lines[4] == "| defaults | 0 | average | 30.0% | 2.0% | 4.0% | 3.0% | 81.2 (150,000) |"
+    assert lines[5] == "| minibatch_stddev | 0 | average |  | 25.0% |  | 25.0% |  |"
     assert lines[6].startswith("| the training faces | | | 30.0% |")
     with pytest.raises(ValueError, match="does not judge 'Bald'"):
         long_recipe.table(rows, "Bald")
@@ -46,8 +49,8 @@ def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path
     monkeypatch.setattr(long_run, "_classifier", lambda config, folder=None: (classifier, EDIT_NAMES))
     options = dict(celeba=str(celeba), runs_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "out"),
                    budget=4 * TINY["batch_size"], classifier_dir="judge", cache_dir=cache_dir, show=False,
-                   samples=16, checkpoint_images=2 * TINY["batch_size"], attribute="Smiling", sample_every=2,
-                   **TINY)
+                   samples=16, checkpoint_images=2 * TINY["batch_size"], attribute="Smiling", fid=True,
+                   sample_every=2, **TINY)
     rows = long_recipe.screen(["defaults", "minibatch_stddev"], [0], **options)
     assert sorted((row["candidate"], row["step"], row["generator"]) for row in rows) == [
         (candidate, step, generator) for candidate in ("defaults", "minibatch_stddev") for step in (2, 4)
@@ -60,4 +63,10 @@ def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path
     assert long_recipe.screen(["defaults", "minibatch_stddev"], [0], **options) == rows
     table = (tmp_path / "out" / "table.md").read_text()
     assert table.startswith("Smiling:") and "| minibatch_stddev | 0 | trained |" in table
+    scored = json.loads((tmp_path / "out" / "defaults" / "results.json").read_text())  # the last step's average
+    assert [(record["step"], record["generator"], record["reference"]) for record in scored] == [
+        (4, "average_precise_bn", "training")] and scored[0]["fid"] > 0
+    fid = [row["fid"] for row in rows if row["candidate"] == "defaults" and row["step"] == 4
+           and row["generator"] == "average_precise_bn"]
+    assert fid == [scored[0]["fid"]] and f"{scored[0]['fid']:.1f} ({4 * TINY['batch_size']})" in table
     assert f"| {4 * TINY['batch_size']} |" in table
