@@ -20,6 +20,7 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence
 
+import celeba_utils
 from experiments import long_run, records
 from facegan.images import atomic_write
 from facegan.settings_text import add_arguments
@@ -64,13 +65,14 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
     measured, and with `fid` score the run's last checkpoint (the average: FID, KID, SWD, precision and recall
     against the training faces, minutes a run) into OUT/<run>/results.json; returns every run's coverage rows,
     each with its candidate and seed."""
-    import celeba_utils
     from facegan import training
 
     for seed in seeds:
         for candidate in candidates:
             config = run_config(candidate, celeba, runs_dir, budget, seed, cache_dir, checkpoint_images, **settings)
-            training.train(config, show=show)
+            if training.train(config, show=show).stopped:  # stopped by hand: the next screen resumes this run
+                write_table(out_dir, candidates, seeds, attribute)
+                return collect(out_dir, candidates, seeds)
             name = records.run_name(candidate, seed)
             long_run.cover(celeba, os.path.join(runs_dir, name), os.path.join(out_dir, name), cache_dir,
                            config.training.steps, show, samples, classifier_dir)

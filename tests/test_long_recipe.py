@@ -70,3 +70,19 @@ def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path
            and row["generator"] == "average_precise_bn"]
     assert fid == [scored[0]["fid"]] and f"{scored[0]['fid']:.1f} ({4 * TINY['batch_size']})" in table
     assert f"| {4 * TINY['batch_size']} |" in table
+
+
+def test_a_screen_stopped_by_hand_trains_and_measures_nothing_more(tmp_path, monkeypatch):
+    from facegan import training
+
+    trained, covered = [], []
+
+    def stopped_training(config, show=True):
+        trained.append(config.outputs.checkpoint_dir)
+        return training.Run(config, 0, 3, True, None, None)
+
+    monkeypatch.setattr(training, "train", stopped_training)
+    monkeypatch.setattr(long_run, "cover", lambda *arguments, **options: covered.append(arguments))
+    rows = long_recipe.screen(["defaults", "minibatch_stddev"], [0, 1], "celeba", str(tmp_path / "runs"),
+                              str(tmp_path / "out"), budget=1000, classifier_dir="judge", show=False)
+    assert rows == [] and covered == [] and trained == [str(tmp_path / "runs" / "defaults" / "my_net")]
