@@ -37,6 +37,10 @@ CANDIDATES: Dict[str, dict] = {
     "ema_half_life": dict(ema_half_life=10_000),
     "ttur": dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4),  # Heusel et al. 2017
     "batch_64": dict(batch_size=64),  # more updates for the same images
+    # Mescheder et al. 2018's zero-centred penalty on real faces, lazily (StyleGAN2). γ = 1 sits between StyleGAN2-
+    # ADA's heuristic for 64 pixels at batch 100 (0.008) and the GAN-stability code's 10 for CelebA at 64 pixels
+    "r1": dict(r1_gamma=1.0),
+    "lr_decay": dict(learning_rate_decay=0.5),  # both learning rates fall linearly to 0 over the run's second half
 }
 CHECKPOINT_IMAGES = 50_000  # a checkpoint, and a coverage point, every this many images
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-long-recipe")

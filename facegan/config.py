@@ -107,6 +107,9 @@ class Training:
     discriminator_learning_rate: float = setting(2e-4, "Adam's learning rate for the discriminator (TTUR: 4e-4 "
                                                  "with 1e-4 for the generator)")
     beta_1: float = setting(0.5, "Adam's beta_1 for both networks")
+    learning_rate_decay: float = setting(0.0, "the share of the run's last steps over which both learning rates "
+                                         "fall linearly toward 0 (CycleGAN's 0.5); 0: constant. The decay "
+                                         "follows `steps`: set steps to the run you will train")
     seed: int = setting(0, "the initial weights, the 100 grid vectors, the training noise and the data order")
 
     def __post_init__(self):
@@ -116,6 +119,9 @@ class Training:
                 raise ValueError(f"{name} must be above 0, got {getattr(self, name)!r}")
         if not 0 <= self.beta_1 < 1:
             raise ValueError(f"beta_1 must be in [0, 1), got {self.beta_1!r}")
+        if not 0 <= self.learning_rate_decay <= 1:
+            raise ValueError("learning_rate_decay is the share of the run's last steps that decay the learning "
+                             f"rates, in [0, 1] (0: constant), got {self.learning_rate_decay!r}")
 
 
 @dataclasses.dataclass
@@ -132,6 +138,9 @@ class Recipe:
     reuse_fakes: bool = setting(True, "one generator forward per step: the generator step backpropagates "
                                 "through the discriminator step's fakes, as pytorch/examples does (False: it "
                                 "draws new z and runs the generator again, as the seed did)")
+    r1_gamma: float = setting(0.0, "weight γ of the zero-centred gradient penalty on the real faces the "
+                              "discriminator sees, γ/2·E‖∇D(x)‖² (R1, Mescheder et al. 2018), applied every "
+                              "16 steps ×16 (StyleGAN2's lazy regularisation); 0: off")
     ema_decay: float = setting(0.999, "grids, metrics and GIFs draw with an exponential moving average of the "
                                "generator's weights (0: off, the plain DCGAN recipe)")
     ema_half_life: int = setting(0, "images over which the average forgets half of what it held (StyleGAN2-ADA's "
@@ -152,6 +161,8 @@ class Recipe:
         if unknown or len(set(self.diff_augment)) != len(self.diff_augment):
             raise ValueError(f"diff_augment must list each of {', '.join(DIFF_AUGMENTATIONS)} at most once "
                              f"([] for none), got {self.diff_augment!r}")
+        if not self.r1_gamma >= 0:
+            raise ValueError(f"r1_gamma must be 0 (off) or above, got {self.r1_gamma!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {self.ema_decay!r}")
         _check_whole(self, "ema_statistics_batches", "ema_half_life", minimum=0)

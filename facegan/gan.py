@@ -53,6 +53,7 @@ def global_mean(value):
 
 
 EMA_RAMP = 0.05  # with ema_half_life: the half-life is at most this share of the images seen (StyleGAN2-ADA)
+R1_INTERVAL = 16  # with r1_gamma: the penalty every this many steps, weighted by it (StyleGAN2's lazy R1)
 
 
 class DCGAN(keras.Model):
@@ -163,13 +164,47 @@ class DCGAN(keras.Model):
             size = self.networks.image_size
             return to_float(tf.reshape(tf.bitcast(pairs, tf.uint8), (-1, size, size, 3)))
 
+    def learning_rate_factor(self, step):
+        """The learning rates' share of their settings at the step after `step` finished steps: 1, then with
+        learning_rate_decay falling linearly over that share of the run's last steps, toward 0 at `steps`."""
+        if not self.training.learning_rate_decay:
+            return tf.constant(1.0)
+        steps = float(self.training.steps)
+        remaining = steps - tf.cast(step, tf.float32)
+        return tf.clip_by_value(remaining / (self.training.learning_rate_decay * steps), 0.0, 1.0)
+
+    def _set_learning_rates(self):
+        """Each optimiser's learning rate from the run's settings and the decay. Checkpoints save the optimisers'
+        rates; without this a run resumed with new rates would train on with the saved ones."""
+        with tf.name_scope("learning_rates"):
+            factor = self.learning_rate_factor(self.step)
+            self.generator_optimizer.learning_rate.assign(factor * self.training.generator_learning_rate)
+            self.discriminator_optimizer.learning_rate.assign(factor * self.training.discriminator_learning_rate)
+
+    def r1_penalty(self, real_inputs):
+        """γ/2 · the mean over the faces of ‖∇ₓ D(x)‖² on the real faces as the discriminator sees them (R1), ×
+        R1_INTERVAL at every R1_INTERVAL-th step and 0 between (lazy regularisation). Its own forward pass, so
+        that the other steps pay nothing."""
+        def penalty():
+            with tf.GradientTape() as tape:
+                tape.watch(real_inputs)
+                total = tf.reduce_sum(tf.cast(self.discriminator(real_inputs, training=True), tf.float32))
+            gradients = tf.cast(tape.gradient(total, real_inputs), tf.float32)
+            norms = tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])
+            return 0.5 * self.recipe.r1_gamma * R1_INTERVAL * tf.reduce_mean(norms)
+
+        with tf.name_scope("r1_penalty"):
+            return tf.cond(self.step % R1_INTERVAL == 0, penalty, lambda: tf.constant(0.0))
+
     def _discriminator_update(self, real_images, fake_images, replicas, augment):
-        """One discriminator update on real faces and (already drawn) fakes; returns its loss."""
+        """One discriminator update on real faces and (already drawn) fakes; returns its loss (without R1)."""
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(augment(real_images), training=True)
+            real_inputs = augment(real_images)
+            real_logits = self.discriminator(real_inputs, training=True)
             fake_logits = self.discriminator(augment(fake_images), training=True)
             d_loss = nets.discriminator_loss(real_logits, fake_logits, self.recipe.label_smoothing)
-            scaled = self.discriminator_optimizer.scale_loss(d_loss / replicas)
+            total = d_loss + self.r1_penalty(real_inputs) if self.recipe.r1_gamma else d_loss
+            scaled = self.discriminator_optimizer.scale_loss(total / replicas)
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
         return d_loss
@@ -223,6 +258,7 @@ class DCGAN(keras.Model):
             with tf.name_scope("diff_augment"):
                 return diff_augment(images, self.recipe.diff_augment, noise)
 
+        self._set_learning_rates()  # from the settings every step: a checkpoint's saved rates do not linger
         train = self._train_networks_reusing_fakes if self.recipe.reuse_fakes else self._train_networks
         d_loss, g_loss = train(real_images, batch_size, replicas, augment, noise)
         if self.ema_generator is not None:

@@ -148,12 +148,69 @@ def test_the_networks_normalise_with_the_fused_kernel():
     (dict(ema_half_life=2.5), "ema_half_life must be a whole number of at least 0"),
     (dict(diff_augment=["blur"]), "diff_augment must list each of color, translation, cutout at most once"),
     (dict(minibatch_stddev=-1), "minibatch_stddev must be a whole number of at least 0"),
+    (dict(learning_rate_decay=1.5), r"learning_rate_decay is the share of the run's last steps .* got 1.5"),
+    (dict(r1_gamma=-1.0), "r1_gamma must be 0 \\(off\\) or above, got -1.0"),
     (dict(minibatch_stddev=3, batch_size=8),
      r"batch_size \(8\) must be a whole number of minibatch_stddev's groups of 3"),
 ])
 def test_bad_settings_name_the_parameter(setting, message):
     with pytest.raises(ValueError, match=message):
         Config(**setting)
+
+
+def test_r1_is_gamma_over_two_times_the_squared_input_gradient_every_sixteenth_step_and_zero_between():
+    gan = DCGAN.from_config(Config(**{**TINY, "r1_gamma": 0.3}))
+    weights = tf.random.stateless_normal((64 * 64 * 3, 1), (3, 4))
+    # a linear discriminator, D(x) = w·x: its input gradient is w for every face, so R1 = γ/2 · ‖w‖²
+    gan.discriminator = lambda x, training=False: tf.matmul(tf.reshape(x, (tf.shape(x)[0], -1)), weights)
+    faces = tf.random.stateless_uniform((4, 64, 64, 3), (5, 6), -1, 1)
+    expected = 0.5 * 0.3 * 16 * float(tf.reduce_sum(tf.square(weights)))
+    assert float(gan.r1_penalty(faces)) == pytest.approx(expected, rel=1e-5)
+    gan.step.assign(1)
+    assert float(gan.r1_penalty(faces)) == 0.0
+    gan.step.assign(32)
+    assert float(gan.r1_penalty(faces)) == pytest.approx(expected, rel=1e-5)
+
+
+def discriminator_update(gamma: float, step: int):
+    """The change one discriminator update makes, from the same networks and faces, at `step`."""
+    keras.utils.set_random_seed(2)
+    gan = DCGAN.from_config(Config(**{**TINY, "r1_gamma": gamma}))
+    real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (7, 8), -1, 1)
+    fakes = gan.generator(tf.random.stateless_normal((TINY["batch_size"], TINY["z_dim"]), (1, 1)))
+    gan.step.assign(step)
+    before = [w.numpy() for w in gan.discriminator.trainable_weights]
+    gan._discriminator_update(real, fakes, 1, lambda images: images)
+    return [w.numpy() - b for w, b in zip(gan.discriminator.trainable_weights, before)]
+
+
+def test_r1_changes_the_discriminators_update_on_its_steps_only():
+    on, off = discriminator_update(10.0, 16), discriminator_update(0.0, 16)
+    assert any(not np.allclose(a, b, atol=1e-7) for a, b in zip(on, off))
+    for a, b in zip(discriminator_update(10.0, 17), discriminator_update(0.0, 17)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("step, factor", [(0, 1.0), (5, 1.0), (6, 0.8), (9, 0.2), (12, 0.0)])
+def test_learning_rate_decay_falls_linearly_over_the_runs_last_share_of_steps(step, factor):
+    gan = DCGAN.from_config(Config(**{**TINY, "steps": 10, "learning_rate_decay": 0.5,
+                                      "generator_learning_rate": 1e-4, "discriminator_learning_rate": 4e-4}))
+    gan.step.assign(step)
+    gan.train_step(tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 2), -1, 1))
+    assert float(gan.learning_rate_factor(step)) == pytest.approx(factor)
+    assert float(gan.generator_optimizer.learning_rate) == pytest.approx(1e-4 * factor, rel=1e-6)
+    assert float(gan.discriminator_optimizer.learning_rate) == pytest.approx(4e-4 * factor, rel=1e-6)
+
+
+def test_a_run_resumed_with_new_learning_rates_trains_with_them_not_the_checkpoints(tmp_path):
+    saved = DCGAN.from_config(Config(**{**TINY, "generator_learning_rate": 1e-4}))
+    path = saved.checkpoint().save(str(tmp_path / "ckpt"))
+    gan = DCGAN.from_config(Config(**{**TINY, "generator_learning_rate": 3e-4, "discriminator_learning_rate": 5e-4}))
+    gan.checkpoint().restore(path).assert_existing_objects_matched()
+    assert float(gan.generator_optimizer.learning_rate) == pytest.approx(1e-4)  # the checkpoint's, until a step
+    gan.train_step(tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 2), -1, 1))
+    assert float(gan.generator_optimizer.learning_rate) == pytest.approx(3e-4)
+    assert float(gan.discriminator_optimizer.learning_rate) == pytest.approx(5e-4)
 
 
 def test_config_round_trips_through_json():
@@ -245,7 +302,9 @@ CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-
               dict(discriminator_norm="spectral"), dict(flip_faces=True), dict(batchnorm_momentum=0.99),
               dict(diff_augment=["color", "translation", "cutout"]), dict(kernel_size=4),
               dict(reuse_fakes=True), dict(reuse_fakes=True, precision="mixed_bfloat16"), dict(minibatch_stddev=4),
-              dict(minibatch_stddev=2, discriminator_norm="spectral", precision="mixed_bfloat16")]
+              dict(minibatch_stddev=2, discriminator_norm="spectral", precision="mixed_bfloat16"),
+              dict(r1_gamma=1.0), dict(r1_gamma=0.5, precision="mixed_bfloat16", reuse_fakes=True),
+              dict(learning_rate_decay=0.5, steps=4)]
 
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))

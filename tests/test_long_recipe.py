@@ -18,8 +18,10 @@ def test_a_candidate_is_the_defaults_with_its_one_change_and_checkpoints_every_s
     stddev = long_recipe.run_config("minibatch_stddev", "celeba", str(tmp_path), budget=1000)
     changed = {name for name, value in stddev.settings().items() if plain.settings()[name] != value}
     assert changed == {"minibatch_stddev", "steps", "checkpoint_dir", "sample_dir", "keep_checkpoints"}
-    with pytest.raises(ValueError, match="Unknown candidate 'r1'"):
-        long_recipe.run_config("r1", "celeba", str(tmp_path), budget=1000)
+    with pytest.raises(ValueError, match="Unknown candidate 'r2'"):
+        long_recipe.run_config("r2", "celeba", str(tmp_path), budget=1000)
+    decay = long_recipe.run_config("lr_decay", "celeba", str(tmp_path), budget=150_000)
+    assert (decay.training.learning_rate_decay, decay.training.steps) == (0.5, 1500)  # the decay ends at the budget
 
 
 def row(candidate, seed, generator, images, share, real=0.3, fid=None):
