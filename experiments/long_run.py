@@ -5,6 +5,7 @@ lands.
     python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part train
     python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part score
     python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part coverage
+    python -m experiments.long_run --celeba ../shared/celeba --runs ~/dcgan-long-run --out docs/long-run --part faces
 
 "train" trains (or resumes) Config's defaults on CELEBA/img_align_celeba into RUNS/my_net and RUNS/imgs: the same
 run as `papermill gan_new.ipynb out.ipynb -p image_path CELEBA/img_align_celeba -p steps 20000 -p keep_checkpoints
@@ -186,16 +187,41 @@ def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
                            shares=coverage.softness_bias(classifier[0], classifier[1], real),
                            **records.provenance()))
         records.write_json(os.path.join(out_dir, "judge.json"), biases)
+    covered = {(row["step"], row["generator"]) for row in records.read_json(coverage_file(out_dir), [])}
     for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir):
-        covered = {(row["step"], row["generator"]) for row in records.read_json(coverage_file(out_dir), [])}
         wanted = [generator for generator in generators if (step, generator) not in covered]
         gan = runs.load_gan(config.outputs.checkpoint_dir, step)[0] if wanted else None
         for generator in wanted:
             faces = draw_faces(records.pick_generator(gan, generator), mode=records.drawing_mode_of(generator),
                                seeds=range(records.JUDGE_SEED, records.JUDGE_SEED + samples))
             measure_coverage(config, step, generator, faces, real, *classifier, out_dir, show, judge=judge)
+            covered.add((step, generator))
     write_table(out_dir)
     return records.read_json(coverage_file(out_dir), [])
+
+
+def faces_file(out_dir: str, step: int) -> str:
+    return os.path.join(out_dir, f"faces-{step}.png")
+
+
+def draw_grids(celeba: str, runs_dir: str, out_dir: str, steps: int = STEPS, every: int = SCORE_EVERY) -> List[str]:
+    """The published grid (records.GRID_SEEDS, 8 × 8, drawn by the moving average as faces are drawn by default) of
+    each kept checkpoint at a multiple of `every` not yet drawn, as OUT/faces-<step>.png; returns the files."""
+    from facegan import runs
+    from facegan.drawing import draw_faces
+    from facegan.images import image_grid, save_png
+
+    config = scored_config(celeba, runs_dir, steps)
+    drawn = []
+    for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir):
+        if step % every or os.path.exists(faces_file(out_dir, step)):
+            continue
+        gan = runs.load_gan(config.outputs.checkpoint_dir, step)[0]
+        faces = draw_faces(records.pick_generator(gan, GENERATOR), seeds=records.GRID_SEEDS,
+                           mode=records.drawing_mode_of(GENERATOR))
+        save_png(image_grid(faces, 8, 8), faces_file(out_dir, step))
+        drawn.append(faces_file(out_dir, step))
+    return drawn
 
 
 def discriminator_file(out_dir: str) -> str:
@@ -430,9 +456,11 @@ def main(argv=None):
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the run trains (default ~/dcgan-long-run)")
     parser.add_argument("--out", required=True, help="where results.json, table.md and curve.png go (docs/long-run "
                         "for the published ones)")
-    parser.add_argument("--part", choices=("train", "score", "coverage", "discriminator", "all"), default="all",
-                        help="coverage: the attribute coverage alone of every kept checkpoint (no FID: fast); "
-                        "discriminator: what the discriminator says of training, held-out, male and other faces")
+    parser.add_argument("--part", choices=("train", "score", "coverage", "discriminator", "faces", "all"),
+                        default="all", help="coverage: the attribute coverage alone of every kept checkpoint (no "
+                        "FID: fast); discriminator: what the discriminator says of training, held-out, male and "
+                        "other faces; faces: the published 8 × 8 grid at every --score-every steps, "
+                        "OUT/faces-<step>.png")
     parser.add_argument("--steps", type=int, default=STEPS, help=f"train toward this step (default {STEPS:,})")
     parser.add_argument("--score-every", type=int, default=SCORE_EVERY,
                         help=f"score the checkpoints at multiples of this step (default {SCORE_EVERY:,})")
@@ -457,6 +485,9 @@ def main(argv=None):
     if arguments.part == "discriminator":
         view_discriminator(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.steps,
                            classifier_dir=arguments.classifier, every=arguments.score_every)
+    if arguments.part == "faces":
+        print("\n".join(draw_grids(arguments.celeba, arguments.runs, arguments.out, arguments.steps,
+                                    arguments.score_every)))
     if arguments.part in ("score", "all"):
         results = score(arguments.celeba, arguments.runs, arguments.out, arguments.cache_dir, arguments.wait,
                         arguments.trained_every, arguments.steps, score_every=arguments.score_every)

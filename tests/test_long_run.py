@@ -79,6 +79,19 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     lines = (tmp_path / "out" / "discriminator.md").read_text().splitlines()
     assert len(lines) == 4 and lines[3].startswith(f"| {4 * TINY['batch_size']:,} | ")
 
+    # the published grid of each checkpoint at a multiple of `every`, drawn once, as the average draws by default
+    assert long_run.draw_grids(str(celeba), runs_dir, out, steps=4, every=4) == [long_run.faces_file(out, 4)]
+    from PIL import Image
+    from facegan import runs
+    from facegan.drawing import draw_faces, ready_generator
+    from facegan.images import image_grid
+
+    grid = np.asarray(Image.open(long_run.faces_file(out, 4)))
+    network = ready_generator(runs.load_gan(config.outputs.checkpoint_dir, 4)[0])
+    expected = draw_faces(network, seeds=range(10_000, 10_064))
+    np.testing.assert_array_equal(grid, image_grid(expected, 8, 8))
+    assert long_run.draw_grids(str(celeba), runs_dir, out, steps=4, every=2) == [long_run.faces_file(out, 2)]
+
 
 def test_coverage_is_kept_for_each_step_and_generator(tmp_path, generator, classifier):
     from facegan.config import Config
