@@ -9,8 +9,9 @@ classifier: seconds a point, where FID takes minutes).
 Each run trains into RUNS/<candidate>[-seedN]/ (default ~/dcgan-long-recipe: trained on CelebA, the networks stay
 out of the project) and resumes when stopped; its coverage goes to OUT/<candidate>[-seedN]/coverage.json
 (experiments/long_run.cover, which skips what is measured), and OUT/table.md compares the runs on one attribute
-(--attribute, default Male: the generator's most dropped kind of face). Train the classifier once, on softened
-faces so that it judges generated faces fairly: python -m facegan.attributes --data … --soften 0.5 --out FOLDER.
+(--attribute, default Male: the generator's most dropped kind of face). Train the classifier once (on partly
+blurred faces by default, so that it judges softer generated faces fairly): python -m facegan.attributes --data …
+--out FOLDER.
 """
 
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
@@ -145,7 +146,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--celeba", required=True, help="the folder holding img_align_celeba/")
     parser.add_argument("--classifier", required=True, help="the attribute classifier's folder (python -m "
-                        "facegan.attributes … --soften 0.5 --out FOLDER)")
+                        "facegan.attributes … --out FOLDER)")
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="which, comma-separated (default all)")
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
     parser.add_argument("--budget", type=int, default=150_000, help="images each run sees (default 150,000)")
