@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 import keras
 import numpy as np
@@ -214,10 +215,17 @@ def free_ports(count: int) -> list:
     return ports
 
 
+def start_process(code: str, settings: dict, arguments=(), environment: Optional[dict] = None) -> subprocess.Popen:
+    """One Python process running `code` with argv [json of settings, *arguments], its output captured."""
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(settings), *map(str, arguments)],
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def start_workers(settings: dict, count: int, code: str = TRAIN_ONE_PROCESS, arguments=(), scratch=None) -> list:
     """`count` processes of one multi-worker cluster on 127.0.0.1, each running `code` with its own TF_CONFIG and
-    argv [json of settings, *arguments]; returns the Popen objects (worker 0, the chief, first). `scratch`: the
-    temporary folder (TMPDIR) the other workers write into, which a killed worker leaves behind."""
+    argv [json of settings, *arguments] ("{index}" in an argument: the worker's index); returns the Popen objects
+    (worker 0, the chief, first). `scratch`: the temporary folder (TMPDIR) the other workers write into, which a
+    killed worker leaves behind."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
     started = []
     for index in range(count):
@@ -225,10 +233,8 @@ def start_workers(settings: dict, count: int, code: str = TRAIN_ONE_PROCESS, arg
                                                              "task": {"type": "worker", "index": index}}))
         if scratch is not None:
             environment["TMPDIR"] = str(scratch)
-        argv = [sys.executable, "-c", code, json.dumps(settings), *[str(each).format(index=index)
-                                                                   for each in arguments]]
-        started.append(subprocess.Popen(argv, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True))
+        started.append(start_process(code, settings, [str(each).format(index=index) for each in arguments],
+                                     environment))
     return started
 
 
@@ -240,9 +246,8 @@ def training_by_workers(config: Config, workers: int, steps: int = 40) -> float:
         settings = dict(config.settings(), steps=steps, sample_every=10 * steps, checkpoint_every=10 * steps,
                         checkpoint_dir=os.path.join(folder, "my_net"), sample_dir=os.path.join(folder, "imgs"),
                         strategy="multi_worker" if workers > 1 else "default")
-        processes = start_workers(settings, workers) if workers > 1 else [subprocess.Popen(
-            [sys.executable, "-c", TRAIN_ONE_PROCESS, json.dumps(settings)], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)]
+        processes = (start_workers(settings, workers) if workers > 1
+                     else [start_process(TRAIN_ONE_PROCESS, settings)])
         for process in processes:
             _, err = process.communicate()
             if process.returncode:
