@@ -184,7 +184,8 @@ class DCGAN(keras.Model):
     def r1_penalty(self, real_inputs):
         """γ/2 · the mean over the faces of ‖∇ₓ D(x)‖² on the real faces as the discriminator sees them (R1), ×
         R1_INTERVAL at every R1_INTERVAL-th step and 0 between (lazy regularisation). Its own forward pass, so
-        that the other steps pay nothing."""
+        that the other steps pay nothing. The input gradient is not loss-scaled under mixed_float16: the scale's
+        2^15 overflows it (tests/test_gan.py compares both mixed precisions with float32)."""
         def penalty():
             with tf.GradientTape() as tape:
                 tape.watch(real_inputs)

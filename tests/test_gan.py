@@ -172,6 +172,16 @@ def test_r1_is_gamma_over_two_times_the_squared_input_gradient_every_sixteenth_s
     assert float(gan.r1_penalty(faces)) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_r1_in_mixed_precision_measures_what_float32_measures(precision):
+    exact = DCGAN.from_config(Config(**{**TINY, "r1_gamma": 1.0}))
+    mixed = DCGAN.from_config(Config(**{**TINY, "r1_gamma": 1.0, "precision": precision}))
+    mixed.discriminator.set_weights(exact.discriminator.get_weights())
+    faces = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (9, 9), -1, 1)
+    # the input gradient is taken unscaled: float16's loss scale (2^15 at first) would overflow it to inf
+    assert float(mixed.r1_penalty(faces)) == pytest.approx(float(exact.r1_penalty(faces)), rel=0.05)
+
+
 def discriminator_update(gamma: float, step: int):
     """The change one discriminator update makes, from the same networks and faces, at `step`."""
     keras.utils.set_random_seed(2)
@@ -304,6 +314,7 @@ CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-
               dict(reuse_fakes=True), dict(reuse_fakes=True, precision="mixed_bfloat16"), dict(minibatch_stddev=4),
               dict(minibatch_stddev=2, discriminator_norm="spectral", precision="mixed_bfloat16"),
               dict(r1_gamma=1.0), dict(r1_gamma=0.5, precision="mixed_bfloat16", reuse_fakes=True),
+              dict(r1_gamma=0.5, precision="mixed_float16"),
               dict(learning_rate_decay=0.5, steps=4)]
 
 
