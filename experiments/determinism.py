@@ -49,8 +49,9 @@ training.train(show=False, **json.loads(sys.argv[1]))
 """
 
 
-def train_once(config: Config, condition: dict, folder: str) -> list:
-    """Train `config` under `condition` in a fresh process into `folder`; its logged losses.csv rows."""
+def train_once(config: Config, condition: dict, folder: str) -> tuple:
+    """Train `config` under `condition` in a fresh process into `folder`: its logged losses.csv rows, and its start
+    record (the machine as the process saw it and the precision it trained in)."""
     settings = dict(config.settings(), **condition.get("settings", {}), checkpoint_dir=os.path.join(folder, "my_net"),
                     sample_dir=os.path.join(folder, "imgs"), sample_every=10 * config.training.steps,
                     checkpoint_every=10 * config.training.steps, fresh=False)
@@ -59,7 +60,7 @@ def train_once(config: Config, condition: dict, folder: str) -> list:
     _, errors = process.communicate()
     if process.returncode:
         raise RuntimeError(f"training under {condition} failed (exit {process.returncode}): {errors[-2000:]}")
-    return runs.read_losses(settings["checkpoint_dir"])
+    return runs.read_losses(settings["checkpoint_dir"]), runs.read_starts(settings["checkpoint_dir"])[-1]
 
 
 def first_difference(first: Sequence[dict], second: Sequence[dict]) -> Optional[int]:
@@ -81,12 +82,14 @@ def measure(config: Config, conditions: Sequence[str], show: bool = True) -> lis
         pair = []
         for _ in range(2):
             with tempfile.TemporaryDirectory() as folder:
-                pair.append(train_once(config, condition, folder))
+                losses, start = train_once(config, condition, folder)
+                pair.append(losses)
         step = first_difference(*pair)
         at = [next(row for row in losses if row["step"] == step) for losses in pair] if step else []
         speeds = [statistics.median(row["images_per_second"] for row in losses[len(losses) // 2:])
                   for losses in pair]
-        rows.append(dict(condition=name, steps=config.training.steps, first_different_step=step,
+        rows.append(dict(condition=name, steps=config.training.steps, precision=start["precision"],
+                         machine=start["machine"], first_different_step=step,
                          losses_there=[[row["discriminator_loss"], row["generator_loss"]] for row in at],
                          images_per_second=[round(speed, 1) for speed in speeds]))
         if show:
@@ -99,7 +102,7 @@ def main(argv=None):
     add_arguments(parser)  # any training setting: --image-path, --steps, --precision …
     parser.add_argument("--conditions", default=",".join(CONDITIONS),
                         help=f"comma-separated, among: {', '.join(CONDITIONS)}")
-    parser.add_argument("--json", help="write the rows, with the machine, the settings and the date, to this file")
+    parser.add_argument("--json", help="add the rows, with the machine, the settings and the date, to this file's")
     arguments = parser.parse_args(argv)
     conditions = [name for name in arguments.conditions.split(",") if name]
     unknown = [name for name in conditions if name not in CONDITIONS]
@@ -108,10 +111,11 @@ def main(argv=None):
     config = config_from_arguments(arguments)
     rows = measure(config, conditions)
     if arguments.json:
+        earlier = records.read_json(arguments.json, {}).get("rows", [])
         records.write_json(arguments.json, dict(
             what="each condition: two trainings of the same settings and seed in fresh processes, the first logged "
                  "step whose losses differ (null: none) and each run's median images/s over its second half",
-            settings=config.settings(), rows=rows, **records.provenance()))
+            settings=config.settings(), rows=earlier + rows, **records.provenance()))
 
 
 if __name__ == "__main__":

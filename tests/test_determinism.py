@@ -26,4 +26,5 @@ def test_deterministic_ops_train_the_same_losses_twice_in_fresh_processes(made_f
     measured = determinism.measure(config, ["deterministic ops"], show=False)
     assert [row["condition"] for row in measured] == ["deterministic ops"]
     assert measured[0]["first_different_step"] is None and measured[0]["losses_there"] == []
+    assert measured[0]["precision"] == "float32" and "cores" in measured[0]["machine"]
     assert len(measured[0]["images_per_second"]) == 2 and min(measured[0]["images_per_second"]) > 0
