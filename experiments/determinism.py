@@ -5,7 +5,8 @@ same seed twice, each time in a fresh process, and the record gives the first st
     python -m experiments.determinism --image-path ../shared/celeba/img_align_celeba --steps 40 \
         --json docs/long-recipe/determinism-conditions.json
 
-Conditions: the settings as given; one inter-op thread (TensorFlow runs one op at a time); TensorFlow's
+Conditions: the settings as given; one inter-op thread (TensorFlow runs one op at a time); one thread in all
+(one op at a time, each on one core); TensorFlow's
 deterministic ops (tf.config.experimental.enable_op_determinism); float32 instead of the precision chosen; and
 oneDNN's kernels off (TF_ENABLE_ONEDNN_OPTS=0).
 """
@@ -30,6 +31,7 @@ from facegan.settings_text import add_arguments, config_from_arguments
 CONDITIONS = {
     "as given": {},
     "one inter-op thread": dict(inter_op_threads=1),
+    "one thread": dict(inter_op_threads=1, intra_op_threads=1),  # every op alone, on one core
     "deterministic ops": dict(deterministic=True),
     "float32": dict(settings=dict(precision="float32")),
     "oneDNN off": dict(environment=dict(TF_ENABLE_ONEDNN_OPTS="0")),
@@ -42,6 +44,8 @@ import tensorflow as tf
 condition = json.loads(sys.argv[2])
 if condition.get("inter_op_threads"):
     tf.config.threading.set_inter_op_parallelism_threads(condition["inter_op_threads"])
+if condition.get("intra_op_threads"):
+    tf.config.threading.set_intra_op_parallelism_threads(condition["intra_op_threads"])
 if condition.get("deterministic"):
     tf.config.experimental.enable_op_determinism()
 from facegan import training
