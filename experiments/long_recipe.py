@@ -38,9 +38,10 @@ CANDIDATES: Dict[str, dict] = {
     "ema_half_life": dict(ema_half_life=10_000),
     "ttur": dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4),  # Heusel et al. 2017
     "batch_64": dict(batch_size=64),  # more updates for the same images
-    # Mescheder et al. 2018's zero-centred penalty on real faces, lazily (StyleGAN2). γ = 1 sits between StyleGAN2-
-    # ADA's heuristic for 64 pixels at batch 100 (0.008) and the GAN-stability code's 10 for CelebA at 64 pixels
-    "r1": dict(r1_gamma=1.0),
+    # Mescheder et al. 2018's zero-centred penalty on real faces, lazily (StyleGAN2): γ = 1 (screened: far too
+    # strong for this discriminator), and about StyleGAN2-ADA's heuristic for 64 pixels at batch 100 (0.008)
+    "r1_gamma1": dict(r1_gamma=1.0),
+    "r1_gamma0.01": dict(r1_gamma=0.01),
     "lr_decay": dict(learning_rate_decay=0.5),  # both learning rates fall linearly to 0 over the run's second half
 }
 CHECKPOINT_IMAGES = 50_000  # a checkpoint, and a coverage point, every this many images
@@ -76,7 +77,7 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
         for candidate in candidates:
             config = run_config(candidate, celeba, runs_dir, budget, seed, cache_dir, checkpoint_images, **settings)
             if training.train(config, show=show).stopped:  # stopped by hand: the next screen resumes this run
-                write_table(out_dir, candidates, seeds, attribute)
+                write_table(out_dir, attribute)
                 return collect(out_dir, candidates, seeds)
             name = records.run_name(candidate, seed)
             long_run.cover(celeba, os.path.join(runs_dir, name), os.path.join(out_dir, name), cache_dir,
@@ -85,7 +86,7 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
                 real = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False).images
                 long_run.score_step(config, config.training.steps, [long_run.GENERATOR], {"training": real},
                                     os.path.join(out_dir, name), show, samples=samples)
-    write_table(out_dir, candidates, seeds, attribute)
+    write_table(out_dir, attribute)
     return collect(out_dir, candidates, seeds)
 
 
@@ -134,8 +135,19 @@ def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_
     return f"{attribute}: the share of faces the classifier calls positive\n\n" + "\n".join(lines) + "\n"
 
 
-def write_table(out_dir: str, candidates: Sequence[str], seeds: Sequence[int], attribute: str = "Male"):
-    rows = collect(out_dir, candidates, seeds)
+def screened(out_dir: str) -> List[tuple]:
+    """(candidate, seed) of every run with records in OUT, whichever screen measured it, candidates in CANDIDATES'
+    order and seeds rising."""
+    found = set(os.listdir(out_dir)) if os.path.isdir(out_dir) else set()
+    seeds = sorted({0} | {int(name.rsplit("-seed", 1)[1]) for name in found
+                          if "-seed" in name and name.rsplit("-seed", 1)[1].isdigit()})
+    return [(candidate, seed) for candidate in CANDIDATES for seed in seeds
+            if records.run_name(candidate, seed) in found]
+
+
+def write_table(out_dir: str, attribute: str = "Male"):
+    """OUT/table.md: every run screened into OUT, not only the last screen's."""
+    rows = [row for candidate, seed in screened(out_dir) for row in collect(out_dir, [candidate], [seed])]
     if rows:
         os.makedirs(out_dir, exist_ok=True)
         with atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:

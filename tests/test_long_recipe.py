@@ -63,6 +63,7 @@ def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path
         "networks"]["minibatch_stddev"] == 0
     # nothing trained or measured again
     assert long_recipe.screen(["defaults", "minibatch_stddev"], [0], **options) == rows
+    long_recipe.screen(["defaults"], [0], **options)  # a later screen of one candidate keeps the others' lines
     table = (tmp_path / "out" / "table.md").read_text()
     assert table.startswith("Smiling:") and "| minibatch_stddev | 0 | trained |" in table
     scored = json.loads((tmp_path / "out" / "defaults" / "results.json").read_text())  # the last step's average
@@ -72,6 +73,13 @@ def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path
            and row["generator"] == "average_precise_bn"]
     assert fid == [scored[0]["fid"]] and f"{scored[0]['fid']:.1f} ({4 * TINY['batch_size']})" in table
     assert f"| {4 * TINY['batch_size']} |" in table
+
+
+def test_the_table_finds_every_screened_run_whichever_screen_made_it(tmp_path):
+    for name in ("defaults", "ttur-seed1", "r1_gamma0.01", "unknown", "defaults-seedx"):
+        (tmp_path / name).mkdir()
+    assert long_recipe.screened(str(tmp_path)) == [("defaults", 0), ("ttur", 1), ("r1_gamma0.01", 0)]
+    assert long_recipe.screened(str(tmp_path / "none")) == []
 
 
 def test_a_screen_stopped_by_hand_trains_and_measures_nothing_more(tmp_path, monkeypatch):
