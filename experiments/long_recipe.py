@@ -21,7 +21,6 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence
 
-import celeba_utils
 from experiments import long_run, records
 from facegan.images import atomic_write
 from facegan.settings_text import add_arguments
@@ -83,7 +82,7 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
             long_run.cover(celeba, os.path.join(runs_dir, name), os.path.join(out_dir, name), cache_dir,
                            config.training.steps, show, samples, classifier_dir)
             if fid:
-                real = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False).images
+                real = long_run.load_references(config, celeba, runs_dir, ["training"])["training"].images
                 long_run.score_step(config, config.training.steps, [long_run.GENERATOR], {"training": real},
                                     os.path.join(out_dir, name), show, samples=samples)
     write_table(out_dir, attribute)

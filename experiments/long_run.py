@@ -160,6 +160,15 @@ def scored_config(celeba: str, runs_dir: str, steps: int = STEPS, cache_dir: Opt
                          image_path=config.data.image_path, cache_dir=cache_dir)
 
 
+def load_references(config: Config, celeba: str, runs_dir: str, names: Sequence[str],
+                    held_out: int = HELD_OUT) -> dict:
+    """The face sets a run is measured against, by name (celeba_utils.Faces: images and file names): "training",
+    the run's own faces, and experiments/faces.py's "held_out" and "small_at_half" (made in RUNS/faces)."""
+    folders = split_faces(celeba, os.path.join(runs_dir, "faces"), held_out) if set(names) - {"training"} else {}
+    return {name: celeba_utils.load_faces(config.data.image_path if name == "training" else folders[name],
+                                          cache_dir=config.data.cache_dir, progress=False) for name in names}
+
+
 def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, steps: int = STEPS,
           show: bool = True, samples: int = records.SAMPLES, classifier_dir: Optional[str] = None,
           generators: Sequence[str] = (GENERATOR, "trained")) -> List[dict]:
@@ -177,7 +186,7 @@ def cover(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
         raise ValueError(f"No attribute classifier in {folder}: train it first (python directions.py --checkpoint "
                          f"{config.outputs.checkpoint_dir} --data …, or python -m facegan.attributes --data … "
                          "--out FOLDER)")
-    real = celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir, progress=False).images
+    real = load_references(config, celeba, runs_dir, ["training"])["training"].images
     judge = classifier_dir or "attributes"
     biases = records.read_json(os.path.join(out_dir, "judge.json"), [])
     if not any(record["classifier"] == judge for record in biases):  # the judge's own bias, once per classifier
@@ -245,12 +254,9 @@ def view_discriminator(celeba: str, runs_dir: str, out_dir: str, cache_dir: Opti
     from facegan.metrics import discriminator
 
     config = scored_config(celeba, runs_dir, steps, cache_dir)
-    folders = split_faces(celeba, os.path.join(runs_dir, "faces"), held_out)
-    load = dict(cache_dir=cache_dir, progress=False)
-    at_half, held_out = (celeba_utils.load_faces(folders[name], **load).images
-                         for name in ("small_at_half", "held_out"))
-    held_out = held_out[:len(at_half)]
-    training = celeba_utils.load_faces(config.data.image_path, **load)
+    sets = load_references(config, celeba, runs_dir, ["small_at_half", "held_out", "training"], held_out)
+    at_half, training = sets["small_at_half"].images, sets["training"]
+    held_out = sets["held_out"].images[:len(at_half)]
     labels = celeba_utils.read_attributes(celeba_utils.find_list(config.data.image_path, "list_attr_celeba.txt"))
     male = dict(zip(labels.files, labels.values[:, labels.names.index(attribute)] > 0))
     is_male = np.array([male[os.path.basename(name)] for name in training.names])
@@ -289,11 +295,8 @@ def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
     from facegan import runs
 
     config = scored_config(celeba, runs_dir, steps, cache_dir)
-    folders = split_faces(celeba, os.path.join(runs_dir, "faces"), held_out)
-    references = {"training": celeba_utils.load_faces(config.data.image_path, cache_dir=cache_dir,
-                                                      progress=False).images,
-                  "held_out": celeba_utils.load_faces(folders["held_out"], cache_dir=cache_dir,
-                                                      progress=False).images}
+    references = {name: faces.images for name, faces in
+                  load_references(config, celeba, runs_dir, REFERENCES, held_out).items()}
     os.makedirs(out_dir, exist_ok=True)
     score_floor(config, references, out_dir, samples)
     while True:
