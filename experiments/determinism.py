@@ -21,7 +21,7 @@ import tempfile
 from typing import Optional, Sequence
 
 from experiments import records
-from experiments.speed import start_process
+from experiments.speed import TRAIN_ONE_PROCESS, start_process
 from facegan import runs
 from facegan.config import Config
 from facegan.settings_text import add_arguments, config_from_arguments
@@ -37,7 +37,8 @@ CONDITIONS = {
     "oneDNN off": dict(environment=dict(TF_ENABLE_ONEDNN_OPTS="0")),
 }
 
-TRAIN_UNDER_CONDITION = """
+# Run before speed.TRAIN_ONE_PROCESS trains: the condition (argv[2]) set before anything runs in TensorFlow.
+SET_CONDITION = """
 import json, sys
 import facegan
 import tensorflow as tf
@@ -48,8 +49,6 @@ if condition.get("intra_op_threads"):
     tf.config.threading.set_intra_op_parallelism_threads(condition["intra_op_threads"])
 if condition.get("deterministic"):
     tf.config.experimental.enable_op_determinism()
-from facegan import training
-training.train(show=False, **json.loads(sys.argv[1]))
 """
 
 
@@ -60,7 +59,7 @@ def train_once(config: Config, condition: dict, folder: str) -> tuple:
                     sample_dir=os.path.join(folder, "imgs"), sample_every=10 * config.training.steps,
                     checkpoint_every=10 * config.training.steps, fresh=False)
     environment = dict(os.environ, **condition.get("environment", {}))
-    process = start_process(TRAIN_UNDER_CONDITION, settings, [json.dumps(condition)], environment)
+    process = start_process(SET_CONDITION + TRAIN_ONE_PROCESS, settings, [json.dumps(condition)], environment)
     _, errors = process.communicate()
     if process.returncode:
         raise RuntimeError(f"training under {condition} failed (exit {process.returncode}): {errors[-2000:]}")

@@ -72,6 +72,7 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
     each with its candidate and seed."""
     from facegan import training
 
+    real = None
     for seed in seeds:
         for candidate in candidates:
             config = run_config(candidate, celeba, runs_dir, budget, seed, cache_dir, checkpoint_images, **settings)
@@ -82,7 +83,8 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
             long_run.cover(celeba, os.path.join(runs_dir, name), os.path.join(out_dir, name), cache_dir,
                            config.training.steps, show, samples, classifier_dir)
             if fid:
-                real = long_run.load_references(config, celeba, runs_dir, ["training"])["training"].images
+                if real is None:  # the same faces for every candidate: loaded once
+                    real = long_run.load_references(config, celeba, runs_dir, ["training"])["training"].images
                 long_run.score_step(config, config.training.steps, [long_run.GENERATOR], {"training": real},
                                     os.path.join(out_dir, name), show, samples=samples)
     write_table(out_dir, attribute)
