@@ -95,7 +95,7 @@ def find_cycle(graph: dict):
 
 
 def test_every_project_module_has_a_layer():
-    assert set(import_graph()) == set(LAYERS), "add a new module to LAYERS (and to the README's file map)"
+    assert set(import_graph()) == set(LAYERS), "add a new module to LAYERS (and to docs/code.md)"
 
 
 def test_the_import_graph_has_no_cycle():
