@@ -133,7 +133,11 @@ def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_
     if rows:
         lines.append(f"| the training faces | | | {100 * rows[-1]['attributes'][attribute]['real']:.1f}% |"
                      + " |" * (len(seen) + 1))
-    return f"{attribute}: the share of faces the classifier calls positive\n\n" + "\n".join(lines) + "\n"
+    machines = sorted({row["machine"] for row in rows if "machine" in row})
+    arithmetic = sorted({row["arithmetic"] for row in rows if "arithmetic" in row})
+    where = (f"\nMeasured on: {'; '.join(machines)}; data: {', '.join(sorted({row['data'] for row in rows}))}"
+             + (f"; arithmetic: {', '.join(arithmetic)}" if arithmetic else "") + "\n") if machines else ""
+    return f"{attribute}: the share of faces the classifier calls positive\n\n" + "\n".join(lines) + "\n" + where
 
 
 def screened(out_dir: str) -> List[tuple]:

@@ -75,6 +75,7 @@ def measure_coverage(config: Config, step: int, generator: str, faces, real, cla
                      show: bool = True, judge: str = "attributes"):
     """The attribute coverage of a step's generator (the average, or the trained one) against the training faces,
     saved in OUT/coverage.json."""
+    from facegan import devices
     from facegan.metrics import coverage
 
     rows = coverage.attribute_coverage(classifier, names, faces, real)
@@ -83,7 +84,7 @@ def measure_coverage(config: Config, step: int, generator: str, faces, real, cla
     saved.append(dict(step=step, images_seen=step * config.training.batch_size, generator=generator,
                       faces=len(faces), real_faces=len(real), worst_canonical=list(worst), attributes=rows,
                       classifier=judge, data=config.data.image_path, seed=config.training.seed,
-                      **records.provenance()))
+                      arithmetic=devices.resolve_precision(config.networks.precision)[0], **records.provenance()))
     records.write_json(coverage_file(out_dir), saved)
     if show:
         print(f"step {step:6d} {generator} coverage: Male {rows['Male']['generated']:.3f} generated against "

@@ -39,7 +39,12 @@ def test_the_table_shows_each_runs_share_per_checkpoint_and_its_mean_once_settle
     # 30% before settling is left out of the mean
     assert lines[4] == "| defaults | 0 | average | 30.0% | 2.0% | 4.0% | 3.0% | 81.2 (150,000) |"
     assert lines[5] == "| minibatch_stddev | 0 | average |  | 25.0% |  | 25.0% |  |"
-    assert lines[6].startswith("| the training faces | | | 30.0% |")
+    assert lines[6].startswith("| the training faces | | | 30.0% |") and len(lines) == 7  # no machine recorded
+    recorded = [dict(each, machine="CPU, 2 cores, a test CPU", data="celeba/img_align_celeba") for each in rows]
+    assert long_recipe.table(recorded, "Male").splitlines()[-1] == (
+        "Measured on: CPU, 2 cores, a test CPU; data: celeba/img_align_celeba")
+    recorded[0]["arithmetic"] = "mixed_bfloat16"
+    assert long_recipe.table(recorded, "Male").splitlines()[-1].endswith("; arithmetic: mixed_bfloat16")
     with pytest.raises(ValueError, match="does not judge 'Bald'"):
         long_recipe.table(rows, "Bald")
 

@@ -110,3 +110,4 @@ def test_coverage_is_kept_for_each_step_and_generator(tmp_path, generator, class
     assert 0 < smiling["real"] < 1 and smiling["ratio"] == pytest.approx(smiling["generated"] / smiling["real"],
                                                                           abs=1e-3)
     assert saved[1]["worst_canonical"][0] in ("Smiling", "Young") and saved[1]["images_seen"] == 2 * TINY["batch_size"]
+    assert saved[1]["arithmetic"] == "float32" and "cores" in saved[1]["machine"]
