@@ -145,23 +145,31 @@ def peer_generator(optimizer, script: str):
     raise RuntimeError(f"{script}: cannot find the generator its optimizer trains")
 
 
-def draw_peer_faces(network, seed: int, samples: int) -> np.ndarray:
-    """uint8 faces of the peer's generator, drawn its own way (training mode: batch statistics), in batches of 128
-    from a random stream of their own, so that the peer's training goes on exactly as without the drawing."""
+def draw_peer_faces(network, seed: int, samples: int, tuned: bool = False) -> np.ndarray:
+    """uint8 faces of the peer's generator, drawn its own way (training mode: batch statistics; the tuned peer under
+    bfloat16 autocast, as its script samples), in batches of 128 from a random stream of their own, so that the
+    peer's training goes on exactly as without the drawing."""
     import torch
 
     stream = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        faces = torch.cat([network(torch.randn(128, network[0].in_channels, 1, 1, generator=stream))
+    mixed = torch.autocast("cpu", dtype=torch.bfloat16) if tuned else contextlib.nullcontext()
+    with torch.no_grad(), mixed:
+        faces = torch.cat([network(torch.randn(128, network[0].in_channels, 1, 1, generator=stream)).float()
                            for _ in range(-(-samples // 128))])[:samples]
     return ((faces.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
 
 
+class PeerStopped(Exception):
+    """Raised from the optimizer's hook when the peer's time is up (its script runs by steps only)."""
+
+
 def run_peer(script: str, data: str, runs_dir: str, budget: int, every: int, seed: int = 0,
-             samples: int = SAMPLES) -> dict:
-    """Run the peer's script for `budget` images; after the generator's update of every `every` images, draw
+             samples: int = SAMPLES, tuned: bool = False, seconds: Optional[float] = None) -> dict:
+    """Run the peer's script for `budget` images, or until `seconds` of its training have passed (the step that
+    crosses them is its last); after the generator's update of every `every` images, and after its last, draw
     2,048 faces from its generator in training mode (its own way of drawing), with a random stream of its own,
-    so that training goes on exactly as without the drawing."""
+    so that training goes on exactly as without the drawing. `tuned` runs the tuned bfloat16 peer (`--bf16`:
+    autocast and channels_last), the peer a PyTorch user writes on a CPU with bfloat16 instructions."""
     import torch
 
     if budget % PEER_BATCH or every % PEER_BATCH:
@@ -176,32 +184,38 @@ def run_peer(script: str, data: str, runs_dir: str, budget: int, every: int, see
         if state["updates"] % 2:  # each step updates the discriminator, then the generator
             return
         images = state["updates"] // 2 * PEER_BATCH
-        if images % every and images < budget:
+        time_up = seconds is not None and watch.seconds() >= seconds
+        if images % every and images < budget and not time_up:
             return
         with watch.paused():
             if state["generator"] is None:
                 state["generator"] = peer_generator(optimizer, script)
             path = os.path.join(folder, f"faces-{images:06d}.npz")
-            save_faces(path, {"trained": draw_peer_faces(state["generator"], seed, samples)})
+            save_faces(path, {"trained": draw_peer_faces(state["generator"], seed, samples, tuned)})
         points.append(dict(images=images, seconds=round(watch.seconds(), 2), faces=os.path.basename(path)))
         print(f"peer: {images:,} images in {points[-1]['seconds']:.0f} s of training", flush=True)
+        if time_up:
+            raise PeerStopped
 
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
     hook = register_optimizer_step_post_hook(after_update)
     arguments = sys.argv
     sys.argv = [script, "--data", data, "--steps", str(budget // PEER_BATCH), "--batch", str(PEER_BATCH),
-                "--crop", "celeba108", "--warmup", "0"]
+                "--crop", "celeba108", "--warmup", "0"] + (["--bf16"] if tuned else [])
     watch = Stopwatch()
     try:
         runpy.run_path(script, run_name="__main__")
+    except PeerStopped:
+        pass
     finally:
         sys.argv = arguments
         hook.remove()
     from facegan import devices  # after training: TensorFlow's threads stay out of the peer's run
 
     record = dict(part="peer", script=os.path.basename(script), budget=budget, every=every, batch_size=PEER_BATCH,
-                  seed=seed, precision="float32", machine=devices.machine(), date=time.strftime("%Y-%m-%d %H:%M"),
+                  seed=seed, precision="bfloat16 autocast" if tuned else "float32", seconds_limit=seconds,
+                  machine=devices.machine(), date=time.strftime("%Y-%m-%d %H:%M"),
                   torch=torch.__version__, points=points)
     write_points(runs_dir, "peer", record)
     return record
@@ -308,7 +322,8 @@ def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = Non
     defaults, peer = scorer.records["defaults"], scorer.records["peer"]
     curves = dict(defaults_average=curve(defaults["points"], "average"),
                   defaults_trained=curve(defaults["points"], "trained"), peer=curve(peer["points"], "trained"))
-    summary = dict(target_fid=target, budget=peer["budget"], machine=defaults["machine"],
+    summary = dict(target_fid=target, budget=peer_points[-1]["images"], machine=defaults["machine"],
+                   peer_precision=peer.get("precision", "float32"),
                    defaults_precision=defaults["precision"], defaults_date=defaults["date"], peer_date=peer["date"],
                    peer_seconds=first_reaching(curves["peer"], target),
                    defaults_seconds=first_reaching(curves["defaults_average"], target),
@@ -333,7 +348,8 @@ def plot(summary: dict, path: str):
     styles = dict(defaults_average=("o-", "tab:blue", 1.0, f"the defaults ({summary['defaults_precision']}), "
                                     "moving average (how they draw)"),
                   defaults_trained=("o--", "tab:blue", 0.5, "the defaults, trained generator"),
-                  peer=("s-", "tab:orange", 1.0, "the peer (pytorch/examples DCGAN, float32, batch 64)"))
+                  peer=("s-", "tab:orange", 1.0, f"the peer (pytorch/examples DCGAN, "
+                        f"{summary.get('peer_precision', 'float32')}, batch 64)"))
     for name, (style, color, alpha, label) in styles.items():
         points = summary["curves"][name]
         axes.plot([p["seconds"] for p in points], [p["fid"] for p in points], style, color=color, alpha=alpha,
@@ -354,7 +370,8 @@ def plot(summary: dict, path: str):
 
 def report(summary: dict) -> str:
     lines = [f"machine: {summary['machine']}",
-             f"the peer's FID after {summary['budget']:,} images: {summary['target_fid']:.1f}, reached in "
+             f"the peer ({summary.get('peer_precision', 'float32')})'s FID after {summary['budget']:,} images: "
+             f"{summary['target_fid']:.1f}, reached in "
              f"{summary['peer_seconds']:.0f} s"]
     for name, key, curve_name in (("the defaults (moving average)", "defaults_seconds", "defaults_average"),
                                   ("the defaults' trained generator", "defaults_trained_seconds", "defaults_trained")):
@@ -369,6 +386,9 @@ def main(argv: Optional[Sequence[str]] = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the training faces (img_align_celeba: a folder or zip)")
     parser.add_argument("--peer", help="the peer's training script (for --part peer or all)")
+    parser.add_argument("--peer-bf16", action="store_true", help="run the tuned bfloat16 peer (its --bf16)")
+    parser.add_argument("--peer-seconds", type=float, help="stop the peer after this many seconds of training "
+                        "(3600: the peer's hour); --budget then bounds its images")
     parser.add_argument("--part", choices=("all", "defaults", "peer", "score"), default="all")
     parser.add_argument("--budget", type=int, default=96_000, help="images each side trains on (default 96,000)")
     parser.add_argument("--every", type=int, default=8_000, help="draw the judge's faces every this many images")
@@ -387,7 +407,7 @@ def main(argv: Optional[Sequence[str]] = None):
     elif arguments.part == "peer":
         if not arguments.peer:
             raise SystemExit("--peer: the peer's training script is needed for its part")
-        run_peer(arguments.peer, arguments.data, **common)
+        run_peer(arguments.peer, arguments.data, tuned=arguments.peer_bf16, seconds=arguments.peer_seconds, **common)
     elif arguments.part == "all":
         for part in PARTS:  # each in a process of its own; a part already done is kept
             if read_points(arguments.runs, part) is None:
@@ -395,6 +415,8 @@ def main(argv: Optional[Sequence[str]] = None):
                            "--budget", str(arguments.budget), "--every", str(arguments.every), "--runs",
                            arguments.runs, "--seed", str(arguments.seed)]
                 command += ["--peer", arguments.peer] if arguments.peer else []
+                command += ["--peer-bf16"] if arguments.peer_bf16 else []
+                command += ["--peer-seconds", str(arguments.peer_seconds)] if arguments.peer_seconds else []
                 command += ["--cache-dir", arguments.cache_dir] if arguments.cache_dir else []
                 subprocess.run(command, check=True)
     if arguments.part in ("all", "score"):

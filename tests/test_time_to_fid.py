@@ -81,7 +81,10 @@ for flag in ("--data", "--crop"):
     ap.add_argument(flag)
 for flag in ("--steps", "--batch", "--warmup"):
     ap.add_argument(flag, type=int)
+ap.add_argument("--bf16", action="store_true")
 o = ap.parse_args()
+if o.bf16:
+    open(os.environ["FAKE_PEER_WEIGHTS"] + ".bf16", "w").close()
 torch.manual_seed(999)
 G = nn.Sequential(nn.ConvTranspose2d(8, 4, 4, 1, 0), nn.BatchNorm2d(4), nn.ReLU(), nn.ConvTranspose2d(4, 3, 4, 2, 1),
                   nn.Tanh())
@@ -118,3 +121,20 @@ def test_the_peers_faces_are_drawn_without_changing_its_training(tmp_path, monke
             assert torch.equal(weight, drawn[name]), name  # moving statistics, which its training never reads
     with pytest.raises(ValueError, match="multiples of the peer's batch"):
         time_to_fid.run_peer(str(script), "unused", str(tmp_path / "runs"), budget=100, every=64)
+
+
+@pytest.mark.slow
+def test_the_tuned_peer_runs_with_bf16_and_stops_when_its_time_is_up(tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason="the peer runs on torch (pip install -r requirements-metrics.txt)")
+    script = tmp_path / "fake_peer.py"
+    script.write_text(FAKE_PEER)
+    weights = tmp_path / "peer.pt"
+    monkeypatch.setenv("FAKE_PEER_WEIGHTS", str(weights))
+    record = time_to_fid.run_peer(str(script), "unused", str(tmp_path / "runs"), budget=6 * 64, every=128,
+                                  samples=50, tuned=True, seconds=0.0)
+    assert (tmp_path / "peer.pt.bf16").exists()  # the script was asked for its tuned bfloat16 run
+    assert [point["images"] for point in record["points"]] == [64]  # stopped after its first step, faces drawn
+    assert not weights.exists()  # ... and the script did not run on to its end
+    assert record["precision"] == "bfloat16 autocast" and record["seconds_limit"] == 0.0
+    with np.load(tmp_path / "runs" / "peer" / record["points"][0]["faces"]) as faces:
+        assert faces["trained"].shape == (50, 8, 8, 3) and faces["trained"].dtype == np.uint8
