@@ -261,14 +261,15 @@ class Scorer:
         from facegan.metrics import maths
 
         self.records = {part: read_points(runs_dir, part) for part in PARTS}
-        for part, record in self.records.items():
-            if record is None:
-                raise ValueError(f"No {part} curve in {runs_dir}: run --part {part} first")
+        if self.records["peer"] is None:
+            raise ValueError(f"No peer curve in {runs_dir}: run --part peer first")
         self.runs_dir, self.cache_dir, self.seed = runs_dir, cache_dir, records.JUDGE_SEED
         faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=False).images
         self.real = maths.real_sample(faces, SAMPLES, self.seed)
 
     def points(self, part: str) -> List[dict]:
+        if self.records[part] is None:
+            raise ValueError(f"No {part} curve in {self.runs_dir}: run --part {part} first")
         return self.records[part]["points"]
 
     def fid(self, part: str, index: int, generator: str = "average") -> float:
@@ -315,6 +316,9 @@ def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = Non
     scorer = Scorer(data, runs_dir, cache_dir)
     peer_points = scorer.points("peer")
     target = scorer.fid("peer", len(peer_points) - 1)
+    if scorer.records["defaults"] is None:
+        raise ValueError(f"The peer's FID after {peer_points[-1]['images']:,} images is {target:.2f}; there is no "
+                         f"defaults curve in {runs_dir} yet: run --part defaults, with a --budget that reaches it")
     for generator in generators:
         scorer.first_below("defaults", generator, target)
     if fill:

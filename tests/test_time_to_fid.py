@@ -138,3 +138,14 @@ def test_the_tuned_peer_runs_with_bf16_and_stops_when_its_time_is_up(tmp_path, m
     assert record["precision"] == "bfloat16 autocast" and record["seconds_limit"] == 0.0
     with np.load(tmp_path / "runs" / "peer" / record["points"][0]["faces"]) as faces:
         assert faces["trained"].shape == (50, 8, 8, 3) and faces["trained"].dtype == np.uint8
+
+
+def test_scoring_the_peer_alone_names_its_fid_and_the_part_still_to_run(tmp_path, made_faces, cache_dir):
+    time_to_fid.write_points(str(tmp_path), "peer", dict(part="peer", budget=128, points=[
+        dict(images=64, seconds=1.0, faces="faces-000064.npz"),
+        dict(images=128, seconds=2.0, faces="faces-000128.npz", fid_trained=61.5)]))  # scored before: kept
+    with pytest.raises(ValueError, match=r"peer's FID after 128 images is 61\.50.*run --part defaults"):
+        time_to_fid.score(str(made_faces / "img_align_celeba"), str(tmp_path), str(tmp_path / "out"), cache_dir)
+    with pytest.raises(ValueError, match="No peer curve"):
+        time_to_fid.score(str(made_faces / "img_align_celeba"), str(tmp_path / "empty"), str(tmp_path / "out"),
+                          cache_dir)
