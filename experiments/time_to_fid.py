@@ -261,9 +261,8 @@ class Scorer:
         from facegan.metrics import maths
 
         self.records = {part: read_points(runs_dir, part) for part in PARTS}
-        if self.records["peer"] is None:
-            raise ValueError(f"No peer curve in {runs_dir}: run --part peer first")
         self.runs_dir, self.cache_dir, self.seed = runs_dir, cache_dir, records.JUDGE_SEED
+        self.points("peer")  # no peer curve: say so before loading the faces
         faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=False).images
         self.real = maths.real_sample(faces, SAMPLES, self.seed)
 
@@ -327,7 +326,7 @@ def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = Non
     curves = dict(defaults_average=curve(defaults["points"], "average"),
                   defaults_trained=curve(defaults["points"], "trained"), peer=curve(peer["points"], "trained"))
     summary = dict(target_fid=target, budget=peer_points[-1]["images"], machine=defaults["machine"],
-                   peer_precision=peer.get("precision", "float32"), data=data, seed=defaults.get("seed"),
+                   peer_precision=peer["precision"], data=data, seed=defaults.get("seed"),
                    defaults_precision=defaults["precision"], defaults_date=defaults["date"], peer_date=peer["date"],
                    peer_seconds=first_reaching(curves["peer"], target),
                    defaults_seconds=first_reaching(curves["defaults_average"], target),
@@ -352,8 +351,8 @@ def plot(summary: dict, path: str):
     styles = dict(defaults_average=("o-", "tab:blue", 1.0, f"the defaults ({summary['defaults_precision']}), "
                                     "moving average (how they draw)"),
                   defaults_trained=("o--", "tab:blue", 0.5, "the defaults, trained generator"),
-                  peer=("s-", "tab:orange", 1.0, f"the peer (pytorch/examples DCGAN, "
-                        f"{summary.get('peer_precision', 'float32')}, batch 64)"))
+                  peer=("s-", "tab:orange", 1.0, f"the peer (pytorch/examples DCGAN, {summary['peer_precision']}, "
+                        "batch 64)"))
     for name, (style, color, alpha, label) in styles.items():
         points = summary["curves"][name]
         axes.plot([p["seconds"] for p in points], [p["fid"] for p in points], style, color=color, alpha=alpha,
@@ -374,9 +373,8 @@ def plot(summary: dict, path: str):
 
 def report(summary: dict) -> str:
     lines = [f"machine: {summary['machine']}",
-             f"the peer ({summary.get('peer_precision', 'float32')})'s FID after {summary['budget']:,} images: "
-             f"{summary['target_fid']:.1f}, reached in "
-             f"{summary['peer_seconds']:.0f} s"]
+             f"the peer ({summary['peer_precision']})'s FID after {summary['budget']:,} images: "
+             f"{summary['target_fid']:.1f}, reached in {summary['peer_seconds']:.0f} s"]
     for name, key, curve_name in (("the defaults (moving average)", "defaults_seconds", "defaults_average"),
                                   ("the defaults' trained generator", "defaults_trained_seconds", "defaults_trained")):
         seconds = summary[key]
