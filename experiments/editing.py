@@ -289,17 +289,80 @@ def projection_tables(projection: dict) -> list:
     return lines
 
 
-def tables(results: dict) -> str:
+def comparison_tables(earlier: dict, later: dict) -> list:
+    """Two measured networks side by side (each cell earlier → later, the networks named by the images they saw):
+    each canonical attribute's range, the faces called positive at −3 and +3, the identity distance at ±1 and the
+    FID at ±3 over the unedited faces'; then the unedited faces, the classifier, arithmetic and projection."""
+    seen = [f"{results['network']['images_seen']:,}" for results in (earlier, later)]
+    pair = lambda values, form: " → ".join(format(value, form) for value in values)  # noqa: E731
+    both = (earlier, later)
+
+    def edit(results, name, strength, key):
+        return next(row[key] for row in results["edits"]["canonical"]
+                    if row["attribute"] == name and row["strength"] == strength)
+
+    def fid_ratio(results, name, strength):
+        return edit(results, name, strength, "fid") / results["edits"]["canonical"][0]["fid"]
+
+    lines = ["", f"Each cell: the network after {seen[0]} images → after {seen[1]}.", "",
+             "| attribute | range (sliders) | positive after −3 | positive after +3 | identity distance at ±1 "
+             "| FID at −3, × unedited | FID at +3, × unedited |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name in [name for name in earlier["edits"]["ranges"] if name in later["edits"]["ranges"]]:
+        lines.append(
+            f"| {name} | {' → '.join('±%.0f' % results['edits']['ranges'][name] for results in both)} | "
+            f"{pair([edit(results, name, -3.0, 'positive_share') for results in both], '.0%')} | "
+            f"{pair([edit(results, name, 3.0, 'positive_share') for results in both], '.0%')} | "
+            f"{pair([np.mean([edit(results, name, s, 'identity') for s in (-1.0, 1.0)]) for results in both], '.2f')}"
+            f" | {pair([fid_ratio(results, name, -3.0) for results in both], '.2f')} | "
+            f"{pair([fid_ratio(results, name, 3.0) for results in both], '.2f')} |")
+    accuracy = [np.mean([row["accuracy"] for row in results["classifier"].values()]) for results in both]
+    lines += ["", "| measured | " + " | ".join(f"after {images} images" for images in seen) + " |",
+              "| --- | ---: | ---: |",
+              "| unedited faces: FID (200 faces, held-out reference) | "
+              + " | ".join(f"{results['edits']['canonical'][0]['fid']:.1f}" for results in both) + " |",
+              "| classifier: mean accuracy over 40 attributes | " + " | ".join(f"{value:.3f}" for value in accuracy)
+              + " |"]
+    if all(results.get("arithmetic") for results in both):
+        for label in ("ordinary faces", "3 exemplars, renormalised"):
+            rows = [results["arithmetic"][label] for results in both]
+            rows = [row.get("result", row) for row in rows]
+            lines.append(f"| arithmetic, {label}: realism score (share ≥ 1) | " + " | ".join(
+                f"{row['realism']:.2f} ({row['realistic']:.0%})" for row in rows) + " |")
+    if all(results.get("projection") for results in both):
+        for label in ("aligned CelebA faces", "as people take them, aligned"):
+            rows = [results["projection"]["rows"][label] for results in both]
+            lines.append(f"| projection, {label}: RMS error, identity distance | " + " | ".join(
+                f"{row['projected_rms']:.1f}, {row['likeness']:.2f}" for row in rows) + " |")
+    return lines
+
+
+def tables(results: dict, earlier: Optional[dict] = None) -> str:
     """docs/editing's tables as Markdown, from results.json: the canonical edits at each strength, the
-    conditional edits, the ranges, arithmetic, projection and its error against time."""
+    conditional edits, the ranges, arithmetic, projection and its error against time; given an earlier
+    network's results.json, the two compared last."""
     lines = []
     for key, section in (("edits", edit_tables), ("arithmetic", arithmetic_table), ("projection", projection_tables)):
         if results.get(key):
             lines += section(results[key])
+    if earlier is not None and earlier.get("edits") and results.get("edits"):
+        lines += comparison_tables(earlier, results)
     return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------- all of it
+
+def describe_network(checkpoint_dir: str, step: int, generator: str, held_out_folder: str) -> dict:
+    """What the measured network is: its data, seed, images seen and training precision (its starts.jsonl), the
+    generator drawn, the real faces it is judged against, and the attribute classifier's settings (without its
+    list of attributes)."""
+    config, starts = runs.read_config(checkpoint_dir), runs.read_starts(checkpoint_dir)
+    with open(os.path.join(checkpoint_dir, "attributes", attributes.SETTINGS_FILE)) as handle:
+        judge = {key: value for key, value in json.load(handle).items() if key != "attributes"}
+    return dict(data=config.data.image_path, seed=config.training.seed, steps=step,
+                images_seen=step * config.training.batch_size, generator=generator,
+                precision=starts[-1]["precision"] if starts else f"{config.networks.precision} (no starts.jsonl)",
+                reference=held_out_folder, reference_faces=records.SAMPLES, classifier=judge)
+
 
 def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_dir: str, faces: int = 200,
             projections: int = 30, cache_dir: Optional[str] = None, parts: Sequence[str] = ("edits", "arithmetic",
@@ -316,11 +379,8 @@ def measure(checkpoint_dir: str, data: Sequence[str], held_out_folder: str, out_
                                                                      for value in directions.boundary_accuracy])))
         results = records.save_part(out_dir, "checkpoint_step", int(gan.step.numpy()))
     if "network" not in results:  # what the measured network was trained on, and the faces it is judged against
-        config = runs.read_config(checkpoint_dir)
-        results = records.save_part(out_dir, "network", dict(
-            data=config.data.image_path, seed=config.training.seed, steps=int(gan.step.numpy()),
-            images_seen=int(gan.step.numpy()) * config.training.batch_size, reference=held_out_folder,
-            reference_faces=records.SAMPLES, generator=generator.name))
+        results = records.save_part(out_dir, "network", describe_network(
+            checkpoint_dir, int(gan.step.numpy()), generator.name, held_out_folder))
     real = celeba_utils.load_faces(held_out_folder, cache_dir=cache_dir, progress=False).images
     sample = maths.real_sample(real, records.SAMPLES, records.JUDGE_SEED)
     real_features = inception.reference_features(sample, f"held-out-{len(real)}", cache_dir)
@@ -355,12 +415,20 @@ def main():
     parser.add_argument("--faces", type=int, default=200, help="generated faces each edit is measured on")
     parser.add_argument("--projections", type=int, default=30, help="photos projected, each three ways")
     parser.add_argument("--parts", default="edits,arithmetic,projection")
+    parser.add_argument("--against", help="another network's --out folder (docs/editing): tables.md compares "
+                        "the two")
     add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args()
+    earlier = None
+    if arguments.against:
+        earlier = records.read_json(os.path.join(arguments.against, "results.json"), None)
+        if earlier is None:
+            parser.error(f"--against {arguments.against}: no results.json there; give the --out folder of an "
+                         "earlier python -m experiments.editing")
     results = measure(arguments.checkpoint, arguments.data, arguments.held_out, arguments.out, arguments.faces,
                       arguments.projections, arguments.cache_dir, arguments.parts.split(","))
     with atomic_write(os.path.join(arguments.out, "tables.md"), "w") as handle:
-        handle.write(tables(results))
+        handle.write(tables(results, earlier))
     print(json.dumps({key: value for key, value in results.items() if key not in ("classifier", "edits")},
                      indent=1))
 

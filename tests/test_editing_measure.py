@@ -1,6 +1,8 @@
 """experiments/editing.py: photos made wild as people take them, the measured parts saved as they finish, and the
 projection rows counting refusals; on a tiny network and matplotlib's sample portrait (no CelebA needed)."""
 
+import json
+import os
 
 import numpy as np
 import pytest
@@ -61,3 +63,43 @@ def test_the_tables_show_each_edit_against_the_unedited_faces_and_the_ranges_bot
     assert edits["ranges"] == {"Smiling": 1.0}  # −2 reaches 130 > 1.5 × 80
     assert "| Smiling | +1 | 90% | +0.200 |" in text and "88.0 (1.10×)" in text and "130.0 (1.62×)" in text
     assert "| Smiling | ±1 | 90% | 90% |" in text
+
+
+def measured_results(images_seen: int, ranges: dict, positive_at_three: float, identity: float, fid_at_three: float):
+    """A results.json of experiments.editing for one attribute, Smiling: the unedited faces at FID 100."""
+    canonical = [dict(attribute=None, strength=0.0, faces=200, fid=100.0, kid=0.05)]
+    for strength in (-3.0, -2.0, -1.0, 1.0, 2.0, 3.0):
+        canonical.append(dict(attribute="Smiling", strength=strength, moved=0.9, change=0.1 * strength,
+                              positive_share=positive_at_three if strength == 3.0 else 0.0, others=0.05, held=0.04,
+                              identity=identity * abs(strength), kid=0.05,
+                              fid=fid_at_three if abs(strength) == 3.0 else 100.0))
+    return dict(network=dict(images_seen=images_seen), classifier={"Smiling": dict(accuracy=0.9)},
+                edits=dict(canonical=canonical, conditional=[dict(row, conditional=True) for row in canonical[1:]],
+                           ranges=ranges))
+
+
+def test_two_networks_are_compared_attribute_by_attribute_earlier_then_later():
+    earlier = measured_results(96_000, {"Smiling": 1.0}, 0.06, 0.5, 250.0)
+    later = measured_results(800_000, {"Smiling": 3.0}, 0.64, 0.3, 140.0)
+    text = measuring.tables(later, earlier)
+    assert "after 96,000 images → after 800,000" in text
+    assert "| Smiling | ±1 → ±3 | 0% → 0% | 6% → 64% | 0.50 → 0.30 | 2.50 → 1.40 | 2.50 → 1.40 |" in text
+    assert "| unedited faces: FID (200 faces, held-out reference) | 100.0 | 100.0 |" in text
+    assert "→ after" not in measuring.tables(later)  # one network alone: no comparison
+
+
+def test_the_network_is_described_with_its_training_precision_and_its_judge(tmp_path):
+    from facegan import runs
+
+    config = Config(checkpoint_dir=str(tmp_path / "my_net"), seed=3, batch_size=50, **{
+        key: value for key, value in TINY.items() if key != "batch_size"})
+    os.makedirs(config.outputs.checkpoint_dir)
+    runs.write_config(config)
+    os.makedirs(tmp_path / "my_net" / "attributes")
+    (tmp_path / "my_net" / "attributes" / "settings.json").write_text(json.dumps(dict(soften=0.5, attributes=["Male"])))
+    described = measuring.describe_network(config.outputs.checkpoint_dir, 40, "average", "held_out/")
+    assert (described["images_seen"], described["seed"], described["classifier"]) == (2000, 3, {"soften": 0.5})
+    assert described["precision"] == "float32 (no starts.jsonl)"  # a copied run without its history says so
+    runs.record_start(config, 0)
+    assert measuring.describe_network(config.outputs.checkpoint_dir, 40, "average", "held_out/")["precision"] \
+        == "float32"
