@@ -9,7 +9,8 @@ classifier: seconds a point, where FID takes minutes).
 Each run trains into RUNS/<candidate>[-seedN]/ (default ~/dcgan-long-recipe: trained on CelebA, the networks stay
 out of the project) and resumes when stopped; its coverage goes to OUT/<candidate>[-seedN]/coverage.json
 (experiments/long_run.cover, which skips what is measured), and OUT/table.md compares the runs on one attribute
-(--attribute, default Male: the generator's most dropped kind of face). Train the classifier once (on partly
+(--attribute, default Male: the generator's most dropped kind of face) and, where --fid scored them, judges each
+candidate against the defaults by the ablation's rule (two seeds screen, three adopt). Train the classifier once (on partly
 blurred faces by default, so that it judges softer generated faces fairly): python -m facegan.attributes --data …
 --out FOLDER.
 """
@@ -21,7 +22,7 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence
 
-from experiments import long_run, records
+from experiments import ablation, long_run, records
 from facegan.images import atomic_write
 from facegan.settings_text import add_arguments
 
@@ -109,6 +110,24 @@ def settled_share(rows: Sequence[dict], attribute: str, settled: int = SETTLED_I
     return sum(shares) / len(shares) if shares else None
 
 
+def verdicts(rows: Sequence[dict], generator: str = long_run.GENERATOR) -> List[ablation.Comparison]:
+    """Each candidate against the defaults by the ablation's rule (ablation.Comparison): the FID of `generator`
+    at each budget where both were scored, one score per seed."""
+    scores: Dict[int, Dict[str, Dict[int, float]]] = {}  # images seen → candidate → seed → FID
+    for row in rows:
+        if row.get("fid") is not None and row["generator"] == generator:
+            scores.setdefault(row["images_seen"], {}).setdefault(row["candidate"], {})[row["seed"]] = row["fid"]
+    found = []
+    for images_seen in sorted(scores):
+        incumbent = scores[images_seen].get("defaults")
+        for candidate, by_seed in scores[images_seen].items():
+            if candidate != "defaults" and incumbent:
+                found.append(ablation.Comparison(
+                    f"{candidate} at {images_seen:,} images", "defaults", "quality",
+                    [by_seed[seed] for seed in sorted(by_seed)], [incumbent[seed] for seed in sorted(incumbent)]))
+    return found
+
+
 def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_IMAGES) -> str:
     """One line per run and generator: the attribute's generated share at each checkpoint's images seen, its mean
     from `settled` images on, and the FID of the run's scored step (against the training faces); the real faces'
@@ -137,6 +156,11 @@ def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_
     arithmetic = sorted({row["arithmetic"] for row in rows if "arithmetic" in row})
     where = (f"\nMeasured on: {'; '.join(machines)}; data: {', '.join(sorted({row['data'] for row in rows}))}"
              + (f"; arithmetic: {', '.join(arithmetic)}" if arithmetic else "") + "\n") if machines else ""
+    rule = [f"- {comparison.describe()}" for comparison in verdicts(rows)]
+    if rule:
+        lines += ["", f"By the ablation's rule (FID of {long_run.GENERATOR} against the training faces, one score per "
+                  f"seed; a change is adopted on at least {ablation.MIN_SEEDS} seeds a side, when its mean is better "
+                  "by more than the standard error):", *rule]
     return f"{attribute}: the share of faces the classifier calls positive\n\n" + "\n".join(lines) + "\n" + where
 
 

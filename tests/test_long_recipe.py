@@ -101,3 +101,23 @@ def test_a_screen_stopped_by_hand_trains_and_measures_nothing_more(tmp_path, mon
     rows = long_recipe.screen(["defaults", "minibatch_stddev"], [0, 1], "celeba", str(tmp_path / "runs"),
                               str(tmp_path / "out"), budget=1000, classifier_dir="judge", show=False)
     assert rows == [] and covered == [] and trained == [str(tmp_path / "runs" / "defaults" / "my_net")]
+
+
+def test_each_candidate_is_judged_against_the_defaults_by_the_ablations_rule_per_budget():
+    average = long_run.GENERATOR
+    rows = [row("defaults", seed, average, 800_000, 0.05, fid=fid) for seed, fid in ((0, 34.0), (1, 36.0), (2, 35.0))]
+    rows += [row("ttur", seed, average, 800_000, 0.20, fid=fid) for seed, fid in ((0, 30.0), (1, 31.0))]
+    rows += [row("ttur", 0, "trained", 800_000, 0.30, fid=10.0), row("defaults", 0, average, 150_000, 0.02, fid=77.0),
+             row("ttur", 0, average, 150_000, 0.07, fid=90.8), row("lr_decay", 0, average, 800_000, 0.1)]
+    found = {comparison.challenger: comparison for comparison in long_recipe.verdicts(rows)}
+    assert sorted(found) == ["ttur at 150,000 images", "ttur at 800,000 images"]  # lr_decay has no FID
+    late = found["ttur at 800,000 images"]
+    assert (late.challenger_scores, late.incumbent_scores) == ([30.0, 31.0], [34.0, 36.0, 35.0])  # not the trained
+    assert late.verdict == "undecided"  # two seeds screen, three adopt
+    rows.append(row("ttur", 2, average, 800_000, 0.20, fid=29.0))
+    late_verdict = lambda: {c.challenger: c.verdict for c in long_recipe.verdicts(rows)}["ttur at 800,000 images"]  # noqa: E731
+    assert late_verdict() == "adopt"
+    rows.append(row("ttur", 3, average, 800_000, 0.20, fid=60.0))  # a bad fourth seed: the mean is no longer better
+    assert late_verdict() == "keep the incumbent"
+    text = long_recipe.table(rows, "Male")
+    assert "- ttur at 800,000 images (quality): 37.5 ± 15.0 (n=4) against defaults 35.0 ± 1.0 (n=3)" in text
