@@ -10,9 +10,9 @@ Each run trains into RUNS/<candidate>[-seedN]/ (default ~/dcgan-long-recipe: tra
 out of the project) and resumes when stopped; its coverage goes to OUT/<candidate>[-seedN]/coverage.json
 (experiments/long_run.cover, which skips what is measured), and OUT/table.md compares the runs on one attribute
 (--attribute, default Male: the generator's most dropped kind of face) and, where --fid scored them, judges each
-candidate against the defaults by the ablation's rule (two seeds screen, three adopt). Train the classifier once (on partly
-blurred faces by default, so that it judges softer generated faces fairly): python -m facegan.attributes --data …
---out FOLDER.
+candidate against the defaults by the ablation's rule (two seeds screen, three adopt). Train the classifier once
+(on partly blurred faces by default, so that it judges softer generated faces fairly): python -m facegan.attributes
+--data … --out FOLDER.
 """
 
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
