@@ -326,7 +326,7 @@ def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = Non
     curves = dict(defaults_average=curve(defaults["points"], "average"),
                   defaults_trained=curve(defaults["points"], "trained"), peer=curve(peer["points"], "trained"))
     summary = dict(target_fid=target, budget=peer_points[-1]["images"], machine=defaults["machine"],
-                   peer_precision=peer["precision"], data=data, seed=defaults.get("seed"),
+                   peer_precision=peer["precision"], data=data, seed=defaults["seed"],
                    defaults_precision=defaults["precision"], defaults_date=defaults["date"], peer_date=peer["date"],
                    peer_seconds=first_reaching(curves["peer"], target),
                    defaults_seconds=first_reaching(curves["defaults_average"], target),
