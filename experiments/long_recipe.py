@@ -10,7 +10,8 @@ Each run trains into RUNS/<candidate>[-seedN]/ (default ~/dcgan-long-recipe: tra
 out of the project) and resumes when stopped; its coverage goes to OUT/<candidate>[-seedN]/coverage.json
 (experiments/long_run.cover, which skips what is measured), and OUT/table.md compares the runs on one attribute
 (--attribute, default Male: the generator's most dropped kind of face) and, where --fid scored them, judges each
-candidate against the defaults by the ablation's rule (two seeds screen, three adopt). Train the classifier once
+candidate against the defaults by the ablation's rule (two seeds screen, three adopt). Changes joined by "+"
+(translation_only+ttur) are measured together, as one candidate. Train the classifier once
 (on partly blurred faces by default, so that it judges softer generated faces fairly): python -m facegan.attributes
 --data … --out FOLDER.
 """
@@ -49,13 +50,27 @@ DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-long-recipe")
 SETTLED_IMAGES = 100_000  # the table's mean is over the checkpoints from here on: the first drop happens before
 
 
+def candidate_settings(candidate: str) -> dict:
+    """The settings a candidate changes from the defaults: one of CANDIDATES, or several joined by "+"
+    ("translation_only+ttur": both changes at once)."""
+    values: dict = {}
+    for part in candidate.split("+"):
+        if part not in CANDIDATES:
+            raise ValueError(f"Unknown candidate {part!r}: choose among {', '.join(CANDIDATES)}, or join several "
+                             "with '+'")
+        clashing = [name for name, value in CANDIDATES[part].items() if values.get(name, value) != value]
+        if clashing:
+            raise ValueError(f"Candidate {candidate!r} sets {', '.join(clashing)} twice, differently: join "
+                             "candidates that change different settings")
+        values.update(CANDIDATES[part])
+    return values
+
+
 def run_config(candidate: str, celeba: str, runs_dir: str, budget: int, seed: int = 0,
                cache_dir: Optional[str] = None, checkpoint_images: int = CHECKPOINT_IMAGES, **settings):
-    """The defaults with the candidate's change, from `seed`, toward `budget` images in RUNS/<run name>/
-    (`settings` change others: the tests' tiny networks)."""
-    if candidate not in CANDIDATES:
-        raise ValueError(f"Unknown candidate {candidate!r}: choose among {', '.join(CANDIDATES)}")
-    values = {**CANDIDATES[candidate], **settings}
+    """The defaults with the candidate's change (or changes, joined by "+"), from `seed`, toward `budget` images in
+    RUNS/<run name>/ (`settings` change others: the tests' tiny networks)."""
+    values = {**candidate_settings(candidate), **settings}
     batch_size = values.pop("batch_size", 100)
     return long_run.run_config(celeba, os.path.join(runs_dir, records.run_name(candidate, seed)),
                                steps=math.ceil(budget / batch_size), cache_dir=cache_dir,
@@ -165,13 +180,16 @@ def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_
 
 
 def screened(out_dir: str) -> List[tuple]:
-    """(candidate, seed) of every run with records in OUT, whichever screen measured it, candidates in CANDIDATES'
-    order and seeds rising."""
-    found = set(os.listdir(out_dir)) if os.path.isdir(out_dir) else set()
-    seeds = sorted({0} | {int(name.rsplit("-seed", 1)[1]) for name in found
-                          if "-seed" in name and name.rsplit("-seed", 1)[1].isdigit()})
-    return [(candidate, seed) for candidate in CANDIDATES for seed in seeds
-            if records.run_name(candidate, seed) in found]
+    """(candidate, seed) of every run with records in OUT, whichever screen measured it: single candidates in
+    CANDIDATES' order, then joined ones, seeds rising."""
+    found = []
+    for name in os.listdir(out_dir) if os.path.isdir(out_dir) else []:
+        candidate, _, seed = name.rpartition("-seed") if "-seed" in name else (name, "", "0")
+        if seed.isdigit() and all(part in CANDIDATES for part in candidate.split("+")):
+            found.append((candidate, int(seed)))
+    order = list(CANDIDATES)
+    return sorted(found, key=lambda run: (run[0].count("+"), [order.index(part) for part in run[0].split("+")],
+                                          run[1]))
 
 
 def write_table(out_dir: str, attribute: str = "Male"):
@@ -188,7 +206,8 @@ def main(argv=None):
     parser.add_argument("--celeba", required=True, help="the folder holding img_align_celeba/")
     parser.add_argument("--classifier", required=True, help="the attribute classifier's folder (python -m "
                         "facegan.attributes … --out FOLDER)")
-    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="which, comma-separated (default all)")
+    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="which, comma-separated (default all); "
+                        "join changes with '+' to measure them together (translation_only+ttur)")
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
     parser.add_argument("--budget", type=int, default=150_000, help="images each run sees (default 150,000)")
     parser.add_argument("--fid", action="store_true", help="also score each run's last checkpoint (FID, KID, SWD, "
@@ -199,9 +218,11 @@ def main(argv=None):
     add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args(argv)
     candidates = [name for name in arguments.candidates.split(",") if name]
-    unknown = [name for name in candidates if name not in CANDIDATES]
-    if unknown:
-        parser.error(f"unknown candidates {unknown}: choose among {', '.join(CANDIDATES)}")
+    for name in candidates:
+        try:
+            candidate_settings(name)
+        except ValueError as error:
+            parser.error(str(error))
     seeds = [int(seed) for seed in arguments.seeds.split(",") if seed]
     screen(candidates, seeds, arguments.celeba, arguments.runs, arguments.out, arguments.budget,
            arguments.classifier, arguments.cache_dir, attribute=arguments.attribute, fid=arguments.fid)

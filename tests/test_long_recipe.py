@@ -80,10 +80,26 @@ def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path
     assert f"| {4 * TINY['batch_size']} |" in table
 
 
+def test_candidates_joined_by_plus_change_every_setting_of_each(tmp_path):
+    both = long_recipe.run_config("translation_only+ttur", "celeba", str(tmp_path), budget=150_000, seed=2)
+    assert both.recipe.diff_augment == ["translation"]
+    assert (both.training.generator_learning_rate, both.training.discriminator_learning_rate) == (1e-4, 4e-4)
+    assert both.outputs.checkpoint_dir == str(tmp_path / "translation_only+ttur-seed2" / "my_net")
+    assert long_recipe.candidate_settings("defaults+batch_64") == {"batch_size": 64}
+    with pytest.raises(ValueError, match="Unknown candidate 'r2'"):
+        long_recipe.candidate_settings("ttur+r2")
+    with pytest.raises(ValueError, match="sets r1_gamma twice"):
+        long_recipe.candidate_settings("r1_gamma1+r1_gamma0.01")
+    with pytest.raises(SystemExit):
+        long_recipe.main(["--celeba", "c", "--classifier", "j", "--out", "o", "--candidates", "ttur+r2"])
+
+
 def test_the_table_finds_every_screened_run_whichever_screen_made_it(tmp_path):
-    for name in ("defaults", "ttur-seed1", "r1_gamma0.01", "unknown", "defaults-seedx"):
+    for name in ("translation_only+ttur-seed1", "defaults", "ttur-seed1", "r1_gamma0.01", "unknown",
+                 "defaults-seedx", "ttur+unknown", "translation_only+ttur"):
         (tmp_path / name).mkdir()
-    assert long_recipe.screened(str(tmp_path)) == [("defaults", 0), ("ttur", 1), ("r1_gamma0.01", 0)]
+    assert long_recipe.screened(str(tmp_path)) == [("defaults", 0), ("ttur", 1), ("r1_gamma0.01", 0),
+                                                   ("translation_only+ttur", 0), ("translation_only+ttur", 1)]
     assert long_recipe.screened(str(tmp_path / "none")) == []
 
 
