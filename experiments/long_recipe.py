@@ -81,12 +81,13 @@ def run_config(candidate: str, celeba: str, runs_dir: str, budget: int, seed: in
 def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_dir: str, out_dir: str, budget: int,
            classifier_dir: str, cache_dir: Optional[str] = None, show: bool = True, samples: int = records.SAMPLES,
            checkpoint_images: int = CHECKPOINT_IMAGES, attribute: str = "Male", fid: bool = False,
-           **settings) -> List[dict]:
+           fid_every: int = 0, **settings) -> List[dict]:
     """Train (or resume) each candidate from each seed, then measure each kept checkpoint's coverage not yet
     measured, and with `fid` score the run's last checkpoint (the average: FID, KID, SWD, precision and recall
-    against the training faces, minutes a run) into OUT/<run>/results.json; returns every run's coverage rows,
+    against the training faces, minutes a point), and with `fid_every` also each kept checkpoint at a multiple of
+    that many images, into OUT/<run>/results.json (what is scored is skipped); returns every run's coverage rows,
     each with its candidate and seed."""
-    from facegan import training
+    from facegan import runs, training
 
     real = None
     for seed in seeds:
@@ -101,10 +102,20 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
             if fid:
                 if real is None:  # the same faces for every candidate: loaded once
                     real = long_run.load_references(config, celeba, runs_dir, ["training"])["training"].images
-                long_run.score_step(config, config.training.steps, [long_run.GENERATOR], {"training": real},
-                                    os.path.join(out_dir, name), show, samples=samples)
+                for step in fid_steps(config, [step for step, _ in runs.list_checkpoints(
+                        config.outputs.checkpoint_dir)], fid_every):
+                    long_run.score_step(config, step, [long_run.GENERATOR], {"training": real},
+                                        os.path.join(out_dir, name), show, samples=samples)
     write_table(out_dir, attribute)
     return collect(out_dir, candidates, seeds)
+
+
+def fid_steps(config, kept: Sequence[int], fid_every: int = 0) -> List[int]:
+    """The checkpoints to score, newest first: the run's last step, and with `fid_every` each kept step whose images
+    seen are a multiple of it (a budget the table judges the candidates at)."""
+    batch_size = config.training.batch_size
+    chosen = {step for step in kept if fid_every and (step * batch_size) % fid_every == 0}
+    return sorted(chosen | {config.training.steps}, reverse=True)
 
 
 def collect(out_dir: str, candidates: Sequence[str], seeds: Sequence[int]) -> List[dict]:
@@ -212,6 +223,9 @@ def main(argv=None):
     parser.add_argument("--budget", type=int, default=150_000, help="images each run sees (default 150,000)")
     parser.add_argument("--fid", action="store_true", help="also score each run's last checkpoint (FID, KID, SWD, "
                         "precision and recall against the training faces: minutes a run)")
+    parser.add_argument("--fid-every", type=int, default=0, help="with --fid, also score each checkpoint at a "
+                        "multiple of this many images, so that table.md judges the candidates at each (default 0: "
+                        "the last only)")
     parser.add_argument("--attribute", default="Male", help="the attribute OUT/table.md compares (default Male)")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-long-recipe)")
     parser.add_argument("--out", required=True, help="where the coverage records and table.md go")
@@ -225,7 +239,8 @@ def main(argv=None):
             parser.error(str(error))
     seeds = [int(seed) for seed in arguments.seeds.split(",") if seed]
     screen(candidates, seeds, arguments.celeba, arguments.runs, arguments.out, arguments.budget,
-           arguments.classifier, arguments.cache_dir, attribute=arguments.attribute, fid=arguments.fid)
+           arguments.classifier, arguments.cache_dir, attribute=arguments.attribute, fid=arguments.fid,
+           fid_every=arguments.fid_every)
 
 
 if __name__ == "__main__":

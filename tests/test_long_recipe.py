@@ -78,6 +78,21 @@ def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path
            and row["generator"] == "average_precise_bn"]
     assert fid == [scored[0]["fid"]] and f"{scored[0]['fid']:.1f} ({4 * TINY['batch_size']})" in table
     assert f"| {4 * TINY['batch_size']} |" in table
+    # with fid_every, the earlier checkpoints at its multiples too, the last not scored again
+    long_recipe.screen(["defaults"], [0], **dict(options, fid_every=2 * TINY["batch_size"]))
+    rescored = json.loads((tmp_path / "out" / "defaults" / "results.json").read_text())
+    assert [(record["step"], record["generator"]) for record in rescored] == [
+        (4, "average_precise_bn"), (2, "average_precise_bn")] and rescored[0] == scored[0]
+
+
+def test_fid_is_scored_at_the_last_step_and_each_kept_multiple_of_fid_every(tmp_path):
+    config = long_recipe.run_config("defaults", "celeba", str(tmp_path), budget=800_000)  # 8,000 steps of 100
+    kept = list(range(500, 8_001, 500))
+    assert long_recipe.fid_steps(config, kept) == [8_000]
+    assert long_recipe.fid_steps(config, kept, fid_every=200_000) == [8_000, 6_000, 4_000, 2_000]
+    assert long_recipe.fid_steps(config, kept[:5], fid_every=200_000) == [8_000, 2_000]  # the last is always asked
+    small = long_recipe.run_config("batch_64", "celeba", str(tmp_path), budget=800_000)  # 12,500 steps of 64
+    assert long_recipe.fid_steps(small, [3_125, 3_124, 6_250, 12_500], fid_every=200_000) == [12_500, 6_250, 3_125]
 
 
 def test_candidates_joined_by_plus_change_every_setting_of_each(tmp_path):
