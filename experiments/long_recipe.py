@@ -33,6 +33,7 @@ CANDIDATES: Dict[str, dict] = {
     "minibatch_stddev": dict(minibatch_stddev=4),  # Karras et al. 2018: the discriminator sees each group's spread
     "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018, no batch norm in the discriminator
     "translation_only": dict(diff_augment=["translation"]),  # DiffAugment without its cutout
+    "no_augment": dict(diff_augment=[]),  # no DiffAugment: does the augmentation drop the men?
     # StyleGAN2-ADA's average (its "auto" ema_kimg at batch 32: 10,000 images, ramped up), against decay 0.999 per
     # step of 100 faces (a half-life of 69,300 images). It does not change training: the trained generator is
     # the defaults', and only how it is averaged differs

@@ -20,6 +20,8 @@ def test_a_candidate_is_the_defaults_with_its_one_change_and_checkpoints_every_s
     assert changed == {"minibatch_stddev", "steps", "checkpoint_dir", "sample_dir", "keep_checkpoints"}
     with pytest.raises(ValueError, match="Unknown candidate 'r2'"):
         long_recipe.run_config("r2", "celeba", str(tmp_path), budget=1000)
+    assert long_recipe.run_config("no_augment", "celeba", str(tmp_path), budget=1000).recipe.diff_augment == []
+    assert plain.recipe.diff_augment == ["translation", "cutout"]
     decay = long_recipe.run_config("lr_decay", "celeba", str(tmp_path), budget=150_000)
     assert (decay.training.learning_rate_decay, decay.training.steps) == (0.5, 1500)  # the decay ends at the budget
 
