@@ -196,9 +196,9 @@ def screened(out_dir: str) -> List[tuple]:
     CANDIDATES' order, then joined ones, seeds rising."""
     found = []
     for name in os.listdir(out_dir) if os.path.isdir(out_dir) else []:
-        candidate, _, seed = name.rpartition("-seed") if "-seed" in name else (name, "", "0")
-        if seed.isdigit() and all(part in CANDIDATES for part in candidate.split("+")):
-            found.append((candidate, int(seed)))
+        run = records.parse_run_name(name)
+        if run and all(part in CANDIDATES for part in run[0].split("+")):
+            found.append(run)
     order = list(CANDIDATES)
     return sorted(found, key=lambda run: (run[0].count("+"), [order.index(part) for part in run[0].split("+")],
                                           run[1]))

@@ -39,6 +39,12 @@ def run_name(setting: str, seed: int = 0) -> str:
     return setting if seed == 0 else f"{setting}-seed{seed}"
 
 
+def parse_run_name(name: str) -> Optional[tuple]:
+    """run_name's inverse: (setting, seed), or None for a name it cannot have made."""
+    setting, _, seed = name.rpartition("-seed") if "-seed" in name else (name, "", "0")
+    return (setting, int(seed)) if seed.isdigit() else None
+
+
 def read_json(path: str, empty=None):
     """A results file, or `empty` when there is none yet."""
     if not os.path.isfile(path):

@@ -41,3 +41,9 @@ def test_training_seconds_count_steps_at_the_median_speed_unmoved_by_a_pause():
     assert records.median_speed(losses) == 100.0
     assert records.training_seconds(losses, steps=50, batch_size=100) == 50.0
     assert records.training_seconds([], steps=50, batch_size=100) is None
+
+
+def test_a_run_name_reads_back_as_its_setting_and_seed():
+    for setting, seed in (("defaults", 0), ("ttur", 1), ("r1_gamma0.01", 12), ("translation_only+ttur", 2)):
+        assert records.parse_run_name(records.run_name(setting, seed)) == (setting, seed)
+    assert records.parse_run_name("defaults-seedx") is None
