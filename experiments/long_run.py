@@ -13,8 +13,10 @@ run as `papermill gan_new.ipynb out.ipynb -p image_path CELEBA/img_align_celeba 
 and can run beside training (--wait: until the last step is scored): the moving average (how faces are drawn) every
 --score-every steps, the trained generator every --trained-every steps; 2,048 faces (seeds 0 … 2,047) against 2,048
 training faces (FID, KID, SWD, precision and recall) and against the 2,048 held-out faces no run trained on
-(experiments/faces.py: FID, KID, precision and recall). With the attribute classifier in RUNS/my_net/attributes
-(python directions.py --checkpoint RUNS/my_net --data …), each generator scored also gets its attribute coverage
+(experiments/faces.py: FID, KID, precision and recall). Two floors, real faces scored as a generator's are, are
+recorded once: the held-out faces, and the training faces outside the judge's sample of them. With the attribute
+classifier in RUNS/my_net/attributes (python directions.py --checkpoint RUNS/my_net --data …), each generator scored
+also gets its attribute coverage
 against the training faces (facegan/metrics/coverage.py) in OUT/coverage.json. Each record names the step, images
 seen, the seconds of training at that step (wall time from losses.csv, and steps × the median step time, which a
 busy machine moves less), the CPU, the arithmetic, the data and the seed. OUT/table.md and OUT/curve.png show FID
@@ -28,6 +30,7 @@ import os
 import time
 from typing import List, Optional, Sequence
 
+import numpy as np
 
 import celeba_utils
 from experiments import records
@@ -130,23 +133,39 @@ def score_step(config: Config, step: int, generators: Sequence[str], references:
 
 
 FLOOR = "held-out real faces"  # the floor: real faces against the training faces, as a generator's are scored
+FULL_FLOOR = "other training faces"  # the floor at full resolution: training faces outside the judge's sample
+FLOORS = {FLOOR: "none: CelebA faces no run trained on, half resolution (experiments/faces.py)",
+          FULL_FLOOR: "none: training faces outside the judge's sample of them, full resolution"}
+
+
+def floor_faces(references: dict, samples: int = records.SAMPLES) -> dict:
+    """Real faces scored as a generator's are, by floor name: the held-out faces (never trained on, but softer than
+    the training faces) and the training faces outside the judge's sample of them (full resolution: what a generator
+    drawing new faces of the training faces' kind would score; left out when the sample takes every face)."""
+    from facegan.metrics import maths
+
+    floors = {FLOOR: maths.real_sample(references["held_out"], samples, records.JUDGE_SEED)}
+    training = references["training"]
+    rest = np.setdiff1d(np.arange(len(training)), maths.sample_indices(len(training), samples, records.JUDGE_SEED))
+    if len(rest):
+        floors[FULL_FLOOR] = maths.real_sample(training[rest], samples, records.JUDGE_SEED)
+    return floors
 
 
 def score_floor(config: Config, references: dict, out_dir: str, samples: int = records.SAMPLES):
-    """The best a generator can score here: the held-out real faces against the training faces, by the same judge
-    (FID, KID, precision and recall), recorded once as the "generator" FLOOR at step 0."""
+    """The best a generator can score here: real faces against the judge's sample of the training faces, by the same
+    judge (FID, KID, precision and recall), each floor recorded once as a "generator" of FLOORS at step 0."""
     from facegan.metrics import maths, registry
 
-    if any(record["generator"] == FLOOR for record in records.read_results(out_dir)):
-        return
-    held_out = maths.real_sample(references["held_out"], samples, records.JUDGE_SEED)
     sample = maths.real_sample(references["training"], samples, records.JUDGE_SEED)
-    scores = registry.evaluate(held_out, sample, ("fid", "kid", "pr"), config.data.cache_dir, records.JUDGE_SEED)
-    record = dict(step=0, images_seen=0, generator=FLOOR, reference="training",
-                  drawing_mode="none: CelebA faces no run trained on (experiments/faces.py)",
-                  **{name: round(float(value), 4) for name, value in scores.items()},
-                  data=config.data.image_path, seed=records.JUDGE_SEED, **records.provenance())
-    records.write_results(out_dir, records.read_results(out_dir) + [record])
+    for name, faces in floor_faces(references, samples).items():
+        if any(record["generator"] == name for record in records.read_results(out_dir)):
+            continue
+        scores = registry.evaluate(faces, sample, ("fid", "kid", "pr"), config.data.cache_dir, records.JUDGE_SEED)
+        record = dict(step=0, images_seen=0, generator=name, reference="training", drawing_mode=FLOORS[name],
+                      faces=len(faces), **{key: round(float(value), 4) for key, value in scores.items()},
+                      data=config.data.image_path, seed=records.JUDGE_SEED, **records.provenance())
+        records.write_results(out_dir, records.read_results(out_dir) + [record])
 
 
 def scored_config(celeba: str, runs_dir: str, steps: int = STEPS, cache_dir: Optional[str] = None) -> Config:
@@ -344,10 +363,9 @@ def table(results: Sequence[dict]) -> str:
         lines.append(f"| {record['images_seen']:,} | {hours} | {cell(record, 'fid')} | {cell(held.get(step), 'fid')} "
                      f"| {cell(record, 'kid', 1e3)} | {cell(record, 'swd')} | {cell(record, 'precision', form='.3f')} "
                      f"| {cell(record, 'recall', form='.3f')} | {cell(trained.get(step), 'fid')} |")
-    floor = next((record for record in results if record["generator"] == FLOOR), None)
-    if floor:
-        lines += ["", f"The floor, {FLOOR} against the training faces by the same judge: FID {floor['fid']:.1f}, "
-                  f"KID ×10³ {1e3 * floor['kid']:.1f}, precision {floor['precision']:.3f}, "
+    for floor in (record for record in results if record["generator"] in FLOORS):
+        lines += ["", f"The floor, {floor['generator']} against the training faces by the same judge: FID "
+                  f"{floor['fid']:.1f}, KID ×10³ {1e3 * floor['kid']:.1f}, precision {floor['precision']:.3f}, "
                   f"recall {floor['recall']:.3f}."]
     machines = sorted({record["machine"] for record in results})
     return "\n".join(lines + [""] + [f"Machine: {machine}" for machine in machines]) + "\n"
@@ -369,10 +387,10 @@ def plot(results: Sequence[dict], path: str):
         fid = [record["fid"] for record in curve]
         axes[0].plot([record["images_seen"] / 1e3 for record in curve], fid, style, markersize=3, label=label)
         axes[1].plot([record["train_seconds"] / 3600 for record in curve], fid, style, markersize=3, label=label)
-    floor = next((record for record in results if record["generator"] == FLOOR), None)
+    floors = [record for record in results if record["generator"] in FLOORS]
     for axis, label in zip(axes, ("thousands of images seen", "hours of training (steps × median step time)")):
-        if floor:
-            axis.axhline(floor["fid"], color="gray", linestyle=":", label=f"{FLOOR} (the floor)")
+        for floor, style in zip(floors, (":", "-.")):
+            axis.axhline(floor["fid"], color="gray", linestyle=style, label=f"{floor['generator']} (a floor)")
         axis.set_xlabel(label)
         axis.set_ylabel("FID (2,048 faces)")
         axis.set_yscale("log")

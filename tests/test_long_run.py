@@ -11,6 +11,19 @@ from experiments import long_run
 from conftest import EDIT_NAMES, TINY, made_celeba, write_attribute_list
 
 
+def test_the_full_resolution_floor_is_the_training_faces_outside_the_judges_sample():
+    from facegan.metrics import maths
+
+    training = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1) * np.ones((10, 2, 2, 3), np.float32)
+    held_out = np.full((7, 2, 2, 3), -1.0, np.float32)
+    floors = long_run.floor_faces({"training": training, "held_out": held_out}, samples=4)
+    judged = {float(face[0, 0, 0]) for face in maths.real_sample(training, 4, long_run.records.JUDGE_SEED)}
+    others = {float(face[0, 0, 0]) for face in floors[long_run.FULL_FLOOR]}
+    assert len(others) == 4 and not others & judged  # 4 of the 6 faces the judge's sample leaves out
+    assert floors[long_run.FLOOR].shape == (4, 2, 2, 3) and (floors[long_run.FLOOR] == -1).all()
+    assert set(long_run.floor_faces({"training": training, "held_out": held_out}, samples=10)) == {long_run.FLOOR}
+
+
 @pytest.mark.slow
 def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, cache_dir, classifier, monkeypatch):
     celeba = made_celeba(tmp_path / "celeba")
@@ -24,9 +37,10 @@ def test_each_kept_checkpoint_is_scored_once_against_both_references(tmp_path, c
     options = dict(cache_dir=cache_dir, trained_every=4, steps=4, show=False, samples=16, held_out=8, score_every=2)
     results = long_run.score(str(celeba), runs_dir, out, **options)
     scored = sorted((record["step"], record["generator"], record["reference"]) for record in results
-                    if record["generator"] != long_run.FLOOR)
+                    if record["generator"] not in long_run.FLOORS)
     assert [record["generator"] for record in results].count(long_run.FLOOR) == 1  # the floor, once
-    assert [record["step"] for record in results if record["generator"] != long_run.FLOOR][0] == 4  # newest first
+    assert long_run.FULL_FLOOR not in {record["generator"] for record in results}  # 12 faces: the sample takes all
+    assert [record["step"] for record in results if record["generator"] not in long_run.FLOORS][0] == 4  # newest first
     assert scored == [(2, "average_precise_bn", "held_out"), (2, "average_precise_bn", "training"),
                       (4, "average_precise_bn", "held_out"), (4, "average_precise_bn", "training"),
                       (4, "trained", "held_out"), (4, "trained", "training")]

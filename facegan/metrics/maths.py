@@ -205,10 +205,17 @@ def memorisation(generated, training_images, held_out, copy_fraction: float = 0.
             "copied": np.flatnonzero(generated_distance < threshold)}
 
 
+def sample_indices(total: int, count: int, seed: int = 0) -> np.ndarray:
+    """The indices of real_sample's fixed random subset of `total` faces, rising (all of them when there are fewer)."""
+    if count >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
+
+
 def real_sample(images: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     """A fixed random subset of the real faces (all of them when there are fewer)."""
     if count >= len(images):
         return images
-    return images[np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))]
+    return images[sample_indices(len(images), count, seed)]
 
 
