@@ -16,11 +16,11 @@ training faces (FID, KID, SWD, precision and recall) and against the 2,048 held-
 (experiments/faces.py: FID, KID, precision and recall). Two floors, real faces scored as a generator's are, are
 recorded once: the held-out faces, and the training faces outside the judge's sample of them. With the attribute
 classifier in RUNS/my_net/attributes (python directions.py --checkpoint RUNS/my_net --data …), each generator scored
-also gets its attribute coverage
-against the training faces (facegan/metrics/coverage.py) in OUT/coverage.json. Each record names the step, images
-seen, the seconds of training at that step (wall time from losses.csv, and steps × the median step time, which a
-busy machine moves less), the CPU, the arithmetic, the data and the seed. OUT/table.md and OUT/curve.png show FID
-against images and hours; the networks stay in RUNS (trained on CelebA, they stay out of the project).
+also gets its attribute coverage against the training faces (facegan/metrics/coverage.py) in OUT/coverage.json.
+Each record names the step, images seen, the seconds of training at that step (wall time from losses.csv, and steps
+× the median step time, which a busy machine moves less), the CPU, the arithmetic, the data and the seed.
+OUT/table.md and OUT/curve.png show FID against images and hours; the networks stay in RUNS (trained on CelebA, they
+stay out of the project).
 """
 
 from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU kernels, set before TensorFlow loads)
