@@ -112,11 +112,9 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
 
 
 def fid_steps(config, kept: Sequence[int], fid_every: int = 0) -> List[int]:
-    """The checkpoints to score, newest first: the run's last step, and with `fid_every` each kept step whose images
-    seen are a multiple of it (a budget the table judges the candidates at)."""
-    batch_size = config.training.batch_size
-    chosen = {step for step in kept if fid_every and (step * batch_size) % fid_every == 0}
-    return sorted(chosen | {config.training.steps}, reverse=True)
+    """The kept checkpoints to score, newest first: the run's last step, and with `fid_every` each whose images seen
+    are a multiple of it (a budget the table judges the candidates at)."""
+    return long_run.steps_to_score(kept, fid_every, config.training.batch_size, config.training.steps)
 
 
 def collect(out_dir: str, candidates: Sequence[str], seeds: Sequence[int]) -> List[dict]:

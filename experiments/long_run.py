@@ -322,14 +322,20 @@ def score(celeba: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = N
     while True:
         classifier = _classifier(config)
         kept = [step for step, _ in runs.list_checkpoints(config.outputs.checkpoint_dir)]
-        # newest first: the point a user asks for, and a stopped scorer leaves the curve's far end measured
-        for step in sorted((step for step in kept if step % score_every == 0 or step == steps), reverse=True):
+        for step in steps_to_score(kept, score_every * config.training.batch_size, config.training.batch_size, steps):
             generators = [GENERATOR] + (["trained"] if step % trained_every == 0 else [])
             score_step(config, step, generators, references, out_dir, show, classifier, samples)
         write_table(out_dir)
         if not wait or (kept and kept[-1] >= steps):
             return records.read_results(out_dir)
         time.sleep(60)
+
+
+def steps_to_score(kept: Sequence[int], every_images: int, batch_size: int, last: int) -> List[int]:
+    """The kept checkpoints to score, newest first (the point a user asks for, and a stopped scorer leaves the curve's
+    far end measured): each whose images seen are a multiple of `every_images` (0: none), and the run's `last`."""
+    return sorted((step for step in kept if step == last or (every_images and step * batch_size % every_images == 0)),
+                  reverse=True)
 
 
 def _classifier(config: Config, folder: Optional[str] = None):
