@@ -13,7 +13,7 @@ LAYERS = {
     "facegan": -1, "facegan.onednn": -2, "facegan.logs": -2,
     "facegan.alignment": 0, "facegan.images": 0,
     "celeba_utils": 1, "facegan.devices": 1,
-    "facegan.config": 2, "facegan.noise": 2,
+    "facegan.config": 2, "facegan.noise": 2, "facegan.convolutions": 2,
     "facegan.networks": 3, "facegan.augment": 3, "facegan.settings_text": 3,
     "facegan.gan": 4,
     "facegan.runs": 5,
