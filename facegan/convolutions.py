@@ -4,17 +4,19 @@ faster.
 A convolution's gradient with respect to its filter sums, over every face and every output pixel, the input patch
 under the kernel times the output's gradient there. oneDNN computes it with a convolution kernel that divides the
 work by output pixels; on the DCGAN's small maps (8×8 and 4×4, where the filters are largest) that kernel ran at
-150–380 GFLOP/s in bfloat16 on a 2-core Xeon with AMX, a third of the CPU's matrix-product rate (docs/speed.md).
-Gathering the patches first (a reshape and four slices, no gather op) turns it into one matrix product,
-(faces × output pixels, kernel² × input channels)ᵀ · (faces × output pixels, output channels), which oneDNN runs
-at the matrix-product rate. The forward pass and the gradient to the input stay TensorFlow's convolutions, so the
-outputs are the same ops as keras.layers.Conv2D's and Conv2DTranspose's; the filter gradient differs by round-off.
+150–380 GFLOP/s in bfloat16 on a 2-core Xeon with AMX, an eighth to a third of the CPU's matrix-product rate
+(docs/speed.md). Gathering the patches first (a reshape and eight slices for a 4×4 kernel, no gather op) turns it
+into one matrix product, (faces × output pixels, kernel² × input channels)ᵀ · (faces × output pixels, output
+channels), which oneDNN runs at the matrix-product rate. The forward pass and the gradient to the input stay
+TensorFlow's convolutions, so the outputs are the same ops as keras.layers.Conv2D's and Conv2DTranspose's; the
+filter gradient differs by round-off.
 
 A layer built with matmul_filter_gradient=True takes it on its input when its smaller map is at most
 MAX_MATMUL_SIZE pixels wide; the networks' setting `filter_gradients` chooses which layers are built so
 (networks.matmul_filter_gradients: "auto" is bfloat16 on a CPU, where it was measured faster, with AMX and with
-AVX-512 BF16 alone; in float32 it was slower, and GPUs' kernels are not the ones measured). Only stride-2 convolutions with "same" padding, an even kernel and even input sizes have the fast path (the
-DCGAN's); any other layer computes as Keras's.
+AVX-512 BF16 alone; in float32 it was slower, and GPUs' kernels are not the ones measured). Only stride-2
+convolutions with "same" padding, an even kernel and even input sizes have the fast path (the DCGAN's); any other
+layer computes as Keras's.
 """
 
 import keras
