@@ -54,8 +54,10 @@ def strided_convolution(inputs, kernel):
     outputs = tf.nn.conv2d(inputs, kernel, 2, "SAME")
 
     def gradient(output_gradient):
-        input_gradient = tf.nn.conv2d_transpose(output_gradient, kernel, tf.shape(inputs), 2, "SAME")
-        return input_gradient, filter_gradient(inputs, output_gradient, kernel.shape[0])
+        with tf.name_scope("input_gradient"):
+            input_gradient = tf.nn.conv2d_transpose(output_gradient, kernel, tf.shape(inputs), 2, "SAME")
+        with tf.name_scope("filter_gradient"):
+            return input_gradient, filter_gradient(inputs, output_gradient, kernel.shape[0])
 
     return outputs, gradient
 
@@ -69,8 +71,10 @@ def strided_transposed_convolution(inputs, kernel):
     outputs = tf.nn.conv2d_transpose(inputs, kernel, output_shape, 2, "SAME")
 
     def gradient(output_gradient):
-        input_gradient = tf.nn.conv2d(output_gradient, kernel, 2, "SAME")
-        return input_gradient, filter_gradient(output_gradient, inputs, kernel.shape[0])
+        with tf.name_scope("input_gradient"):
+            input_gradient = tf.nn.conv2d(output_gradient, kernel, 2, "SAME")
+        with tf.name_scope("filter_gradient"):
+            return input_gradient, filter_gradient(output_gradient, inputs, kernel.shape[0])
 
     return outputs, gradient
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from experiments import profile
+from facegan import convolutions
 from facegan.config import Config
 from facegan.gan import DCGAN
 from conftest import TINY
@@ -39,6 +40,28 @@ def test_ops_are_put_in_parts_by_type_and_scope():
     assert peer("aten::copy_") == "casts and layout copies"
     assert peer("aten::leaky_relu_") == "elementwise, activations and losses"
     assert peer("ProfilerStep#3") == ""
+
+
+def test_the_matmul_filter_gradients_ops_count_as_the_backward_convolutions():
+    """facegan/convolutions.py computes a small map's gradients in its own scopes: the filter's (patches and one
+    MatMul) is "convolution backward, weights", the input's convolution "convolution backward, data"."""
+    inputs, kernel = tf.zeros((2, 8, 8, 4)), tf.zeros((4, 4, 4, 6))
+
+    def gradients(x, k):
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            loss = tf.reduce_sum(convolutions.strided_convolution(x, k))
+        return tape.gradient(loss, [x, k])
+
+    graph = tf.function(gradients).get_concrete_function(inputs, kernel).graph
+    ops = [(op.name, op.type) for op in graph.get_operations()]
+    filter_ops = [(name, kind) for name, kind in ops if "filter_gradient/" in name]
+    assert {"MatMul", "ConcatV2"} <= {kind for _, kind in filter_ops}
+    assert all(profile.tensorflow_part(name, kind) == "convolution backward, weights" for name, kind in filter_ops)
+    input_convolutions = [(name, kind) for name, kind in ops if "input_gradient/" in name and kind.startswith("Conv")]
+    assert input_convolutions
+    assert all(profile.tensorflow_part(name, "_MklNative" + kind) == "convolution backward, data"
+               for name, kind in input_convolutions)
 
 
 @pytest.mark.slow
