@@ -21,6 +21,7 @@ from facegan import onednn  # noqa: F401  (first of all: TensorFlow's fast CPU k
 import argparse
 import glob
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,14 +41,15 @@ def tensorflow_part(name: str, op_type: str) -> str:
     """The part of one TensorFlow op, from its name (scopes) and type (oneDNN's ops carry _MklNative…)."""
     kind = op_type.replace("_MklNative", "").replace("_Mkl", "").replace("Fused", "")
     kind = kind.replace("WithBias", "").replace("Ex", "") if kind.startswith(CONVOLUTIONS) else kind
-    backward = name.startswith("gradient_tape/") or "input_gradient/" in name  # the latter: convolutions.py's
+    scopes = {re.sub(r"_\d+$", "", scope) for scope in name.split("/")[:-1]}  # input_gradient_3 → input_gradient
+    backward = name.startswith("gradient_tape/") or "input_gradient" in scopes  # the latter: convolutions.py's
     if name.startswith(("adam/", "adam_")) or kind.startswith("ResourceApply"):
         return "optimiser updates"
     if "moving_average/" in name:
         return "moving average update"
     if "diff_augment/" in name or "real_batch/" in name:
         return "DiffAugment and the real batch's gather"
-    if kind.startswith("Conv2DBackpropFilter") or "filter_gradient/" in name:  # patches and their matrix product
+    if kind.startswith("Conv2DBackpropFilter") or "filter_gradient" in scopes:  # patches and their matrix product
         return "convolution backward, weights"
     if kind in ("Conv2D", "Conv2DBackpropInput"):  # a transposed convolution's forward is a BackpropInput
         return "convolution backward, data" if backward else "convolution forward"
