@@ -51,7 +51,8 @@ def tensorflow_part(name: str, op_type: str) -> str:
         return "DiffAugment and the real batch's gather"
     if kind.startswith("Conv2DBackpropFilter") or "filter_gradient" in scopes:  # patches and their matrix product
         return "convolution backward, weights"
-    if kind in ("Conv2D", "Conv2DBackpropInput"):  # a transposed convolution's forward is a BackpropInput
+    if kind in ("Conv2D", "Conv2DBackpropInput") or "matmul_convolution" in scopes:  # a transposed convolution's
+        # forward is a BackpropInput; convolutions.py's matrix products (patches or fold included) are convolutions
         return "convolution backward, data" if backward else "convolution forward"
     if kind.startswith("MatMul") or kind.startswith("BatchMatMul"):
         return "dense layers"

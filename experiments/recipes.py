@@ -23,6 +23,9 @@ SETTINGS: Dict[str, dict] = {
     "kernel_4": dict(kernel_size=4),  # Radford et al.'s own code and pytorch/examples: no uneven overlap
     "reuse_fakes": dict(reuse_fakes=True),  # one generator forward per step, as pytorch/examples
     "auto_precision": dict(precision="auto"),  # mixed bfloat16 where the machine has bfloat16 instructions
+    # the small maps' convolutions by TensorFlow's kernels, as before facegan/convolutions.py (issue #34: the same
+    # faces?)
+    "framework_convolutions": dict(small_map_convolutions="framework"),
 }
 EMA_DECAY = 0.999  # the average kept in every run
 

@@ -20,7 +20,7 @@ from facegan import devices
 PRECISIONS = ("auto",) + devices.PRECISIONS
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DISCRIMINATOR_NORMS = ("batch", "spectral")
-FILTER_GRADIENTS = ("auto", "convolution", "matmul")
+SMALL_MAP_CONVOLUTIONS = ("auto", "framework", "matmul")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
 HIGHER_IS_BETTER = ("pr",)  # precision and recall: they cannot choose the best network by its lowest value
 
@@ -83,10 +83,11 @@ class Networks:
     precision: str = setting("auto", '"auto": mixed bfloat16 where the device runs it fast (CPUs with '
                              "amx_bf16 or avx512_bf16, GPUs of compute capability 8.0+), float32 elsewhere; or "
                              '"float32", "mixed_bfloat16", "mixed_float16" (loss scaling)')
-    filter_gradients: str = setting("auto", 'the filter gradients of the convolutions on maps of 8×8 or less: '
-                                    '"matmul" (one matrix product of the input\'s patches, 1.4–2× faster there in '
-                                    'bfloat16 on CPUs), "convolution" (the framework\'s kernel), or "auto": matmul '
-                                    "where the networks compute in bfloat16 on a CPU")
+    small_map_convolutions: str = setting("auto", '"matmul": the convolutions on maps of 8×8 or less as matrix '
+                                          "products of their patches (the filter gradients on 8×8, the whole layer "
+                                          'on 4×4: faster in bfloat16 on CPUs), "framework": TensorFlow\'s '
+                                          'convolution kernels, "auto": matmul where the networks compute in '
+                                          "bfloat16 on a CPU")
 
     def __post_init__(self):
         _check_whole(self, "image_size", "z_dim", "generator_width", "discriminator_width", "kernel_size")
@@ -100,9 +101,9 @@ class Networks:
             raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.filter_gradients not in FILTER_GRADIENTS:
-            raise ValueError(f"filter_gradients must be one of {', '.join(FILTER_GRADIENTS)}, "
-                             f"got {self.filter_gradients!r}")
+        if self.small_map_convolutions not in SMALL_MAP_CONVOLUTIONS:
+            raise ValueError(f"small_map_convolutions must be one of {', '.join(SMALL_MAP_CONVOLUTIONS)}, "
+                             f"got {self.small_map_convolutions!r}")
 
 
 @dataclasses.dataclass

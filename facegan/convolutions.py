@@ -1,5 +1,4 @@
-"""The networks' strided convolutions, with their filter gradient computed as one matrix product where that is
-faster.
+"""The networks' strided convolutions, computed on their small maps as matrix products where that is faster.
 
 A convolution's gradient with respect to its filter sums, over every face and every output pixel, the input patch
 under the kernel times the output's gradient there. oneDNN computes it with a convolution kernel that divides the
@@ -7,22 +6,25 @@ work by output pixels; on the DCGAN's small maps (8×8 and 4×4, where the filte
 150–380 GFLOP/s in bfloat16 on a 2-core Xeon with AMX, an eighth to a third of the CPU's matrix-product rate
 (docs/speed.md). Gathering the patches first (a reshape and eight slices for a 4×4 kernel, no gather op) turns it
 into one matrix product, (faces × output pixels, kernel² × input channels)ᵀ · (faces × output pixels, output
-channels), which oneDNN runs at the matrix-product rate. The forward pass and the gradient to the input stay
-TensorFlow's convolutions, so the outputs are the same ops as keras.layers.Conv2D's and Conv2DTranspose's; the
-filter gradient differs by round-off.
+channels), which oneDNN runs at the matrix-product rate. On the 4×4 maps the forward pass and the gradient to the
+input are matrix products too: a convolution is its patches times the kernel, and a transposed convolution each
+input pixel times the kernel, its contributions summed where they overlap (fold, the inverse of patches). On
+larger maps those stay TensorFlow's convolutions, which were faster there.
 
-A layer built with matmul_filter_gradient=True takes it on its input when its smaller map is at most
-MAX_MATMUL_SIZE pixels wide; the networks' setting `filter_gradients` chooses which layers are built so
-(networks.matmul_filter_gradients: "auto" is bfloat16 on a CPU, where it was measured faster, with AMX and with
-AVX-512 BF16 alone; in float32 it was slower, and GPUs' kernels are not the ones measured). Only stride-2
-convolutions with "same" padding, an even kernel and even input sizes have the fast path (the DCGAN's); any other
-layer computes as Keras's.
+A layer built with matmul_small_maps=True takes the matrix-product filter gradient when its smaller map is at
+most MATMUL_FILTER_SIZE pixels wide, and computes wholly by matrix products when it is at most MATMUL_SIZE wide;
+the networks' setting `small_map_convolutions` chooses which layers are built so (networks.matmul_small_maps:
+"auto" is bfloat16 on a CPU, where it was measured faster, with AMX and with AVX-512 BF16 alone; in float32 it
+was slower, and GPUs' kernels are not the ones measured). Only stride-2 convolutions with "same" padding, an even
+kernel and even input sizes have the fast path (the DCGAN's); any other layer computes as Keras's. The results
+are Keras's up to round-off (tests/test_convolutions.py compares them in float32).
 """
 
 import keras
 import tensorflow as tf
 
-MAX_MATMUL_SIZE = 8  # the fast path's layers: their smaller map at most this wide (measured: 16→8 and 8→4 gain)
+MATMUL_FILTER_SIZE = 8  # the filter gradient is a matrix product where the smaller map is at most this wide
+MATMUL_SIZE = 4  # and the whole layer where it is at most this wide (measured: 16→8 gains only in the filter)
 
 
 def patches(inputs, kernel_size: int):
@@ -39,6 +41,47 @@ def patches(inputs, kernel_size: int):
                       for row in range(half) for phase in range(2) for column in range(half)], axis=-1)
 
 
+def fold(contributions, kernel_size: int, channels: int):
+    """(faces, h, w, kernel² × channels) → (faces, 2h, 2w, channels): what each pixel of a map of h × w gives the
+    output of a stride-2 "same" transposed convolution, summed where the kernel's footprints overlap. The
+    contributions are ordered (row // 2, column // 2, row % 2, column % 2, channel) of the kernel, so that each of
+    the (kernel/2)² shifts is one depth_to_space away from its place."""
+    pad, half = kernel_size // 2 - 1, kernel_size // 2
+    _, height, width, _ = contributions.shape
+    shifts = tf.reshape(contributions, [-1, height, width, half, half, 4 * channels])
+    grid = tf.add_n([tf.pad(shifts[:, :, :, row, column, :], [[0, 0], [row, pad - row], [column, pad - column], [0, 0]])
+                     for row in range(half) for column in range(half)])
+    return tf.nn.depth_to_space(grid, 2)[:, pad:pad + 2 * height, pad:pad + 2 * width, :]
+
+
+def convolution(inputs, kernel, matmul: bool):
+    """The stride-2 "same" convolution with a (k, k, in, out) kernel: TensorFlow's, or patches × kernel."""
+    if not matmul:
+        return tf.nn.conv2d(inputs, kernel, 2, "SAME")
+    size, _, channels, filters = kernel.shape
+    with tf.name_scope("matmul_convolution"):
+        product = tf.matmul(tf.reshape(patches(inputs, size), [-1, size * size * channels]),
+                            tf.reshape(kernel, [-1, filters]))
+        return tf.reshape(product, [-1, inputs.shape[1] // 2, inputs.shape[2] // 2, filters])
+
+
+def transposed_convolution(inputs, kernel, matmul: bool):
+    """The stride-2 "same" transposed convolution with a (k, k, out, in) kernel, to twice the input's size:
+    TensorFlow's, or each input pixel × kernel, folded."""
+    size, _, filters, channels = kernel.shape
+    if not matmul:
+        shape = tf.shape(inputs)
+        return tf.nn.conv2d_transpose(inputs, kernel, tf.stack([shape[0], 2 * shape[1], 2 * shape[2], filters]), 2,
+                                      "SAME")
+    half = size // 2
+    with tf.name_scope("matmul_convolution"):
+        by_shift = tf.transpose(tf.reshape(kernel, [half, 2, half, 2, filters, channels]), [5, 0, 2, 1, 3, 4])
+        product = tf.matmul(tf.reshape(inputs, [-1, channels]),
+                            tf.reshape(by_shift, [channels, size * size * filters]))
+        return fold(tf.reshape(product, [-1, inputs.shape[1], inputs.shape[2], size * size * filters]), size,
+                    filters)
+
+
 def filter_gradient(inputs, output_gradient, kernel_size: int):
     """The gradient of a stride-2 "same" convolution of `inputs` with respect to its (kernel, kernel, in, out)
     filter, given the gradient at its output: TensorFlow's Conv2DBackpropFilter, as one matrix product."""
@@ -48,82 +91,86 @@ def filter_gradient(inputs, output_gradient, kernel_size: int):
     return tf.reshape(product, [kernel_size, kernel_size, channels, filters])
 
 
-@tf.custom_gradient
-def strided_convolution(inputs, kernel):
-    """tf.nn.conv2d(inputs, kernel, 2, "SAME") whose filter gradient is filter_gradient()."""
-    outputs = tf.nn.conv2d(inputs, kernel, 2, "SAME")
+def strided_convolution(inputs, kernel, matmul: bool = False):
+    """tf.nn.conv2d(inputs, kernel, 2, "SAME") whose filter gradient is filter_gradient(); with `matmul`, its
+    output and its input gradient are matrix products too. A convolution's input gradient is the transposed
+    convolution of its output's gradient with the same kernel."""
 
-    def gradient(output_gradient):
-        with tf.name_scope("input_gradient"):
-            input_gradient = tf.nn.conv2d_transpose(output_gradient, kernel, tf.shape(inputs), 2, "SAME")
-        with tf.name_scope("filter_gradient"):
-            return input_gradient, filter_gradient(inputs, output_gradient, kernel.shape[0])
+    @tf.custom_gradient
+    def convolve(inputs, kernel):
+        def gradient(output_gradient):
+            with tf.name_scope("input_gradient"):
+                input_gradient = transposed_convolution(output_gradient, kernel, matmul)
+            with tf.name_scope("filter_gradient"):
+                return input_gradient, filter_gradient(inputs, output_gradient, kernel.shape[0])
 
-    return outputs, gradient
+        return convolution(inputs, kernel, matmul), gradient
+
+    return convolve(inputs, kernel)
 
 
-@tf.custom_gradient
-def strided_transposed_convolution(inputs, kernel):
+def strided_transposed_convolution(inputs, kernel, matmul: bool = False):
     """The stride-2 "same" transposed convolution (kernel: (k, k, out, in)) to twice the input's size, whose filter
-    gradient is filter_gradient() with the roles of input and output exchanged."""
-    shape = tf.shape(inputs)
-    output_shape = tf.stack([shape[0], 2 * shape[1], 2 * shape[2], kernel.shape[2]])
-    outputs = tf.nn.conv2d_transpose(inputs, kernel, output_shape, 2, "SAME")
+    gradient is filter_gradient() with the roles of input and output exchanged; with `matmul`, its output and its
+    input gradient (the convolution of the output's gradient with the same kernel) are matrix products too."""
 
-    def gradient(output_gradient):
-        with tf.name_scope("input_gradient"):
-            input_gradient = tf.nn.conv2d(output_gradient, kernel, 2, "SAME")
-        with tf.name_scope("filter_gradient"):
-            return input_gradient, filter_gradient(output_gradient, inputs, kernel.shape[0])
+    @tf.custom_gradient
+    def convolve(inputs, kernel):
+        def gradient(output_gradient):
+            with tf.name_scope("input_gradient"):
+                input_gradient = convolution(output_gradient, kernel, matmul)
+            with tf.name_scope("filter_gradient"):
+                return input_gradient, filter_gradient(output_gradient, inputs, kernel.shape[0])
 
-    return outputs, gradient
+        return transposed_convolution(inputs, kernel, matmul), gradient
+
+    return convolve(inputs, kernel)
 
 
-def _fast_path(layer, small_map_size: int) -> bool:
-    """Whether `layer` (a Conv2D or Conv2DTranspose) takes the matrix-product filter gradient for this input."""
+def _fast_path(layer, inputs, small_map_size: int) -> bool:
+    """Whether `layer` (a Conv2D or Conv2DTranspose) takes the matrix-product filter gradient for `inputs`."""
     kernel = layer.kernel_size[0]
-    return (layer.matmul_filter_gradient and tuple(layer.strides) == (2, 2) and layer.padding == "same"
+    even = all(size is not None and size % 2 == 0 for size in inputs.shape[1:3])
+    return (layer.matmul_small_maps and even and tuple(layer.strides) == (2, 2) and layer.padding == "same"
             and layer.kernel_size == (kernel, kernel) and kernel % 2 == 0 and tuple(layer.dilation_rate) == (1, 1)
-            and layer.data_format == "channels_last" and small_map_size <= MAX_MATMUL_SIZE)
-
-
-def _even(inputs) -> bool:
-    """Whether the input's height and width are known and even."""
-    return all(size is not None and size % 2 == 0 for size in inputs.shape[1:3])
+            and layer.data_format == "channels_last" and small_map_size <= MATMUL_FILTER_SIZE)
 
 
 class Conv2D(keras.layers.Conv2D):
-    """keras.layers.Conv2D (same weights, same checkpoints), its filter gradient a matrix product on small maps
-    when `matmul_filter_gradient`."""
+    """keras.layers.Conv2D (same weights, same checkpoints), computed by matrix products on small maps when
+    `matmul_small_maps`."""
 
-    def __init__(self, *args, matmul_filter_gradient: bool = False, **kwargs):
+    def __init__(self, *args, matmul_small_maps: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.matmul_filter_gradient = matmul_filter_gradient
+        self.matmul_small_maps = matmul_small_maps
 
     def convolution_op(self, inputs, kernel):
-        if _even(inputs) and _fast_path(self, max(inputs.shape[1:3]) // 2):
-            return strided_convolution(inputs, tf.cast(kernel, self.compute_dtype))
+        output_size = max(inputs.shape[1:3]) // 2 if None not in inputs.shape[1:3] else None
+        if output_size is not None and _fast_path(self, inputs, output_size):
+            return strided_convolution(inputs, tf.cast(kernel, self.compute_dtype), output_size <= MATMUL_SIZE)
         return super().convolution_op(inputs, kernel)
 
     def get_config(self):
-        return {**super().get_config(), "matmul_filter_gradient": self.matmul_filter_gradient}
+        return {**super().get_config(), "matmul_small_maps": self.matmul_small_maps}
 
 
 class Conv2DTranspose(keras.layers.Conv2DTranspose):
-    """keras.layers.Conv2DTranspose (same weights, same checkpoints), its filter gradient a matrix product on
-    small maps when `matmul_filter_gradient`."""
+    """keras.layers.Conv2DTranspose (same weights, same checkpoints), computed by matrix products on small maps
+    when `matmul_small_maps`."""
 
-    def __init__(self, *args, matmul_filter_gradient: bool = False, **kwargs):
+    def __init__(self, *args, matmul_small_maps: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.matmul_filter_gradient = matmul_filter_gradient
+        self.matmul_small_maps = matmul_small_maps
 
     def call(self, inputs):
-        if self.output_padding is None and _even(inputs) and _fast_path(self, max(inputs.shape[1:3])):
-            outputs = strided_transposed_convolution(inputs, tf.cast(self.kernel, self.compute_dtype))
+        input_size = max(inputs.shape[1:3]) if None not in inputs.shape[1:3] else None
+        if self.output_padding is None and input_size is not None and _fast_path(self, inputs, input_size):
+            outputs = strided_transposed_convolution(inputs, tf.cast(self.kernel, self.compute_dtype),
+                                                     input_size <= MATMUL_SIZE)
             if self.use_bias:
                 outputs = outputs + tf.cast(self.bias, self.compute_dtype)
             return self.activation(outputs) if self.activation is not None else outputs
         return super().call(inputs)
 
     def get_config(self):
-        return {**super().get_config(), "matmul_filter_gradient": self.matmul_filter_gradient}
+        return {**super().get_config(), "matmul_small_maps": self.matmul_small_maps}

@@ -28,13 +28,12 @@ def compute_precision(networks: Networks) -> str:
     return devices.resolve_precision(networks.precision)[0]
 
 
-def matmul_filter_gradients(networks: Networks, policy) -> bool:
-    """Whether the convolutions compute their filter gradients on small maps as one matrix product
-    (facegan/convolutions.py): networks.filter_gradients, where "auto" means in bfloat16 on a CPU, the only case
-    measured faster."""
-    if networks.filter_gradients == "auto":
+def matmul_small_maps(networks: Networks, policy) -> bool:
+    """Whether the convolutions on small maps compute by matrix products (facegan/convolutions.py):
+    networks.small_map_convolutions, where "auto" means in bfloat16 on a CPU, the only case measured faster."""
+    if networks.small_map_convolutions == "auto":
         return policy.compute_dtype == "bfloat16" and not devices.has_gpu()
-    return networks.filter_gradients == "matmul"
+    return networks.small_map_convolutions == "matmul"
 
 
 class Initializers:
@@ -98,7 +97,7 @@ def build_generator(networks: Networks, seed=None) -> keras.Model:
     """z → image in [-1, 1]; the output is float32 whatever the precision. `seed`: the initial weights'."""
     initializers = Initializers(seed)
     policy = keras.mixed_precision.DTypePolicy(compute_precision(networks))
-    matmul = matmul_filter_gradients(networks, policy)
+    matmul = matmul_small_maps(networks, policy)
     layers = number_of_upsamplings(networks.image_size)
     width = networks.generator_width * 2 ** (layers - 1)
     z = keras.Input((networks.z_dim,), name="z")
@@ -111,12 +110,12 @@ def build_generator(networks: Networks, seed=None) -> keras.Model:
         width //= 2
         x = convolutions.Conv2DTranspose(width, networks.kernel_size, strides=2, padding="same", use_bias=False,
                                          kernel_initializer=initializers(), dtype=policy, name=f"up{index}",
-                                         matmul_filter_gradient=matmul)(x)
+                                         matmul_small_maps=matmul)(x)
         x = _batch_norm(networks, policy, f"up{index}_bn", initializers)(x)
         x = keras.layers.ReLU(dtype=policy)(x)
     x = convolutions.Conv2DTranspose(3, networks.kernel_size, strides=2, padding="same",
                                      kernel_initializer=initializers(), dtype=policy, name=f"up{layers}",
-                                     matmul_filter_gradient=matmul)(x)
+                                     matmul_small_maps=matmul)(x)
     image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model(z, image, name="generator")
 
@@ -204,7 +203,7 @@ def build_discriminator(networks: Networks, seed=None) -> keras.Model:
         x = _with_u(convolution(networks.discriminator_width * 2 ** index, networks.kernel_size, strides=2,
                                 padding="same", use_bias=not batch_norm, kernel_initializer=initializers(),
                                 dtype=policy, name=f"down{index + 1}",
-                                matmul_filter_gradient=matmul_filter_gradients(networks, policy)), initializers)(x)
+                                matmul_small_maps=matmul_small_maps(networks, policy)), initializers)(x)
         if batch_norm:
             x = _batch_norm(networks, policy, f"down{index + 1}_bn", initializers)(x)
         x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)

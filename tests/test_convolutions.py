@@ -1,5 +1,5 @@
-"""facegan/convolutions.py: the matrix-product filter gradient computes what TensorFlow's convolution kernels
-compute, on the layers it is meant for and no others."""
+"""facegan/convolutions.py: the matrix products compute what TensorFlow's convolution kernels compute (outputs,
+gradients, second-order gradients), on the layers they are meant for and no others."""
 
 import keras
 import numpy as np
@@ -41,21 +41,36 @@ def gradients(function, inputs, kernel):
     return [outputs] + tape.gradient(loss, [inputs, kernel])
 
 
-def test_both_convolutions_compute_tensorflows_outputs_and_gradients():
+@pytest.mark.parametrize("kernel, height, width", [(4, 8, 8), (4, 4, 8), (6, 8, 8), (2, 4, 4)])
+def test_the_matrix_product_convolutions_compute_tensorflows(kernel, height, width):
+    inputs, weights = random((3, height, width, 5), 12), random((kernel, kernel, 5, 7), 13)
+    expected = tf.nn.conv2d(inputs, weights, 2, "SAME")
+    assert relative_error(expected, convolutions.convolution(inputs, weights, matmul=True)) < 1e-5
+    small, weights = random((3, height // 2, width // 2, 7), 14), random((kernel, kernel, 5, 7), 15)  # (k, k, out, in)
+    expected = tf.nn.conv2d_transpose(small, weights, (3, height, width, 5), 2, "SAME")
+    got = convolutions.transposed_convolution(small, weights, matmul=True)
+    assert got.shape == (3, height, width, 5)
+    assert relative_error(expected, got) < 1e-5
+
+
+@pytest.mark.parametrize("matmul", [False, True])
+def test_both_convolutions_compute_tensorflows_outputs_and_gradients(matmul):
     inputs, kernel = random((4, 8, 8, 6), 4), random((4, 4, 6, 10), 5)
     expected = gradients(lambda x, k: tf.nn.conv2d(x, k, 2, "SAME"), inputs, kernel)
-    for want, got in zip(expected, gradients(convolutions.strided_convolution, inputs, kernel)):
-        assert relative_error(want, got) < 1e-5
+    got = gradients(lambda x, k: convolutions.strided_convolution(x, k, matmul), inputs, kernel)
+    for want, value in zip(expected, got):
+        assert relative_error(want, value) < 1e-5
 
     small, kernel = random((4, 4, 4, 10), 6), random((4, 4, 6, 10), 7)  # (k, k, out, in): 4×4×10 → 8×8×6
     expected = gradients(lambda x, k: tf.nn.conv2d_transpose(x, k, (4, 8, 8, 6), 2, "SAME"), small, kernel)
-    got = gradients(convolutions.strided_transposed_convolution, small, kernel)
+    got = gradients(lambda x, k: convolutions.strided_transposed_convolution(x, k, matmul), small, kernel)
     assert got[0].shape == (4, 8, 8, 6)
     for want, value in zip(expected, got):
         assert relative_error(want, value) < 1e-5
 
 
-def test_second_order_gradients_flow_through_the_matmul_filter_gradient():
+@pytest.mark.parametrize("matmul", [False, True])
+def test_second_order_gradients_flow_through_the_matrix_products(matmul):
     """R1 differentiates the input gradient again, with respect to the weights."""
     inputs, kernel = random((2, 8, 8, 3), 8), random((4, 4, 3, 5), 9)
 
@@ -69,7 +84,8 @@ def test_second_order_gradients_flow_through_the_matmul_filter_gradient():
         return outer.gradient(penalty, kernel)
 
     expected = penalty_gradient(lambda x, k: tf.nn.conv2d(x, k, 2, "SAME"))
-    assert relative_error(expected, penalty_gradient(convolutions.strided_convolution)) < 1e-5
+    got = penalty_gradient(lambda x, k: convolutions.strided_convolution(x, k, matmul))
+    assert relative_error(expected, got) < 1e-5
 
 
 def op_types(function, *specs):
@@ -77,8 +93,8 @@ def op_types(function, *specs):
     return [op.type for op in graph.get_operations()]
 
 
-def filter_gradient_ops(layer, input_shape):
-    """The op types that compute `layer`'s kernel gradient for an input of `input_shape`."""
+def forward_and_filter_gradient_ops(layer, input_shape):
+    """The op types of `layer`'s output, and of its kernel's gradient, for an input of `input_shape`."""
     layer.build(input_shape)
 
     def kernel_gradient(x):
@@ -86,30 +102,36 @@ def filter_gradient_ops(layer, input_shape):
             loss = tf.reduce_sum(tf.cast(layer(x), tf.float32))
         return tape.gradient(loss, layer.kernel)
 
-    return op_types(kernel_gradient, tf.TensorSpec(input_shape))
+    spec = tf.TensorSpec(input_shape)
+    return op_types(layer, spec), op_types(kernel_gradient, spec)
 
 
 @pytest.mark.parametrize("layer_class", [convolutions.Conv2D, convolutions.Conv2DTranspose])
 def test_the_layers_take_the_matmul_path_on_small_maps_only_and_only_when_asked(layer_class):
     def layer(matmul, kernel=4, strides=2):
-        return layer_class(8, kernel, strides=strides, padding="same", matmul_filter_gradient=matmul)
+        return layer_class(8, kernel, strides=strides, padding="same", matmul_small_maps=matmul)
 
-    small, large = (2, 8, 8, 4), (2, 32, 32, 4)  # a conv's output / a transposed conv's input: 4 and 16 wide
-    if layer_class is convolutions.Conv2DTranspose:
-        small, large = (2, 4, 4, 4), (2, 16, 16, 4)
-    assert "MatMul" in filter_gradient_ops(layer(True), small)
-    assert "Conv2DBackpropFilter" not in filter_gradient_ops(layer(True), small)
-    assert "MatMul" not in filter_gradient_ops(layer(True), large)
-    assert "MatMul" not in filter_gradient_ops(layer(False), small)
-    assert "MatMul" not in filter_gradient_ops(layer(True, kernel=5), small)  # odd kernels: Keras's path
-    assert "MatMul" not in filter_gradient_ops(layer(True, strides=1), small)
+    def shape(small_map):  # a convolution's input is twice its output; a transposed convolution's is its small map
+        size = small_map if layer_class is convolutions.Conv2DTranspose else 2 * small_map
+        return (2, size, size, 4)
+
+    forward, backward = forward_and_filter_gradient_ops(layer(True), shape(4))
+    assert "MatMul" in forward and not any(kind.startswith("Conv2D") for kind in forward)  # all matrix products
+    assert "MatMul" in backward and "Conv2DBackpropFilter" not in backward
+    forward, backward = forward_and_filter_gradient_ops(layer(True), shape(8))
+    assert "MatMul" not in forward and "MatMul" in backward  # the filter gradient only
+    for other in (layer(True), shape(16)), (layer(False), shape(4)), (layer(True, kernel=5), shape(4)), \
+            (layer(True, strides=1), shape(4)):
+        forward, backward = forward_and_filter_gradient_ops(*other)
+        assert "MatMul" not in forward + backward
 
 
 @pytest.mark.parametrize("layer_class, input_shape", [
-    (convolutions.Conv2D, (3, 8, 8, 4)), (convolutions.Conv2DTranspose, (3, 4, 4, 4))])
+    (convolutions.Conv2D, (3, 8, 8, 4)), (convolutions.Conv2DTranspose, (3, 4, 4, 4)),
+    (convolutions.Conv2D, (3, 16, 16, 4)), (convolutions.Conv2DTranspose, (3, 8, 8, 4))])
 def test_a_layer_on_the_matmul_path_computes_what_the_keras_layer_computes(layer_class, input_shape):
     keras_class = keras.layers.Conv2D if layer_class is convolutions.Conv2D else keras.layers.Conv2DTranspose
-    ours = layer_class(6, 4, strides=2, padding="same", matmul_filter_gradient=True)
+    ours = layer_class(6, 4, strides=2, padding="same", matmul_small_maps=True)
     theirs = keras_class(6, 4, strides=2, padding="same")
     ours.build(input_shape)
     theirs.build(input_shape)
@@ -127,9 +149,9 @@ def test_a_layer_on_the_matmul_path_computes_what_the_keras_layer_computes(layer
         assert relative_error(want, got) < 1e-5
 
 
-def matmul(filter_gradients, policy):
-    config = Config(**dict(TINY, filter_gradients=filter_gradients))
-    return networks.matmul_filter_gradients(config.networks, keras.mixed_precision.DTypePolicy(policy))
+def matmul(choice, policy):
+    config = Config(**dict(TINY, small_map_convolutions=choice))
+    return networks.matmul_small_maps(config.networks, keras.mixed_precision.DTypePolicy(policy))
 
 
 def test_auto_takes_the_matmul_path_for_bfloat16_on_cpus_only(monkeypatch):
@@ -137,33 +159,34 @@ def test_auto_takes_the_matmul_path_for_bfloat16_on_cpus_only(monkeypatch):
     assert matmul("auto", "mixed_bfloat16")
     assert not matmul("auto", "float32") and not matmul("auto", "mixed_float16")
     assert matmul("matmul", "float32")
-    assert not matmul("convolution", "mixed_bfloat16")
+    assert not matmul("framework", "mixed_bfloat16")
     monkeypatch.setattr(devices, "has_gpu", lambda: True)  # a GPU keeps cuDNN's kernels
     assert not matmul("auto", "mixed_bfloat16")
     assert matmul("matmul", "mixed_bfloat16")
 
 
 def test_the_networks_small_layers_take_the_matmul_path_and_the_large_ones_keras():
-    config = Config(**dict(TINY, filter_gradients="matmul"))
+    config = Config(**dict(TINY, small_map_convolutions="matmul"))
     gan = DCGAN.from_config(config)
     convolution_layers = [layer for model in (gan.generator, gan.discriminator) for layer in model.layers
                           if isinstance(layer, (convolutions.Conv2D, convolutions.Conv2DTranspose))]
-    assert len(convolution_layers) == 8 and all(layer.matmul_filter_gradient for layer in convolution_layers)
-    plain = DCGAN.from_config(Config(**dict(TINY, filter_gradients="convolution")))
-    assert not any(getattr(layer, "matmul_filter_gradient", False) for layer in plain.discriminator.layers)
-    # a 64×64 discriminator: 32 → 16 → 8 → 4; the filters of the last two (8×8 and 4×4 outputs) are matrix products
+    assert len(convolution_layers) == 8 and all(layer.matmul_small_maps for layer in convolution_layers)
+    plain = DCGAN.from_config(Config(**dict(TINY, small_map_convolutions="framework")))
+    assert not any(getattr(layer, "matmul_small_maps", False) for layer in plain.discriminator.layers)
+    # a 64×64 discriminator: 32 → 16 → 8 → 4; the filters of the last two (8×8 and 4×4 outputs) are matrix
+    # products, and so is the last one's output
     kinds = op_types(lambda x: tf.gradients(tf.reduce_sum(gan.discriminator(x, training=True)),
                                             gan.discriminator.trainable_variables),
                      tf.TensorSpec((8, 64, 64, 3)))
-    assert kinds.count("Conv2DBackpropFilter") == 2 and kinds.count("MatMul") >= 2
+    assert kinds.count("Conv2DBackpropFilter") == 2 and kinds.count("Conv2D") == 3 and kinds.count("MatMul") >= 3
 
 
-def test_a_training_step_with_matmul_filter_gradients_trains_as_the_convolution_kernels_do():
+def test_a_training_step_with_matrix_products_trains_as_the_convolution_kernels_do():
     """Float32, one real step of the DCGAN from the same seed: the weights agree to round-off."""
     results = []
     images = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (11, 0), -1, 1)
-    for choice in ("convolution", "matmul"):
-        gan = DCGAN.from_config(Config(**dict(TINY, filter_gradients=choice)))
+    for choice in ("framework", "matmul"):
+        gan = DCGAN.from_config(Config(**dict(TINY, small_map_convolutions=choice)))
         gan.compile()
         weights = gan.generator.trainable_weights + gan.discriminator.trainable_weights
         before = [weight.numpy() for weight in weights]

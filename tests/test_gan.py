@@ -137,7 +137,7 @@ def test_the_networks_normalise_with_the_fused_kernel():
     (dict(steps=0), "steps must be a whole number of at least 1"),
     (dict(batch_size=-5), "batch_size must be a whole number"),
     (dict(precision="float8"), "precision must be one of auto, float32, mixed_bfloat16, mixed_float16"),
-    (dict(filter_gradients="gemm"), "filter_gradients must be one of auto, convolution, matmul, got 'gemm'"),
+    (dict(small_map_convolutions="gemm"), "small_map_convolutions must be one of auto, framework, matmul, got 'gemm'"),
     (dict(reuse_fakes=1), "reuse_fakes must be True or False"),
     (dict(image_size=48), "image_size must be a power of two"),
     (dict(generator_learning_rate=0), "generator_learning_rate must be above 0"),

@@ -42,16 +42,17 @@ def test_ops_are_put_in_parts_by_type_and_scope():
     assert peer("ProfilerStep#3") == ""
 
 
-def test_the_matmul_filter_gradients_ops_count_as_the_backward_convolutions():
+def test_the_matrix_product_gradients_ops_count_as_the_backward_convolutions():
     """facegan/convolutions.py computes a small map's gradients in its own scopes: the filter's (patches and one
-    MatMul) is "convolution backward, weights", the input's convolution "convolution backward, data"."""
+    MatMul) is "convolution backward, weights", the input's (a convolution, or a MatMul and its fold) "convolution
+    backward, data", and a matrix-product forward pass "convolution forward"."""
     inputs, kernel = tf.zeros((2, 8, 8, 4)), tf.zeros((4, 4, 4, 6))
 
     def gradients(x, k):
         with tf.GradientTape() as tape:
             tape.watch([x, k])
             loss = tf.reduce_sum(convolutions.strided_convolution(x, k))
-            loss += tf.reduce_sum(convolutions.strided_convolution(x, k))  # a second: its scopes numbered _1
+            loss += tf.reduce_sum(convolutions.strided_convolution(x, k, matmul=True))  # its scopes numbered _1
         return tape.gradient(loss, [x, k])
 
     graph = tf.function(gradients).get_concrete_function(inputs, kernel).graph
@@ -60,10 +61,14 @@ def test_the_matmul_filter_gradients_ops_count_as_the_backward_convolutions():
     assert any("filter_gradient_1/" in name for name, _ in filter_ops)
     assert {"MatMul", "ConcatV2"} <= {kind for _, kind in filter_ops}
     assert all(profile.tensorflow_part(name, kind) == "convolution backward, weights" for name, kind in filter_ops)
-    input_convolutions = [(name, kind) for name, kind in ops if "input_gradient" in name and kind.startswith("Conv")]
-    assert input_convolutions
+    input_convolutions = [(name, kind) for name, kind in ops if "input_gradient" in name
+                          and (kind.startswith("Conv") or "matmul_convolution" in name)]
+    assert {"Conv2DBackpropInput", "MatMul"} <= {kind for _, kind in input_convolutions}
     assert all(profile.tensorflow_part(name, "_MklNative" + kind) == "convolution backward, data"
                for name, kind in input_convolutions)
+    forward = [(name, kind) for name, kind in ops if "matmul_convolution" in name and "gradient" not in name]
+    assert "MatMul" in {kind for _, kind in forward}
+    assert all(profile.tensorflow_part(name, kind) == "convolution forward" for name, kind in forward)
 
 
 @pytest.mark.slow
