@@ -58,10 +58,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 def table(paths) -> str:
     """Bench records as one Markdown table, a row per sitting: what it ran, in which precision and environment,
-    its speeds and, where measured, the peers' and the matrix-product rate's."""
-    lines = ["| record | precision | environment | XLA | step only, images/s | end to end, images/s "
+    how its small maps were convolved (records from before facegan/convolutions.py: TensorFlow's kernels), its
+    speeds and, where measured, the peers' and the matrix-product rate's."""
+    lines = ["| record | precision | environment | XLA | small maps | step only, images/s | end to end, images/s "
              "| × the float32 peer | × the tuned bfloat16 peer | share of the matrix-product rate |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     machines = []
     for path in paths:
         record = records.read_json(path)
@@ -73,7 +74,8 @@ def table(paths) -> str:
         environment = ", ".join(f"`{name}={value}`" for name, value in record.get("environment", {}).items()
                                 if (name, value) != ("TF_ENABLE_ONEDNN_OPTS", "1")) or "as the project sets it"
         lines.append(f"| [{os.path.basename(path)}]({os.path.relpath(path, 'docs')}) | {figures.get('precision', '')} "
-                     f"| {environment} | {'on' if figures.get('xla') else 'off'} | {cell('step_images_per_second')} "
+                     f"| {environment} | {'on' if figures.get('xla') else 'off'} "
+                     f"| {figures.get('small_maps', 'framework')} | {cell('step_images_per_second')} "
                      f"| {cell('end_to_end_images_per_second')} | {cell('times_peer_float32', '.2f')} "
                      f"| {cell('times_peer_tuned_bfloat16', '.2f')} | {share} |")
     lines += [""] + [f"Machine: {machine}" for machine in dict.fromkeys(machines)]
@@ -133,7 +135,8 @@ def describe(config, figures: dict) -> str:
     recipe = config.recipe
     return (f"training, step only: {figures['step_images_per_second']:7.1f} images/s ({figures['precision']}, batch "
             f"{config.training.batch_size}, kernel {config.networks.kernel_size}, fakes "
-            f"{'reused' if recipe.reuse_fakes else 'drawn twice'}, XLA {'on' if figures['xla'] else 'off'}, EMA decay "
+            f"{'reused' if recipe.reuse_fakes else 'drawn twice'}, XLA {'on' if figures['xla'] else 'off'}, small maps "
+            f"{figures['small_maps']}, EMA decay "
             f"{recipe.ema_decay}, discriminator norm {config.networks.discriminator_norm}, flips "
             f"{'on' if recipe.flip_faces else 'off'}, DiffAugment {','.join(recipe.diff_augment) or 'off'}, data "
             f"{'on the device' if figures['resident_data'] else 'streamed'}); {figures['gflop_per_image']:.2f} GFLOP "

@@ -110,10 +110,12 @@ def training_step(config: Config, faces: celeba_utils.Faces, steps_per_interval:
     end_to_end = median_rate(lambda: float(step(next(stream))["generator_loss"]), config.training.batch_size,
                              **timing)
     flops = training_flops_per_image(gan)
+    precision = networks.compute_precision(config.networks)
+    matmul = networks.matmul_small_maps(config.networks, keras.mixed_precision.DTypePolicy(precision))
     return dict(step_images_per_second=step_rate, end_to_end_images_per_second=end_to_end,
-                gflop_per_image=flops / 1e9, step_gflops=step_rate * flops / 1e9,
-                precision=networks.compute_precision(config.networks), xla=jit_compile,
-                resident_data=bool(resident)), gan, fixed_batch
+                gflop_per_image=flops / 1e9, step_gflops=step_rate * flops / 1e9, precision=precision,
+                xla=jit_compile, resident_data=bool(resident),
+                small_maps="matmul" if matmul else "framework"), gan, fixed_batch
 
 
 def _share_of_step(per_second: float, calls_per_step: int, step_rate: float, batch_size: int) -> float:

@@ -40,7 +40,8 @@ def test_the_json_record_holds_the_printed_figures_and_what_they_were_measured_o
     assert record["data"].endswith("img_align_celeba") and "cores" in record["machine"] and record["date"]
     row = bench.table([str(record_path)]).splitlines()[2]  # docs/speed.md's table is made from records alone
     assert f"| {figures['step_images_per_second']:.1f} | {figures['end_to_end_images_per_second']:.1f} |" in row
-    assert row.startswith("| [bench.json](") and "| float32 | as the project sets it | off |" in row
+    assert row.startswith("| [bench.json](") and "| float32 | as the project sets it | off | framework |" in row
+    assert "small maps framework" in printed  # float32: TensorFlow's kernels on the small maps too
 
 
 @pytest.mark.slow
