@@ -37,6 +37,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3, help="timed intervals per figure")
     parser.add_argument("--skip-decode", action="store_true", help="skip the first-pass decode figure")
     parser.add_argument("--time-metrics", action="store_true", help="time the quality metrics instead of training")
+    parser.add_argument("--layers", action="store_true", help="instead of training: each strided convolution "
+                        "alone (forward, to the input, to the filter), by TensorFlow's kernels and by matrix products")
     parser.add_argument("--time-interpolation", action="store_true",
                         help="time restoring a network and a 60-frame GIF")
     parser.add_argument("--training-only", action="store_true",
@@ -145,6 +147,26 @@ def describe(config, figures: dict) -> str:
             f"({100 * figures['end_to_end_images_per_second'] / figures['step_images_per_second']:.0f}% of step only)")
 
 
+def bfloat16_cpu(config) -> bool:
+    """Whether the networks compute in bfloat16 on a CPU: the matrix product to measure the step against is then
+    bfloat16's."""
+    from facegan import devices, networks
+
+    return networks.compute_precision(config.networks) == "mixed_bfloat16" and not devices.has_gpu()
+
+
+def layers_table(layers: list, matmul_gflops: float) -> str:
+    """--layers' figures: each convolution's GFLOP/s by TensorFlow's kernels and by matrix products."""
+    lines = [f"each strided convolution alone, GFLOP/s (the matrix product 4096²: {matmul_gflops:.0f}); framework "
+             "| matmul:", "layer   input → output               forward        to the input   to the filter"]
+    for row in layers:
+        shapes = f"{'×'.join(map(str, row['input']))} → {'×'.join(map(str, row['output']))}"
+        cells = [f"{row[f'framework_{part}_gflops']:5.0f} | {row.get(f'matmul_{part}_gflops', float('nan')):5.0f}"
+                 for part in ("forward", "input_gradient", "filter_gradient")]
+        lines.append(f"{row['layer']:7s} {shapes:28s} " + "  ".join(cells))
+    return "\n".join(lines) + "\n"
+
+
 def measure(arguments, config) -> dict:
     """Every figure the flags ask for, printed as it is measured."""
     import tensorflow as tf
@@ -161,6 +183,11 @@ def measure(arguments, config) -> dict:
         print("\n".join(f"{name}: {value:.2f}" for name, value in figures.items() if name.endswith("seconds")
                         or name.endswith("per_1000")))
         return figures
+    if arguments.layers:
+        figures["layers"] = speed.convolution_layers(config)
+        figures["matmul_gflops"] = speed.matmul_gflops(dtype=tf.bfloat16 if bfloat16_cpu(config) else tf.float32)
+        print(layers_table(figures["layers"], figures["matmul_gflops"]), end="")
+        return figures
     if arguments.time_interpolation:
         figures["interpolation_seconds"] = speed.interpolation(config)
         print(f"restore + 60-frame GIF (128×128) and strip: {figures['interpolation_seconds']:5.1f} s")
@@ -175,8 +202,7 @@ def measure(arguments, config) -> dict:
     figures.update(speed.parts_alone(gan, config, fixed_batch, figures["step_images_per_second"]))
     print("\n".join(f"{name}: {value:.2f}" for name, value in figures.items() if name.endswith("_ms")
                     or name.endswith("_percent") or name == "standing_statistics_seconds"))
-    bfloat16 = figures["precision"] == "mixed_bfloat16" and not tf.config.list_physical_devices("GPU")
-    figures["matmul_gflops"] = speed.matmul_gflops(dtype=tf.bfloat16 if bfloat16 else tf.float32)
+    figures["matmul_gflops"] = speed.matmul_gflops(dtype=tf.bfloat16 if bfloat16_cpu(config) else tf.float32)
     print(f"matrix product 4096²: {figures['matmul_gflops']:6.0f} GFLOP/s -> the step runs at "
           f"{100 * figures['step_gflops'] / figures['matmul_gflops']:.0f}% of it")
     figures.update(speed.generation(gan))

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import celeba_utils
-from facegan import augment, devices, drawing, latent, networks, runs, training
+from facegan import augment, convolutions, devices, drawing, latent, networks, runs, training
 from facegan.config import Config
 from facegan.gan import DCGAN
 from facegan.metrics import inception, maths
@@ -69,6 +69,45 @@ def matmul_gflops(size: int = 4096, dtype=tf.float32) -> float:
     a = tf.cast(tf.random.normal((size, size), dtype=tf.float32), dtype)
     product = tf.function(lambda x: tf.linalg.matmul(x, x))
     return median_rate(lambda: product(a).numpy(), 2 * size ** 3, calls=3, repeats=3) / 1e9
+
+
+def convolution_layers(config: Config, calls: int = 5, repeats: int = 3) -> list:
+    """Each strided convolution of the two networks alone, at the batch size and in the precision the networks
+    compute in: its forward pass, its gradient to the input and its gradient to the filter, in GFLOP/s, by
+    TensorFlow's kernels ("framework") and by facegan/convolutions.py's matrix products ("matmul"), whatever
+    small_map_convolutions says. Each of the three does the same multiply-adds as the forward pass."""
+    gan = DCGAN.from_config(config)
+    dtype = tf.as_dtype(keras.mixed_precision.DTypePolicy(networks.compute_precision(config.networks)).compute_dtype)
+    batch, rows = config.training.batch_size, []
+    layers = [layer for model in (gan.discriminator, gan.generator) for layer in model.layers
+              if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    for layer in layers:
+        transposed = isinstance(layer, keras.layers.Conv2DTranspose)
+        big, small = (layer.output.shape, layer.input.shape) if transposed else (layer.input.shape, layer.output.shape)
+        kernel = tf.cast(layer.kernel, dtype)
+        large_map = tf.cast(tf.random.normal((batch, *big[1:])), dtype)
+        small_map = tf.cast(tf.random.normal((batch, *small[1:])), dtype)
+        flops = 2 * batch * small[1] * small[2] * int(np.prod(kernel.shape))
+        row = dict(layer=layer.name, input=list(layer.input.shape[1:]), output=list(layer.output.shape[1:]))
+        for path, matmul in (("framework", False), ("matmul", True))[:1 + (kernel.shape[0] % 2 == 0)]:
+            forward, backward = convolutions.convolution, convolutions.transposed_convolution
+            if transposed:  # its forward pass is a convolution's gradient to the input, and the reverse
+                forward, backward = backward, forward
+            if matmul:
+                weights = lambda: convolutions.filter_gradient(large_map, small_map, kernel.shape[0])  # noqa: E731
+            else:
+                weights = lambda: tf.raw_ops.Conv2DBackpropFilter(  # noqa: E731
+                    input=large_map, filter_sizes=kernel.shape, out_backprop=small_map, strides=[1, 2, 2, 1],
+                    padding="SAME")
+            works = dict(forward=(forward, small_map if transposed else large_map),
+                         input_gradient=(backward, large_map if transposed else small_map))
+            for name, (function, inputs) in works.items():
+                compiled = tf.function(lambda: function(inputs, kernel, matmul))
+                row[f"{path}_{name}_gflops"] = median_rate(lambda: compiled().numpy(), flops, calls, repeats) / 1e9
+            compiled = tf.function(weights)
+            row[f"{path}_filter_gradient_gflops"] = median_rate(lambda: compiled().numpy(), flops, calls, repeats) / 1e9
+        rows.append(row)
+    return rows
 
 
 def loading(config: Config, skip_decode: bool):

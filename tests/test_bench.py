@@ -44,6 +44,19 @@ def test_the_json_record_holds_the_printed_figures_and_what_they_were_measured_o
     assert "small maps framework" in printed  # float32: TensorFlow's kernels on the small maps too
 
 
+def test_layers_measures_every_strided_convolution_both_ways(tmp_path, made_faces, cache_dir, capsys):
+    printed, record = run_bench(tmp_path / "bench.json", made_faces, cache_dir, capsys, "--layers")
+    layers = record["figures"]["layers"]
+    assert [row["layer"] for row in layers] == ["down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4"]
+    assert layers[0]["input"] == [64, 64, 3] and layers[-1]["output"] == [64, 64, 3]
+    for row in layers:
+        for path in ("framework", "matmul"):
+            for part in ("forward", "input_gradient", "filter_gradient"):
+                assert row[f"{path}_{part}_gflops"] > 0
+        assert row["layer"] in printed
+    assert record["figures"]["matmul_gflops"] > 0 and "the matrix product 4096²" in printed
+
+
 @pytest.mark.slow
 def test_workers_prints_one_process_and_two_workers_of_a_cluster_on_this_machine(tmp_path, made_faces, cache_dir,
                                                                                 capsys):
