@@ -91,40 +91,37 @@ def filter_gradient(inputs, output_gradient, kernel_size: int):
     return tf.reshape(product, [kernel_size, kernel_size, channels, filters])
 
 
-def strided_convolution(inputs, kernel, matmul: bool = False):
-    """tf.nn.conv2d(inputs, kernel, 2, "SAME") whose filter gradient is filter_gradient(); with `matmul`, its
-    output and its input gradient are matrix products too. A convolution's input gradient is the transposed
-    convolution of its output's gradient with the same kernel."""
+def _strided(inputs, kernel, matmul: bool, transposed: bool):
+    """A stride-2 "same" convolution (transposed: to twice the input's size) whose filter gradient is
+    filter_gradient(), and whose output and input gradient are matrix products with `matmul`. The input gradient
+    of either kind is the other kind with the same kernel, applied to the output's gradient."""
+    forward, backward = (transposed_convolution, convolution) if transposed else (convolution, transposed_convolution)
 
     @tf.custom_gradient
     def convolve(inputs, kernel):
         def gradient(output_gradient):
             with tf.name_scope("input_gradient"):
-                input_gradient = transposed_convolution(output_gradient, kernel, matmul)
-            with tf.name_scope("filter_gradient"):
-                return input_gradient, filter_gradient(inputs, output_gradient, kernel.shape[0])
+                input_gradient = backward(output_gradient, kernel, matmul)
+            with tf.name_scope("filter_gradient"):  # the larger map first, as a convolution's input
+                larger, smaller = (output_gradient, inputs) if transposed else (inputs, output_gradient)
+                return input_gradient, filter_gradient(larger, smaller, kernel.shape[0])
 
-        return convolution(inputs, kernel, matmul), gradient
+        return forward(inputs, kernel, matmul), gradient
 
     return convolve(inputs, kernel)
+
+
+def strided_convolution(inputs, kernel, matmul: bool = False):
+    """tf.nn.conv2d(inputs, kernel, 2, "SAME") whose filter gradient is filter_gradient(); with `matmul`, its
+    output and its input gradient are matrix products too."""
+    return _strided(inputs, kernel, matmul, transposed=False)
 
 
 def strided_transposed_convolution(inputs, kernel, matmul: bool = False):
     """The stride-2 "same" transposed convolution (kernel: (k, k, out, in)) to twice the input's size, whose filter
     gradient is filter_gradient() with the roles of input and output exchanged; with `matmul`, its output and its
-    input gradient (the convolution of the output's gradient with the same kernel) are matrix products too."""
-
-    @tf.custom_gradient
-    def convolve(inputs, kernel):
-        def gradient(output_gradient):
-            with tf.name_scope("input_gradient"):
-                input_gradient = convolution(output_gradient, kernel, matmul)
-            with tf.name_scope("filter_gradient"):
-                return input_gradient, filter_gradient(output_gradient, inputs, kernel.shape[0])
-
-        return transposed_convolution(inputs, kernel, matmul), gradient
-
-    return convolve(inputs, kernel)
+    input gradient are matrix products too."""
+    return _strided(inputs, kernel, matmul, transposed=True)
 
 
 def _fast_path(layer, inputs, small_map_size: int) -> bool:
