@@ -89,7 +89,8 @@ def convolution_layers(config: Config, calls: int = 5, repeats: int = 3) -> list
         small_map = tf.cast(tf.random.normal((batch, *small[1:])), dtype)
         flops = 2 * batch * small[1] * small[2] * int(np.prod(kernel.shape))
         row = dict(layer=layer.name, input=list(layer.input.shape[1:]), output=list(layer.output.shape[1:]))
-        for path, matmul in (("framework", False), ("matmul", True))[:1 + (kernel.shape[0] % 2 == 0)]:
+        paths = [("framework", False)] + ([("matmul", True)] if kernel.shape[0] % 2 == 0 else [])  # even kernels
+        for path, matmul in paths:
             forward, backward = convolutions.convolution, convolutions.transposed_convolution
             if transposed:  # its forward pass is a convolution's gradient to the input, and the reverse
                 forward, backward = backward, forward

@@ -3,7 +3,7 @@
 A convolution's gradient with respect to its filter sums, over every face and every output pixel, the input patch
 under the kernel times the output's gradient there. oneDNN computes it with a convolution kernel that divides the
 work by output pixels; on the DCGAN's small maps (8×8 and 4×4, where the filters are largest) that kernel ran at
-150–380 GFLOP/s in bfloat16 on a 2-core Xeon with AMX, an eighth to a third of the CPU's matrix-product rate
+140–370 GFLOP/s in bfloat16 on a 2-core Xeon with AMX, an eighth to a third of the CPU's matrix-product rate
 (docs/speed.md). Gathering the patches first (a reshape and eight slices for a 4×4 kernel, no gather op) turns it
 into one matrix product, (faces × output pixels, kernel² × input channels)ᵀ · (faces × output pixels, output
 channels), which oneDNN runs at the matrix-product rate. On the 4×4 maps the forward pass and the gradient to the
@@ -15,7 +15,7 @@ A layer built with matmul_small_maps=True takes the matrix-product filter gradie
 most MATMUL_FILTER_SIZE pixels wide, and computes wholly by matrix products when it is at most MATMUL_SIZE wide;
 the networks' setting `small_map_convolutions` chooses which layers are built so (networks.matmul_small_maps:
 "auto" is bfloat16 on a CPU, where it was measured faster, with AMX and with AVX-512 BF16 alone; in float32 it
-was slower, and GPUs' kernels are not the ones measured). Only stride-2 convolutions with "same" padding, an even
+gained nothing, and GPUs' kernels are not the ones measured). Only stride-2 convolutions with "same" padding, an even
 kernel and even input sizes have the fast path (the DCGAN's); any other layer computes as Keras's. The results
 are Keras's up to round-off (tests/test_convolutions.py compares them in float32).
 """
