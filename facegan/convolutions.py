@@ -124,13 +124,21 @@ def strided_transposed_convolution(inputs, kernel, matmul: bool = False):
     return _strided(inputs, kernel, matmul, transposed=True)
 
 
-def _fast_path(layer, inputs, small_map_size: int) -> bool:
-    """Whether `layer` (a Conv2D or Conv2DTranspose) takes the matrix-product filter gradient for `inputs`."""
+def _small_map_size(layer, inputs, transposed: bool):
+    """The width of the smaller of `layer`'s two maps (a Conv2D's output, a Conv2DTranspose's input) when the
+    layer takes the matrix-product filter gradient for `inputs`, else None: only with matmul_small_maps, for
+    stride-2 "same" convolutions with an even square kernel, channels last, and known even input sizes, on maps at
+    most MATMUL_FILTER_SIZE wide."""
+    sizes = inputs.shape[1:3]
+    if not layer.matmul_small_maps or any(size is None or size % 2 for size in sizes):
+        return None
     kernel = layer.kernel_size[0]
-    even = all(size is not None and size % 2 == 0 for size in inputs.shape[1:3])
-    return (layer.matmul_small_maps and even and tuple(layer.strides) == (2, 2) and layer.padding == "same"
-            and layer.kernel_size == (kernel, kernel) and kernel % 2 == 0 and tuple(layer.dilation_rate) == (1, 1)
-            and layer.data_format == "channels_last" and small_map_size <= MATMUL_FILTER_SIZE)
+    if not (tuple(layer.strides) == (2, 2) and layer.padding == "same" and layer.kernel_size == (kernel, kernel)
+            and kernel % 2 == 0 and tuple(layer.dilation_rate) == (1, 1) and layer.data_format == "channels_last"
+            and (not transposed or layer.output_padding is None)):
+        return None
+    smaller = max(sizes) if transposed else max(sizes) // 2
+    return smaller if smaller <= MATMUL_FILTER_SIZE else None
 
 
 class Conv2D(keras.layers.Conv2D):
@@ -142,8 +150,8 @@ class Conv2D(keras.layers.Conv2D):
         self.matmul_small_maps = matmul_small_maps
 
     def convolution_op(self, inputs, kernel):
-        output_size = max(inputs.shape[1:3]) // 2 if None not in inputs.shape[1:3] else None
-        if output_size is not None and _fast_path(self, inputs, output_size):
+        output_size = _small_map_size(self, inputs, transposed=False)
+        if output_size is not None:
             return strided_convolution(inputs, tf.cast(kernel, self.compute_dtype), output_size <= MATMUL_SIZE)
         return super().convolution_op(inputs, kernel)
 
@@ -160,8 +168,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         self.matmul_small_maps = matmul_small_maps
 
     def call(self, inputs):
-        input_size = max(inputs.shape[1:3]) if None not in inputs.shape[1:3] else None
-        if self.output_padding is None and input_size is not None and _fast_path(self, inputs, input_size):
+        input_size = _small_map_size(self, inputs, transposed=True)
+        if input_size is not None:
             outputs = strided_transposed_convolution(inputs, tf.cast(self.kernel, self.compute_dtype),
                                                      input_size <= MATMUL_SIZE)
             if self.use_bias:
