@@ -169,6 +169,11 @@ def test_the_bias_gradient_in_bfloat16_is_the_sum_of_the_output_gradient_rounded
     got = tape.gradient(loss, layer.bias).numpy().astype(np.float64)
     want = tf.cast(output_gradient, tf.float64).numpy().sum(axis=(0, 1, 2))
     assert np.abs(got - want).max() <= 2 ** -7 * np.abs(want).max()
+    keras_class = keras.layers.Conv2D if layer_class is convolutions.Conv2D else keras.layers.Conv2DTranspose
+    theirs = keras_class(layer.filters, 4, strides=2, padding="same", dtype=layer.dtype_policy)
+    theirs.build(input_shape)
+    theirs.set_weights(layer.get_weights())
+    np.testing.assert_allclose(tf.cast(theirs(x), tf.float32), tf.cast(outputs, tf.float32), rtol=2 ** -7, atol=2 ** -7)
 
 
 def matmul(choice, policy):
