@@ -3,7 +3,8 @@
     gan, config = runs.load_gan("my_net")   # rebuilt from my_net/config.json, newest checkpoint restored
 
 A run's folder (`checkpoint_dir`, default `my_net/`) holds `config.json` (every setting, as the run last started),
-`starts.jsonl` (one line per start or resume: the time, the step, the machine and the settings it started with),
+`starts.jsonl` (one line per start or resume: the time, the step, the machine, the project's code and the settings
+it started with),
 the checkpoints `ckpt-N.*` (tf.train.CheckpointManager), `losses.csv`, `metrics.csv` when it measured quality,
 `best-<metric>/` and TensorBoard's `logs/`. Sample grids are `imgs/examples-{step}.png`. The folder is owned by one
 training run at a time (RunLock), checked writable and cleared of what a killed run half wrote (prepare_folder),
@@ -20,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
@@ -135,11 +137,32 @@ def restore(gan: DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Opti
     return None
 
 
+PROJECT_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def code_version(folder: str = PROJECT_FOLDER) -> Optional[str]:
+    """The project's git commit, with "+changes" when its tracked files differ from it; None where the code is not a
+    git checkout (an installed copy) or git is missing. A run resumed with other code trains another recipe, as a
+    changed setting does: starts.jsonl keeps which code each start ran."""
+    try:
+        commit = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=30)
+        if commit.returncode != 0:
+            return None
+        changes = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return commit.stdout.strip() + ("+changes" if changes.stdout.strip() else "")
+
+
 def record_start(config: Config, step: int):
     """Append this start (or resume) of a run to checkpoint_dir/starts.jsonl: the time, the step it starts at, the
-    machine, the precision it computes in and every setting, so a run's recipe history stays on disk."""
+    machine, the project's code (code_version), the precision it computes in and every setting, so a run's recipe
+    history stays on disk."""
     record = dict(time=datetime.datetime.now().isoformat(timespec="seconds"), step=step, machine=devices.machine(),
-                  precision=devices.resolve_precision(config.networks.precision)[0], settings=config.to_dict())
+                  code=code_version(), precision=devices.resolve_precision(config.networks.precision)[0],
+                  settings=config.to_dict())
     with open(os.path.join(config.outputs.checkpoint_dir, STARTS_FILE), "a") as handle:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
