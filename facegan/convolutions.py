@@ -21,9 +21,9 @@ are Keras's up to round-off (tests/test_convolutions.py compares them in float32
 
 In 16-bit precision both layers add their bias with AddV2, not Keras's BiasAdd (add_bias()): on CPUs BiasAdd's
 gradient, and oneDNN's convolution gradient that computes it fused, sum the gradient over every face and pixel in
-bfloat16 and came out 18–54% off (on the discriminator's first layer and the generator's last, measured against
-float64 sums on a 2-core Xeon with AMX); AddV2's gradient, tf.reduce_sum, is off by the bfloat16 rounding of the
-result (0.2%), and was faster.
+bfloat16: on a trained network the discriminator's first layer's and the generator's last layer's bias gradients
+came out 36% and 91% off float32's (docs/speed.md, on a 2-core Xeon with AMX). AddV2's gradient, tf.reduce_sum,
+is off by the bfloat16 rounding of the result, and was no slower.
 """
 
 import keras
