@@ -18,6 +18,7 @@ import weakref
 
 import keras
 import tensorflow as tf
+from tensorflow.python.eager import record  # how tf.custom_gradient puts an op on the tapes
 
 from facegan import convolutions, devices
 from facegan.config import Networks
@@ -79,6 +80,28 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon, data_format="NHWC",
                 is_training=False)
         return tf.cast(outputs, self.compute_dtype)
+
+
+class LeakyReLU(keras.layers.LeakyReLU):
+    """keras.layers.LeakyReLU (same results, same gradients) whose gradient reads its output, not its input.
+    TensorFlow's gradient of LeakyRelu reads the op's input, so the op before it has a second reader and oneDNN
+    cannot fuse the activation into it: the discriminator's first layer then ran Conv2D + bias and LeakyRelu as
+    two passes over its 32×32×64 maps (docs/speed.md). With a slope ≥ 0 the output has the input's sign, so
+    LeakyReluGrad(gradient, output) is the same gradient. The op is put on the tapes by record.record_operation,
+    as tf.custom_gradient does, but without custom_gradient's IdentityN, which reads the input too. Second-order
+    gradients (R1) differentiate LeakyReluGrad as usual (tests/test_networks.py)."""
+
+    def call(self, inputs):
+        slope = self.negative_slope
+        with record.stop_recording():
+            outputs = tf.nn.leaky_relu(inputs, slope)
+
+        def gradient(output_gradient):
+            with tf.name_scope("leaky_relu_gradient"):
+                return [tf.raw_ops.LeakyReluGrad(gradients=output_gradient, features=outputs, alpha=slope)]
+
+        record.record_operation("LeakyRelu", [outputs], [inputs], gradient)
+        return outputs
 
 
 def _batch_norm(networks: Networks, policy, name: str, initializers: Initializers):
@@ -206,7 +229,7 @@ def build_discriminator(networks: Networks, seed=None) -> keras.Model:
                                 matmul_small_maps=matmul_small_maps(networks, policy)), initializers)(x)
         if batch_norm:
             x = _batch_norm(networks, policy, f"down{index + 1}_bn", initializers)(x)
-        x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
+        x = LeakyReLU(0.2, dtype=policy)(x)
     if networks.minibatch_stddev:
         x = MinibatchStddev(networks.minibatch_stddev, dtype=policy, name="minibatch_stddev")(x)
     x = keras.layers.Flatten(dtype=policy)(x)

@@ -133,6 +133,58 @@ def test_the_networks_normalise_with_the_fused_kernel():
     assert "FusedBatchNormV3" in op_types and "SquaredDifference" not in op_types
 
 
+@pytest.mark.parametrize("precision, tolerance", [("float32", 1e-6), ("mixed_bfloat16", 1e-2)])
+def test_leaky_relu_gives_kerass_outputs_gradients_and_second_order_gradients(precision, tolerance):
+    policy = keras.mixed_precision.DTypePolicy(precision)
+    inputs = tf.constant(np.random.default_rng(6).normal(size=(4, 6, 6, 3)), tf.float32)
+    layers = {}
+    for kind in (keras.layers.LeakyReLU, networks.LeakyReLU):
+        convolution = keras.layers.Conv2D(5, 3, padding="same", dtype=policy, kernel_initializer="he_normal",
+                                          bias_initializer=keras.initializers.Constant(0.5))
+        layers[kind] = convolution, kind(0.2, dtype=policy)
+        convolution.build(inputs.shape)
+    keras_layers, our_layers = layers.values()
+    for ours, theirs in zip(our_layers[0].weights, keras_layers[0].weights):
+        ours.assign(theirs)
+    weights = tf.constant(np.random.default_rng(7).normal(size=(4, 6, 6, 5)), tf.float32)
+    results = []
+    for convolution, activation in (keras_layers, our_layers):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(inputs)
+                pre = convolution(inputs)
+                pre = tf.where(tf.abs(pre) < 0.1, tf.zeros_like(pre), pre)  # exact zeros: the kink
+                outputs = tf.cast(activation(pre), tf.float32)
+                loss = tf.reduce_sum(outputs * weights)
+            input_gradient = tf.cast(inner.gradient(loss, inputs), tf.float32)
+            penalty = tf.reduce_sum(tf.square(input_gradient))  # R1's shape: a second-order gradient
+        kernel_gradient = outer.gradient(penalty, convolution.kernel)
+        results.append([outputs, input_gradient, kernel_gradient])
+    assert float(tf.reduce_mean(tf.cast(tf.equal(results[0][0], 0.0), tf.float32))) > 0.05
+    for keras_result, our_result in zip(*results):
+        scale = max(1.0, float(tf.reduce_max(tf.abs(keras_result))))
+        np.testing.assert_allclose(our_result.numpy(), keras_result.numpy(), atol=tolerance * scale)
+
+
+def test_the_discriminators_activation_gradients_read_the_activations_outputs_so_they_can_fuse():
+    gan = DCGAN.from_config(Config(**TINY))
+    activations = [layer for layer in gan.discriminator.layers if isinstance(layer, keras.layers.LeakyReLU)]
+    assert activations and all(isinstance(layer, networks.LeakyReLU) for layer in activations)
+
+    def input_gradient(images):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            logits = gan.discriminator(images, training=True)
+        return tape.gradient(logits, images)
+
+    graph = tf.function(input_gradient).get_concrete_function(tf.TensorSpec((2, 64, 64, 3))).graph
+    gradients = [op for op in graph.get_operations() if op.type == "LeakyReluGrad"]
+    assert len(gradients) == len(activations)
+    for op in gradients:
+        features = op.inputs[1].op
+        assert features.type == "LeakyRelu" and len(features.inputs[0].consumers()) == 1  # the op before: one reader
+
+
 @pytest.mark.parametrize("setting, message", [
     (dict(steps=0), "steps must be a whole number of at least 1"),
     (dict(batch_size=-5), "batch_size must be a whole number"),
