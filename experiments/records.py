@@ -69,10 +69,12 @@ def write_results(out_dir: str, results: list):
 
 
 def provenance() -> dict:
-    """The machine (CPU model and flags, or GPU) and the date of a measurement."""
+    """The machine (CPU model and flags, or GPU), the project's code (its git commit, runs.code_version) and the
+    date of a measurement."""
     from facegan import devices
+    from facegan.runs import code_version
 
-    return dict(machine=devices.machine(), date=datetime.date.today().isoformat())
+    return dict(machine=devices.machine(), code=code_version(), date=datetime.date.today().isoformat())
 
 
 def save_part(out_dir: str, key: str, value) -> dict:

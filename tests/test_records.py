@@ -4,16 +4,17 @@ TensorFlow until a function that draws or reads a run asks for it."""
 import json
 
 from experiments import records
-from facegan import devices
+from facegan import devices, runs
 
 
-def test_each_part_is_saved_as_it_is_measured_with_its_machine_and_date(tmp_path):
+def test_each_part_is_saved_as_it_is_measured_with_its_machine_code_and_date(tmp_path):
     records.save_part(str(tmp_path), "edits", {"ranges": {"Smiling": 2.0}})
     results = records.save_part(str(tmp_path), "arithmetic", {"results": 200})
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == results and saved["edits"] == {"ranges": {"Smiling": 2.0}}
     assert set(saved["measured"]) == {"edits", "arithmetic"}
     assert saved["measured"]["edits"]["machine"] == devices.machine()
+    assert saved["measured"]["edits"]["code"] == runs.code_version()  # the commit, or None outside a checkout
     assert records.read_json(str(tmp_path / "nowhere" / "results.json"), {}) == {}
 
 
