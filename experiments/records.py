@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from facegan import devices
 from facegan.images import atomic_write, save_png
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ DEFAULT_GENERATOR = "average_precise_bn"  # how faces are drawn by default: what
 STANDING_STATISTICS_BATCHES = 10  # average_precise_bn: its batch-norm statistics from 10 batches of 100 of its faces
 GRID_SEEDS = range(10_000, 10_064)  # the faces of the published grids: the same z for every setting
 JUDGE_SEED = 0  # the generated faces' z and the sample of real faces they are scored against, for every run
+CODE_AT_START = devices.code_version()  # the project's git commit as this process started (provenance())
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -69,12 +71,10 @@ def write_results(out_dir: str, results: list):
 
 
 def provenance() -> dict:
-    """The machine (CPU model and flags, or GPU), the project's code (its git commit, runs.code_version) and the
-    date of a measurement."""
-    from facegan import devices
-    from facegan.runs import code_version
-
-    return dict(machine=devices.machine(), code=code_version(), date=datetime.date.today().isoformat())
+    """The machine (CPU model and flags, or GPU), the project's code and the date of a measurement. The code is
+    the git commit this process started with (CODE_AT_START), not the one checked out when the record is written:
+    a commit made while a run trained did not change what it ran."""
+    return dict(machine=devices.machine(), code=CODE_AT_START, date=datetime.date.today().isoformat())
 
 
 def save_part(out_dir: str, key: str, value) -> dict:
@@ -125,7 +125,7 @@ def training_seconds(losses: Sequence[dict], steps: int, batch_size: int) -> Opt
 def run_fields(config: "Config", overrides: dict, generator: str, steps: int) -> dict:
     """What a record says of the run and the generator it scores: the generator and how it draws, the seed, the
     recipe's changes, the images seen, and the training time, speed and precision (from the run's losses.csv)."""
-    from facegan import devices, runs
+    from facegan import runs
 
     losses = runs.read_losses(config.outputs.checkpoint_dir)
     return dict(generator=generator, seed=config.training.seed, overrides=overrides,

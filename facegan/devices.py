@@ -8,6 +8,7 @@ flags load without it (`--help` prints at once).
 import functools
 import os
 import platform
+import subprocess
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from facegan import onednn
@@ -122,6 +123,25 @@ def machine() -> str:
     flags = cpu_flags()
     isa = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
     return f"CPU, {os.cpu_count()} cores, {cpu_model()} ({', '.join(isa) or 'no AVX2'}), {onednn.state()}"
+
+
+PROJECT_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def code_version(folder: str = PROJECT_FOLDER) -> Optional[str]:
+    """The project's git commit, with "+changes" when its tracked files differ from it; None where the code is not a
+    git checkout (an installed copy) or git is missing. A run resumed with other code trains another recipe, as a
+    changed setting does: starts.jsonl keeps which code each start ran."""
+    try:
+        commit = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=30)
+        if commit.returncode != 0:
+            return None
+        changes = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return commit.stdout.strip() + ("+changes" if changes.stdout.strip() else "")
 
 
 def make_strategy(name: str) -> "tf.distribute.Strategy":

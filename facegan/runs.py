@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
@@ -137,31 +136,12 @@ def restore(gan: DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Opti
     return None
 
 
-PROJECT_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def code_version(folder: str = PROJECT_FOLDER) -> Optional[str]:
-    """The project's git commit, with "+changes" when its tracked files differ from it; None where the code is not a
-    git checkout (an installed copy) or git is missing. A run resumed with other code trains another recipe, as a
-    changed setting does: starts.jsonl keeps which code each start ran."""
-    try:
-        commit = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=30)
-        if commit.returncode != 0:
-            return None
-        changes = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
-                                 capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return commit.stdout.strip() + ("+changes" if changes.stdout.strip() else "")
-
-
 def record_start(config: Config, step: int):
     """Append this start (or resume) of a run to checkpoint_dir/starts.jsonl: the time, the step it starts at, the
-    machine, the project's code (code_version), the precision it computes in and every setting, so a run's recipe
-    history stays on disk."""
+    machine, the project's code (devices.code_version), the precision it computes in and every setting, so a run's
+    recipe history stays on disk."""
     record = dict(time=datetime.datetime.now().isoformat(timespec="seconds"), step=step, machine=devices.machine(),
-                  code=code_version(), precision=devices.resolve_precision(config.networks.precision)[0],
+                  code=devices.code_version(), precision=devices.resolve_precision(config.networks.precision)[0],
                   settings=config.to_dict())
     with open(os.path.join(config.outputs.checkpoint_dir, STARTS_FILE), "a") as handle:
         handle.write(json.dumps(record, sort_keys=True) + "\n")

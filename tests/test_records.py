@@ -4,7 +4,7 @@ TensorFlow until a function that draws or reads a run asks for it."""
 import json
 
 from experiments import records
-from facegan import devices, runs
+from facegan import devices
 
 
 def test_each_part_is_saved_as_it_is_measured_with_its_machine_code_and_date(tmp_path):
@@ -14,7 +14,7 @@ def test_each_part_is_saved_as_it_is_measured_with_its_machine_code_and_date(tmp
     assert saved == results and saved["edits"] == {"ranges": {"Smiling": 2.0}}
     assert set(saved["measured"]) == {"edits", "arithmetic"}
     assert saved["measured"]["edits"]["machine"] == devices.machine()
-    assert saved["measured"]["edits"]["code"] == runs.code_version()  # the commit, or None outside a checkout
+    assert saved["measured"]["edits"]["code"] == devices.code_version()  # the commit, or None outside a checkout
     assert records.read_json(str(tmp_path / "nowhere" / "results.json"), {}) == {}
 
 

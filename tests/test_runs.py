@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facegan.config import Config, PLAIN_RECIPE, flatten
-from facegan import runs
+from facegan import devices, runs
 from facegan import training
 from conftest import tiny_config
 
@@ -83,24 +83,24 @@ def test_every_start_of_a_run_is_recorded_with_its_settings_step_and_machine(tmp
     assert [start["settings"]["recipe"]["label_smoothing"] for start in starts] == [0.0, 0.1]  # the recipe's history
     assert Config.from_dict(starts[0]["settings"]) == config
     assert all(start["machine"] and start["precision"] == "float32" for start in starts)
-    assert all(start["code"] == runs.code_version() for start in starts)  # which code each start ran
+    assert all(start["code"] == devices.code_version() for start in starts)  # which code each start ran
     assert runs.read_config(config.outputs.checkpoint_dir).recipe.label_smoothing == 0.1  # config.json: as it last
     # started
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_the_code_version_is_the_checkouts_commit_marked_when_its_files_changed(tmp_path):
-    assert runs.code_version(str(tmp_path)) is None  # not a git checkout: an installed copy
+    assert devices.code_version(str(tmp_path)) is None  # not a git checkout: an installed copy
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     (tmp_path / "networks.py").write_text("width = 64\n")
     for command in (["init", "-q"], ["add", "networks.py"], ["commit", "-q", "-m", "first"]):
         subprocess.run(git + command, check=True)
     commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    assert runs.code_version(str(tmp_path)) == commit and len(commit) == 40
+    assert devices.code_version(str(tmp_path)) == commit and len(commit) == 40
     (tmp_path / "notes.txt").write_text("an untracked file is not the code")
-    assert runs.code_version(str(tmp_path)) == commit
+    assert devices.code_version(str(tmp_path)) == commit
     (tmp_path / "networks.py").write_text("width = 128\n")
-    assert runs.code_version(str(tmp_path)) == commit + "+changes"
+    assert devices.code_version(str(tmp_path)) == commit + "+changes"
 
 
 @pytest.mark.slow
