@@ -83,13 +83,14 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
 
 class LeakyReLU(keras.layers.LeakyReLU):
-    """keras.layers.LeakyReLU (same results, same gradients) whose gradient reads its output, not its input.
+    """keras.layers.LeakyReLU (the same function and gradient; in 16-bit precision the fused op rounds once, after
+    the bias and the activation, so results differ by rounding) whose gradient reads its output, not its input.
     TensorFlow's gradient of LeakyRelu reads the op's input, so the op before it has a second reader and oneDNN
     cannot fuse the activation into it: the discriminator's first layer then ran Conv2D + bias and LeakyRelu as
     two passes over its 32×32×64 maps (docs/speed.md). With a slope ≥ 0 the output has the input's sign, so
     LeakyReluGrad(gradient, output) is the same gradient. The op is put on the tapes by record.record_operation,
     as tf.custom_gradient does, but without custom_gradient's IdentityN, which reads the input too. Second-order
-    gradients (R1) differentiate LeakyReluGrad as usual (tests/test_networks.py)."""
+    gradients (R1) differentiate LeakyReluGrad as usual (tests/test_gan.py)."""
 
     def call(self, inputs):
         slope = self.negative_slope
