@@ -139,7 +139,8 @@ def test_leaky_relu_gives_kerass_outputs_gradients_and_second_order_gradients(pr
     inputs = tf.constant(np.random.default_rng(6).normal(size=(4, 6, 6, 3)), tf.float32)
     layers = {}
     for kind in (keras.layers.LeakyReLU, networks.LeakyReLU):
-        convolution = keras.layers.Conv2D(5, 3, padding="same", dtype=policy, kernel_initializer="he_normal",
+        convolution = keras.layers.Conv2D(5, 3, padding="same", dtype=policy,
+                                          kernel_initializer=keras.initializers.HeNormal(seed=1),
                                           bias_initializer=keras.initializers.Constant(0.5))
         layers[kind] = convolution, kind(0.2, dtype=policy)
         convolution.build(inputs.shape)
