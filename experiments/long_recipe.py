@@ -45,6 +45,9 @@ CANDIDATES: Dict[str, dict] = {
     "r1_gamma1": dict(r1_gamma=1.0),
     "r1_gamma0.01": dict(r1_gamma=0.01),
     "lr_decay": dict(learning_rate_decay=0.5),  # both learning rates fall linearly to 0 over the run's second half
+    # one batch of real and fake faces in the discriminator: batch norm's statistics shared, so that a batch of fakes
+    # with too few men or too little variety is no longer normalised to look like the real batch
+    "joint_batches": dict(discriminator_batches="joint"),
 }
 CHECKPOINT_IMAGES = 50_000  # a checkpoint, and a coverage point, every this many images
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-long-recipe")

@@ -22,6 +22,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 DISCRIMINATOR_NORMS = ("batch", "spectral")
 SMALL_MAP_CONVOLUTIONS = ("auto", "framework", "matmul")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
+DISCRIMINATOR_BATCHES = ("separate", "joint")
 HIGHER_IS_BETTER = ("pr",)  # precision and recall: they cannot choose the best network by its lowest value
 
 
@@ -147,6 +148,11 @@ class Recipe:
     reuse_fakes: bool = setting(True, "one generator forward per step: the generator step backpropagates "
                                 "through the discriminator step's fakes, as pytorch/examples does (False: it "
                                 "draws new z and runs the generator again, as the seed did)")
+    discriminator_batches: str = setting("separate", 'how the discriminator meets real and fake faces: "separate" '
+                                         "batches, each normalised by its own batch-norm statistics (ganhacks #4, "
+                                         'pytorch/examples, the seed), or "joint": one batch of both, its statistics '
+                                         "shared, so that a batch of fakes unlike the real batch as a whole (too few "
+                                         "men, too little variety, which separate statistics normalise away) is seen")
     r1_gamma: float = setting(0.0, "weight γ of the zero-centred gradient penalty on the real faces the "
                               "discriminator sees, γ/2·E‖∇D(x)‖² (R1, Mescheder et al. 2018), applied every "
                               "16 steps ×16 (StyleGAN2's lazy regularisation); 0: off")
@@ -170,6 +176,9 @@ class Recipe:
         if unknown or len(set(self.diff_augment)) != len(self.diff_augment):
             raise ValueError(f"diff_augment must list each of {', '.join(DIFF_AUGMENTATIONS)} at most once "
                              f"([] for none), got {self.diff_augment!r}")
+        if self.discriminator_batches not in DISCRIMINATOR_BATCHES:
+            raise ValueError(f"discriminator_batches must be one of {', '.join(DISCRIMINATOR_BATCHES)}, "
+                             f"got {self.discriminator_batches!r}")
         if not self.r1_gamma >= 0:
             raise ValueError(f"r1_gamma must be 0 (off) or above, got {self.r1_gamma!r}")
         if not 0 <= self.ema_decay < 1:
@@ -275,6 +284,9 @@ class Config:
         if group_size and self.training.batch_size % group_size:
             raise ValueError(f"batch_size ({self.training.batch_size}) must be a whole number of minibatch_stddev's "
                              f"groups of {group_size}: change one of them")
+        if group_size and self.recipe.discriminator_batches == "joint":
+            raise ValueError("minibatch_stddev's groups would mix real and fake faces in a joint batch: set "
+                             'discriminator_batches="separate" or minibatch_stddev=0')
 
     data: Data
     networks: Networks
@@ -327,7 +339,8 @@ def flatten(values: Mapping) -> dict:
 # The original recipe of Radford et al. and carpedm20/DCGAN-tensorflow, by settings alone: Config(**PLAIN_RECIPE).
 PLAIN_RECIPE = dict(ema_decay=0.0, generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, beta_1=0.5,
                     label_smoothing=0.0, discriminator_norm="batch", flip_faces=False, diff_augment=[],
-                    kernel_size=5, reuse_fakes=False, precision="float32", minibatch_stddev=0)
+                    kernel_size=5, reuse_fakes=False, precision="float32", minibatch_stddev=0,
+                    discriminator_batches="separate")
 
 
 def checkpoint_shape(config: Config) -> dict:

@@ -197,18 +197,34 @@ class DCGAN(keras.Model):
         with tf.name_scope("r1_penalty"):
             return tf.cond(self.step % R1_INTERVAL == 0, penalty, lambda: tf.constant(0.0))
 
+    def discriminate(self, real_inputs, fake_inputs):
+        """The discriminator's (real logits, fake logits) in training mode: two calls, each batch normalised by its
+        own statistics, or with discriminator_batches="joint" one call on both batches, their statistics shared."""
+        if self.recipe.discriminator_batches == "joint":
+            logits = self.discriminator(tf.concat([real_inputs, tf.cast(fake_inputs, real_inputs.dtype)], 0),
+                                        training=True)
+            return logits[:tf.shape(real_inputs)[0]], logits[tf.shape(real_inputs)[0]:]
+        return self.discriminator(real_inputs, training=True), self.discriminator(fake_inputs, training=True)
+
+    def _generator_logits(self, real_inputs, fake_inputs):
+        """The discriminator's logits of the fakes in the generator's update, in the batch the discriminator step
+        used (a joint batch holds the same real faces; no gradient reaches them)."""
+        if self.recipe.discriminator_batches == "joint":
+            return self.discriminate(tf.stop_gradient(real_inputs), fake_inputs)[1]
+        return self.discriminator(fake_inputs, training=True)
+
     def _discriminator_update(self, real_images, fake_images, replicas, augment):
-        """One discriminator update on real faces and (already drawn) fakes; returns its loss (without R1)."""
+        """One discriminator update on real faces and (already drawn) fakes; returns its loss (without R1) and the
+        real faces as it saw them."""
         with tf.GradientTape() as tape:
             real_inputs = augment(real_images)
-            real_logits = self.discriminator(real_inputs, training=True)
-            fake_logits = self.discriminator(augment(fake_images), training=True)
+            real_logits, fake_logits = self.discriminate(real_inputs, augment(fake_images))
             d_loss = nets.discriminator_loss(real_logits, fake_logits, self.recipe.label_smoothing)
             total = d_loss + self.r1_penalty(real_inputs) if self.recipe.r1_gamma else d_loss
             scaled = self.discriminator_optimizer.scale_loss(total / replicas)
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
-        return d_loss
+        return d_loss, real_inputs
 
     def _generator_update(self, tape, scaled_loss):
         gradients = tape.gradient(scaled_loss, self.generator.trainable_variables)
@@ -223,10 +239,12 @@ class DCGAN(keras.Model):
         one z, then the generator from the updated discriminator's verdict on fakes of a new z (two generator
         forward passes per step)."""
         z = noise.normal((batch_size, self.networks.z_dim))
-        d_loss = self._discriminator_update(real_images, self.generator(z, training=True), replicas, augment)
+        d_loss, real_inputs = self._discriminator_update(real_images, self.generator(z, training=True), replicas,
+                                                         augment)
         z = noise.normal((batch_size, self.networks.z_dim))
         with tf.GradientTape() as tape:
-            g_loss = nets.generator_loss(self.discriminator(augment(self.generator(z, training=True)), training=True))
+            g_loss = nets.generator_loss(self._generator_logits(real_inputs,
+                                                                augment(self.generator(z, training=True))))
             scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
         self._generator_update(tape, scaled)
         return d_loss, g_loss
@@ -239,8 +257,9 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_images = self.generator(z, training=True)
             with tape.stop_recording():
-                d_loss = self._discriminator_update(real_images, tf.stop_gradient(fake_images), replicas, augment)
-            g_loss = nets.generator_loss(self.discriminator(augment(fake_images), training=True))
+                d_loss, real_inputs = self._discriminator_update(real_images, tf.stop_gradient(fake_images), replicas,
+                                                                 augment)
+            g_loss = nets.generator_loss(self._generator_logits(real_inputs, augment(fake_images)))
             scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
         self._generator_update(tape, scaled)
         return d_loss, g_loss

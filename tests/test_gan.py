@@ -206,6 +206,9 @@ def test_the_discriminators_activation_gradients_read_the_activations_outputs_so
     (dict(r1_gamma=-1.0), "r1_gamma must be 0 \\(off\\) or above, got -1.0"),
     (dict(minibatch_stddev=3, batch_size=8),
      r"batch_size \(8\) must be a whole number of minibatch_stddev's groups of 3"),
+    (dict(discriminator_batches="mixed"), "discriminator_batches must be one of separate, joint, got 'mixed'"),
+    (dict(discriminator_batches="joint", minibatch_stddev=4),
+     "minibatch_stddev's groups would mix real and fake faces in a joint batch"),
 ])
 def test_bad_settings_name_the_parameter(setting, message):
     with pytest.raises(ValueError, match=message):
@@ -369,7 +372,8 @@ CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-
               dict(minibatch_stddev=2, discriminator_norm="spectral", precision="mixed_bfloat16"),
               dict(r1_gamma=1.0), dict(r1_gamma=0.5, precision="mixed_bfloat16", reuse_fakes=True),
               dict(r1_gamma=0.5, precision="mixed_float16"),
-              dict(learning_rate_decay=0.5, steps=4)]
+              dict(learning_rate_decay=0.5, steps=4), dict(discriminator_batches="joint"),
+              dict(discriminator_batches="joint", reuse_fakes=True, precision="mixed_bfloat16", r1_gamma=0.5)]
 
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
@@ -381,6 +385,48 @@ def test_each_candidate_setting_trains_a_few_real_steps_with_finite_losses(setti
     assert int(gan.step.numpy()) == 3
     assert np.isfinite(float(logs["discriminator_loss"])) and np.isfinite(float(logs["generator_loss"]))
     assert all(not np.array_equal(b, a) for b, a in zip(before, after))
+
+
+def discriminator_that_normalises(gan):
+    """The GAN's discriminator with every bias 0 and its kernels scaled up from N(0, 0.02), so that each layer is
+    positively homogeneous and batch norm's variances are far above its epsilon: the faces' contrast then reaches
+    the logits only through the batch's statistics."""
+    for layer in gan.discriminator.layers:
+        for weight in layer.weights:
+            if weight.name.endswith("bias"):
+                weight.assign(tf.zeros_like(weight))
+            elif weight.name.endswith("kernel"):
+                weight.assign(weight * 25.0)
+    return gan
+
+
+def test_separate_batches_hide_what_a_batch_of_fakes_shares_and_joint_batches_show_it():
+    """The same faces at half their contrast: as a batch of their own, batch norm takes the difference out and the
+    discriminator gives them the logits of the full-contrast faces; in a joint batch with those faces it cannot."""
+    faces = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (7, 1), -1, 1)
+    gaps = {}
+    for batches in ("separate", "joint"):
+        keras.utils.set_random_seed(2)
+        gan = discriminator_that_normalises(DCGAN.from_config(Config(**TINY, discriminator_batches=batches)))
+        real_logits, fake_logits = gan.discriminate(faces, 0.5 * faces)
+        spread = float(tf.math.reduce_std(real_logits))
+        gaps[batches] = float(tf.reduce_max(tf.abs(real_logits - fake_logits))) / spread
+    assert gaps["separate"] < 1e-3  # blind to a whole batch's contrast
+    assert gaps["joint"] > 0.1
+
+
+def test_in_joint_batches_the_generators_logits_depend_on_the_real_faces_beside_its_fakes():
+    fakes = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (3, 3), -1, 1)
+    real = [tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (seed, 4), -1, 1) for seed in (1, 2)]
+    differs = {}
+    for batches in ("separate", "joint"):
+        keras.utils.set_random_seed(2)
+        gan = DCGAN.from_config(Config(**TINY, discriminator_batches=batches))
+        first, second = (gan._generator_logits(faces, fakes) for faces in real)
+        differs[batches] = not np.allclose(first.numpy(), second.numpy(), rtol=1e-4, atol=1e-5)
+        if batches == "joint":  # the fakes' half of the joint call, no more
+            np.testing.assert_allclose(first.numpy(), gan.discriminate(real[0], fakes)[1].numpy(), rtol=1e-5)
+    assert differs == {"separate": False, "joint": True}
 
 
 class CountingGenerator(keras.Model):
