@@ -201,9 +201,10 @@ class DCGAN(keras.Model):
         """The discriminator's (real logits, fake logits) in training mode: two calls, each batch normalised by its
         own statistics, or with discriminator_batches="joint" one call on both batches, their statistics shared."""
         if self.recipe.discriminator_batches == "joint":
+            count = tf.shape(real_inputs)[0]
             logits = self.discriminator(tf.concat([real_inputs, tf.cast(fake_inputs, real_inputs.dtype)], 0),
                                         training=True)
-            return logits[:tf.shape(real_inputs)[0]], logits[tf.shape(real_inputs)[0]:]
+            return logits[:count], logits[count:]
         return self.discriminator(real_inputs, training=True), self.discriminator(fake_inputs, training=True)
 
     def _generator_logits(self, real_inputs, fake_inputs):
