@@ -48,6 +48,8 @@ CANDIDATES: Dict[str, dict] = {
     # one batch of real and fake faces in the discriminator: batch norm's statistics shared, so that a batch of fakes
     # with too few men or too little variety is no longer normalised to look like the real batch
     "joint_batches": dict(discriminator_batches="joint"),
+    # joint, with the generator's step unable to move the shared statistics (joint drew too many extreme faces)
+    "joint_constant_statistics": dict(discriminator_batches="joint_constant_statistics"),
 }
 CHECKPOINT_IMAGES = 50_000  # a checkpoint, and a coverage point, every this many images
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-long-recipe")

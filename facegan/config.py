@@ -22,7 +22,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 DISCRIMINATOR_NORMS = ("batch", "spectral")
 SMALL_MAP_CONVOLUTIONS = ("auto", "framework", "matmul")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
-DISCRIMINATOR_BATCHES = ("separate", "joint")
+DISCRIMINATOR_BATCHES = ("separate", "joint", "joint_constant_statistics")
 HIGHER_IS_BETTER = ("pr",)  # precision and recall: they cannot choose the best network by its lowest value
 
 
@@ -152,7 +152,11 @@ class Recipe:
                                          "batches, each normalised by its own batch-norm statistics (ganhacks #4, "
                                          'pytorch/examples, the seed), or "joint": one batch of both, its statistics '
                                          "shared, so that a batch of fakes unlike the real batch as a whole (too few "
-                                         "men, too little variety, which separate statistics normalise away) is seen")
+                                         "men, too little variety, which separate statistics normalise away) is seen; "
+                                         '"joint_constant_statistics": joint, and in the generator\'s step the '
+                                         "statistics are constants, so that the generator cannot move the real "
+                                         "faces' features through them (joint drew too many very dark and very light "
+                                         "faces)")
     r1_gamma: float = setting(0.0, "weight γ of the zero-centred gradient penalty on the real faces the "
                               "discriminator sees, γ/2·E‖∇D(x)‖² (R1, Mescheder et al. 2018), applied every "
                               "16 steps ×16 (StyleGAN2's lazy regularisation); 0: off")
@@ -284,7 +288,7 @@ class Config:
         if group_size and self.training.batch_size % group_size:
             raise ValueError(f"batch_size ({self.training.batch_size}) must be a whole number of minibatch_stddev's "
                              f"groups of {group_size}: change one of them")
-        if group_size and self.recipe.discriminator_batches == "joint":
+        if group_size and self.recipe.discriminator_batches != "separate":
             raise ValueError("minibatch_stddev's groups would mix real and fake faces in a joint batch: set "
                              'discriminator_batches="separate" or minibatch_stddev=0')
 

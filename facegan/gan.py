@@ -199,8 +199,8 @@ class DCGAN(keras.Model):
 
     def discriminate(self, real_inputs, fake_inputs):
         """The discriminator's (real logits, fake logits) in training mode: two calls, each batch normalised by its
-        own statistics, or with discriminator_batches="joint" one call on both batches, their statistics shared."""
-        if self.recipe.discriminator_batches == "joint":
+        own statistics, or with discriminator_batches="joint…" one call on both batches, their statistics shared."""
+        if self.recipe.discriminator_batches != "separate":
             count = tf.shape(real_inputs)[0]
             logits = self.discriminator(tf.concat([real_inputs, tf.cast(fake_inputs, real_inputs.dtype)], 0),
                                         training=True)
@@ -209,7 +209,11 @@ class DCGAN(keras.Model):
 
     def _generator_logits(self, real_inputs, fake_inputs):
         """The discriminator's logits of the fakes in the generator's update, in the batch the discriminator step
-        used (a joint batch holds the same real faces; no gradient reaches them)."""
+        used (a joint batch holds the same real faces; no gradient reaches them; with joint_constant_statistics
+        none reaches the batch's statistics either)."""
+        if self.recipe.discriminator_batches == "joint_constant_statistics":
+            with nets.constant_statistics(self.discriminator):
+                return self.discriminate(tf.stop_gradient(real_inputs), fake_inputs)[1]
         if self.recipe.discriminator_batches == "joint":
             return self.discriminate(tf.stop_gradient(real_inputs), fake_inputs)[1]
         return self.discriminator(fake_inputs, training=True)

@@ -12,8 +12,10 @@ Both builders take the network settings (config.Networks) and a seed for the ini
 from the run's seed, so a run's seed fixes where it starts).
 """
 
+import contextlib
 import itertools
 import math
+import threading
 import weakref
 
 import keras
@@ -57,11 +59,18 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     of several replicas a synchronized layer takes the statistics of the whole global batch (Keras's own path, an
     all-reduce per layer): the fused kernel sees one replica's share only."""
 
+    @property
+    def constant_statistics(self) -> bool:
+        """Whether this thread is inside constant_statistics(model) of this layer's model."""
+        return id(self) in getattr(_CONSTANT_STATISTICS, "layers", ())
+
     def across_replicas(self) -> bool:
         context = tf.distribute.get_replica_context()
         return self.synchronized and context is not None and context.num_replicas_in_sync > 1
 
     def call(self, inputs, training=None, mask=None):
+        if training and self.trainable and self.constant_statistics:
+            return self._normalise_by_constant_statistics(inputs)
         if (mask is not None or self.renorm or inputs.shape.rank != 4 or self.axis not in (-1, 3)
                 or (training and self.across_replicas())):
             return super().call(inputs, training=training, mask=mask)
@@ -80,6 +89,40 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon, data_format="NHWC",
                 is_training=False)
         return tf.cast(outputs, self.compute_dtype)
+
+    def _normalise_by_constant_statistics(self, inputs):
+        """The batch normalised by its own mean and variance taken as constants: no gradient flows through them,
+        and the moving statistics stay as they were. One device's batch (training refuses joint batches on
+        several)."""
+        values = tf.cast(inputs, tf.float32)
+        axes = [axis for axis in range(inputs.shape.rank) if axis != self.axis % inputs.shape.rank]
+        mean, variance = (tf.stop_gradient(moment) for moment in tf.nn.moments(values, axes))
+        outputs = tf.nn.batch_normalization(values, mean, variance, tf.cast(self.beta, tf.float32),
+                                            tf.cast(self.gamma, tf.float32), self.epsilon)
+        return tf.cast(outputs, self.compute_dtype)
+
+
+# The layers (by id) whose statistics are held constant, per thread: tf.distribute's mirrored strategy traces each
+# replica's step in a thread of its own, and each must trace the same calls (the same collectives, in one order).
+_CONSTANT_STATISTICS = threading.local()
+
+
+@contextlib.contextmanager
+def constant_statistics(model: keras.Model):
+    """Inside, every batch-norm layer of `model` normalises a training batch by that batch's statistics held
+    constant: the outputs are the same, but a gradient reaches each input through its own value only, never through
+    the mean and variance it shares with the rest of the batch. Read when a call is traced, so open it around the
+    call inside a tf.function (each thread holds its own). The generator's step of
+    discriminator_batches="joint_constant_statistics" uses it: with live statistics the generator can move the real
+    faces' normalised features by moving the shared statistics (a few extreme fakes widen the variance and draw
+    every face toward the batch's mean)."""
+    before = getattr(_CONSTANT_STATISTICS, "layers", frozenset())
+    _CONSTANT_STATISTICS.layers = before | {id(layer) for layer in model.layers
+                                            if isinstance(layer, FusedBatchNormalization)}
+    try:
+        yield
+    finally:
+        _CONSTANT_STATISTICS.layers = before
 
 
 class LeakyReLU(keras.layers.LeakyReLU):

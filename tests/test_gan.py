@@ -1,6 +1,7 @@
 """networks.py, augment.py and gan.py: the networks' shapes, the losses, batch norm's statistics, the augmentations,
 one real training step, the moving average and the recipe candidates."""
 
+import contextlib
 import json
 import math
 
@@ -206,7 +207,10 @@ def test_the_discriminators_activation_gradients_read_the_activations_outputs_so
     (dict(r1_gamma=-1.0), "r1_gamma must be 0 \\(off\\) or above, got -1.0"),
     (dict(minibatch_stddev=3, batch_size=8),
      r"batch_size \(8\) must be a whole number of minibatch_stddev's groups of 3"),
-    (dict(discriminator_batches="mixed"), "discriminator_batches must be one of separate, joint, got 'mixed'"),
+    (dict(discriminator_batches="mixed"),
+     "discriminator_batches must be one of separate, joint, joint_constant_statistics, got 'mixed'"),
+    (dict(discriminator_batches="joint_constant_statistics", minibatch_stddev=4),
+     "minibatch_stddev's groups would mix real and fake faces in a joint batch"),
     (dict(discriminator_batches="joint", minibatch_stddev=4),
      "minibatch_stddev's groups would mix real and fake faces in a joint batch"),
 ])
@@ -373,7 +377,9 @@ CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-
               dict(r1_gamma=1.0), dict(r1_gamma=0.5, precision="mixed_bfloat16", reuse_fakes=True),
               dict(r1_gamma=0.5, precision="mixed_float16"),
               dict(learning_rate_decay=0.5, steps=4), dict(discriminator_batches="joint"),
-              dict(discriminator_batches="joint", reuse_fakes=True, precision="mixed_bfloat16", r1_gamma=0.5)]
+              dict(discriminator_batches="joint", reuse_fakes=True, precision="mixed_bfloat16", r1_gamma=0.5),
+              dict(discriminator_batches="joint_constant_statistics"),
+              dict(discriminator_batches="joint_constant_statistics", reuse_fakes=True, precision="mixed_bfloat16")]
 
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
@@ -427,6 +433,64 @@ def test_in_joint_batches_the_generators_logits_depend_on_the_real_faces_beside_
         if batches == "joint":  # the fakes' half of the joint call, no more
             np.testing.assert_allclose(first.numpy(), gan.discriminate(real[0], fakes)[1].numpy(), rtol=1e-5)
     assert differs == {"separate": False, "joint": True}
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_constant_statistics_keep_the_logits_and_cut_the_gradient_through_the_batch(precision):
+    """joint_constant_statistics's generator step: the fakes' logits are the joint batch's, but the real faces
+    beside them reach those logits only through the shared statistics, so held constant they get no gradient; and
+    each fake's gradient comes through its own value only (a fake's logit then does not move with another fake)."""
+    real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 5), -1, 1)
+    fakes = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (2, 5), -1, 1)
+    results = {}
+    for constant in (False, True):
+        keras.utils.set_random_seed(2)
+        gan = DCGAN.from_config(Config(**{**TINY, "precision": precision}, discriminator_batches="joint"))
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([real, fakes])
+            with networks.constant_statistics(gan.discriminator) if constant else contextlib.nullcontext():
+                logits = tf.cast(gan.discriminate(real, fakes)[1], tf.float32)
+            first, total = logits[0], tf.reduce_sum(logits)
+        results[constant] = dict(logits=logits.numpy(), to_real=tape.gradient(total, real),
+                                 first_to_other_fakes=tape.gradient(first, fakes)[1:])
+    spread = float(np.std(results[False]["logits"]))
+    np.testing.assert_allclose(results[True]["logits"], results[False]["logits"],
+                               atol=(1e-4 if precision == "float32" else 0.05) * spread)
+    assert float(tf.reduce_max(tf.abs(results[False]["to_real"]))) > 0
+    assert float(tf.reduce_max(tf.abs(results[False]["first_to_other_fakes"]))) > 0
+    assert float(tf.reduce_max(tf.abs(results[True]["to_real"]))) == 0
+    assert float(tf.reduce_max(tf.abs(results[True]["first_to_other_fakes"]))) == 0
+
+
+def test_the_generators_step_of_joint_constant_statistics_holds_the_statistics_constant():
+    real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 6), -1, 1)
+    fakes = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (2, 6), -1, 1)
+    gradients = {}
+    for batches in ("joint", "joint_constant_statistics"):
+        keras.utils.set_random_seed(2)
+        gan = DCGAN.from_config(Config(**TINY, discriminator_batches=batches))
+        with tf.GradientTape() as tape:
+            tape.watch(fakes)
+            first = gan._generator_logits(real, fakes)[0]
+        gradients[batches] = float(tf.reduce_max(tf.abs(tape.gradient(first, fakes)[1:])))
+    assert gradients["joint"] > 0 and gradients["joint_constant_statistics"] == 0
+
+
+def test_constant_statistics_last_only_while_open_and_leave_the_moving_statistics_alone():
+    keras.utils.set_random_seed(2)
+    gan = DCGAN.from_config(Config(**TINY))
+    norms = [layer for layer in gan.discriminator.layers if isinstance(layer, networks.FusedBatchNormalization)]
+    faces = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (4, 5), -1, 1)
+    moving = [layer.moving_mean.numpy() for layer in norms]
+    with pytest.raises(RuntimeError):
+        with networks.constant_statistics(gan.discriminator):
+            assert norms and all(layer.constant_statistics for layer in norms)
+            gan.discriminator(faces, training=True)
+            raise RuntimeError("closed on an error too")
+    assert not any(layer.constant_statistics for layer in norms)
+    assert all(np.array_equal(before, layer.moving_mean.numpy()) for before, layer in zip(moving, norms))
+    gan.discriminator(faces, training=True)
+    assert not all(np.array_equal(before, layer.moving_mean.numpy()) for before, layer in zip(moving, norms))
 
 
 class CountingGenerator(keras.Model):
