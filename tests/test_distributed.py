@@ -177,6 +177,11 @@ try:  # 12 faces pass Config (three groups of 4) but give each device 6
     training.train(show=False, **dict(settings, batch_size=12, minibatch_stddev=4, strategy="mirrored"))
 except ValueError as error:
     results["split groups"] = str(error)
+for batches in ("joint", "joint_constant_statistics"):
+    try:
+        training.train(show=False, **dict(settings, strategy="mirrored", discriminator_batches=batches))
+    except ValueError as error:
+        results[batches] = str(error)
 print("RESULTS", json.dumps(results))
 """
 
@@ -186,7 +191,8 @@ def test_two_logical_devices_train_the_same_step_as_one_device_at_the_same_globa
                                                                                        cache_dir):
     """strategy="mirrored" on the CPU split in two: the moving average, DiffAugment and mirrored faces on, the
     faces kept on the devices (each replica gathers its own share) or streamed; the losses and every weight
-    (batch norm's statistics and the average's too) match one device's, within float32 round-off."""
+    (batch norm's statistics and the average's too) match one device's, within float32 round-off. Joint batches
+    are refused there, before any step."""
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, sample_every=100, flip_faces=True)
     assert config.recipe.uses_ema and config.recipe.diff_augment
     settings = {name: config.settings()[name] for name in ("image_path", "cache_dir", "steps", "sample_every",
@@ -204,3 +210,5 @@ def test_two_logical_devices_train_the_same_step_as_one_device_at_the_same_globa
             np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=2e-5, err_msg=name)
     assert "batch_size (7)" in results["odd batch"] and "2 devices" in results["odd batch"]
     assert "gets 6 faces" in results["split groups"] and "groups of 4" in results["split groups"]
+    for batches in ("joint", "joint_constant_statistics"):
+        assert "one device only" in results[batches] and "2 devices" in results[batches], batches
