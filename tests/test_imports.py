@@ -31,6 +31,7 @@ LAYERS = {
     "score": 13, "directions": 13, "experiments.ablation": 13, "experiments.bench": 13,
     "experiments.editing": 13, "experiments.data_size": 13, "experiments.time_to_fid": 13,
     "experiments.long_run": 13, "experiments.profile": 13, "experiments.determinism": 13,
+    "experiments.brightness": 13,
     "experiments.long_recipe": 14,
 }
 PACKAGES = ("facegan", "facegan.metrics", "experiments")  # importing a module imports its package's __init__ first
