@@ -150,13 +150,24 @@ def make_strategy(name: str) -> "tf.distribute.Strategy":
     (tf.config.set_logical_device_configuration), which is how the tests run the multi-GPU branch on a CPU."""
     import tensorflow as tf
 
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.MirroredStrategy(None if gpus else [device.name
-                                                                 for device in tf.config.list_logical_devices("CPU")])
-    if name == "multi_worker":  # the cluster comes from the TF_CONFIG environment variable
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+    if name not in ("mirrored", "multi_worker"):
+        return tf.distribute.get_strategy()
+    # One strategy per process and device set, made once: a second MirroredStrategy over the same devices numbers
+    # its collectives from the start again, and TensorFlow, which keeps the first one's, then fails the first step
+    # of a run whose step differs ("Shape mismatch in the collective instance"): a notebook re-running training
+    # with another setting, tests/test_distributed.py
+    devices = () if name == "multi_worker" or tf.config.list_logical_devices("GPU") else \
+        tuple(device.name for device in tf.config.list_logical_devices("CPU"))
+    key = (name, devices)
+    if key not in _STRATEGIES:
+        if name == "mirrored":
+            _STRATEGIES[key] = tf.distribute.MirroredStrategy(list(devices) or None)
+        else:  # the cluster comes from the TF_CONFIG environment variable
+            _STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _STRATEGIES[key]
+
+
+_STRATEGIES: dict = {}
 
 
 def is_chief(strategy: "tf.distribute.Strategy") -> bool:

@@ -91,12 +91,17 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
     def _normalise_by_constant_statistics(self, inputs):
-        """The batch normalised by its own mean and variance taken as constants: no gradient flows through them,
-        and the moving statistics stay as they were. One device's batch (training refuses joint batches on
-        several)."""
+        """The batch normalised by its own mean and variance (the whole global batch's under a synchronized
+        strategy of several replicas), taken as constants: no gradient flows through them, and the moving
+        statistics stay as they were."""
         values = tf.cast(inputs, tf.float32)
         axes = [axis for axis in range(inputs.shape.rank) if axis != self.axis % inputs.shape.rank]
-        mean, variance = (tf.stop_gradient(moment) for moment in tf.nn.moments(values, axes))
+        mean, mean_square = tf.reduce_mean(values, axes), tf.reduce_mean(tf.square(values), axes)
+        if self.across_replicas():  # every replica holds an equal share of the global batch
+            mean, mean_square = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN,
+                                                                               [mean, mean_square])
+        mean = tf.stop_gradient(mean)
+        variance = tf.stop_gradient(tf.maximum(mean_square - tf.square(mean), 0.0))
         outputs = tf.nn.batch_normalization(values, mean, variance, tf.cast(self.beta, tf.float32),
                                             tf.cast(self.gamma, tf.float32), self.epsilon)
         return tf.cast(outputs, self.compute_dtype)

@@ -77,12 +77,6 @@ def train(config: Optional[Config] = None, show: bool = True, faces: Optional[ce
         raise ValueError(f"each of the {strategy.num_replicas_in_sync} devices gets {per_replica} faces a step, not a "
                          f"whole number of minibatch_stddev's groups of {group_size}: change batch_size or "
                          "minibatch_stddev")
-    if strategy.num_replicas_in_sync > 1 and config.recipe.discriminator_batches != "separate":
-        # measured on two logical CPUs (tests/test_distributed.py): the replicas' batch-norm all-reduces of a joint
-        # batch fall out of order ("Shape mismatch in the collective instance") and the step fails
-        raise ValueError(f'discriminator_batches="{config.recipe.discriminator_batches}" trains on one device only, '
-                         f"not on the {strategy.num_replicas_in_sync} devices of strategy "
-                         f'{config.devices.strategy!r}: set strategy="default" or discriminator_batches="separate"')
     if strategy.num_replicas_in_sync > 1:
         device = f"{strategy.num_replicas_in_sync} devices ({config.devices.strategy})"
     restore_dir, scratch = config.outputs.checkpoint_dir, None
