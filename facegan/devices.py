@@ -144,10 +144,14 @@ def code_version(folder: str = PROJECT_FOLDER) -> Optional[str]:
     return commit.stdout.strip() + ("+changes" if changes.stdout.strip() else "")
 
 
+_STRATEGIES: dict = {}  # make_strategy's, by setting and devices
+
+
 def make_strategy(name: str) -> "tf.distribute.Strategy":
     """The tf.distribute strategy of a `strategy` setting ("default": the current one device). "mirrored" spans
     every GPU of the machine; without GPUs, every logical CPU device: one, unless the CPU was split
-    (tf.config.set_logical_device_configuration), which is how the tests run the multi-GPU branch on a CPU."""
+    (tf.config.set_logical_device_configuration), which is how the tests run the multi-GPU branch on a CPU. Made
+    once per process: every run of the process after the first gets the same strategy."""
     import tensorflow as tf
 
     if name not in ("mirrored", "multi_worker"):
@@ -165,9 +169,6 @@ def make_strategy(name: str) -> "tf.distribute.Strategy":
         else:  # the cluster comes from the TF_CONFIG environment variable
             _STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
     return _STRATEGIES[key]
-
-
-_STRATEGIES: dict = {}
 
 
 def is_chief(strategy: "tf.distribute.Strategy") -> bool:

@@ -87,3 +87,11 @@ def test_the_machine_line_names_the_gpus_where_they_train(monkeypatch):
     monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind: ["gpu:0", "gpu:1"])
     monkeypatch.setattr(devices, "gpu_capabilities", lambda: [(8, 0), (8, 0)])
     assert devices.machine() == "2 GPU(s) (compute capability 8.0, 8.0)"
+
+
+def test_a_process_makes_one_mirrored_strategy_and_reuses_it():
+    """A second MirroredStrategy over the same devices failed the first step of a run whose step differed from the
+    first run's (tests/test_distributed.py trains such runs on two logical CPUs): training again reuses the first."""
+    first = devices.make_strategy("mirrored")
+    assert devices.make_strategy("mirrored") is first
+    assert devices.make_strategy("default") is not first
