@@ -153,6 +153,7 @@ from facegan import runs, training
 
 settings, folder = json.loads(sys.argv[1]), sys.argv[2]
 results = {}
+JOINT = "joint_constant_statistics"  # joint batches, with the generator's step's statistics all-reduced constants
 
 class SaveState(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
@@ -163,8 +164,8 @@ class SaveState(keras.callbacks.Callback):
 
 for name, extra in [("one device", dict(strategy="default")), ("two devices", dict(strategy="mirrored")),
                     ("two devices, streamed", dict(strategy="mirrored", resident_data=False)),
-                    ("one device, joint", dict(strategy="default", discriminator_batches="joint_constant_statistics")),
-                    ("two devices, joint", dict(strategy="mirrored", discriminator_batches="joint_constant_statistics"))]:
+                    ("one device, joint", dict(strategy="default", discriminator_batches=JOINT)),
+                    ("two devices, joint", dict(strategy="mirrored", discriminator_batches=JOINT))]:
     keras.utils.set_random_seed(1)  # the same initial weights in each run
     state = SaveState()
     where = dict(checkpoint_dir=f"{folder}/{name}/my_net", sample_dir=f"{folder}/{name}/imgs")
