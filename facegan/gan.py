@@ -4,6 +4,7 @@
     gan.compile(); gan.fit(dataset)
 """
 
+import contextlib
 from typing import Optional
 
 import keras
@@ -211,12 +212,11 @@ class DCGAN(keras.Model):
         """The discriminator's logits of the fakes in the generator's update, in the batch the discriminator step
         used (a joint batch holds the same real faces; no gradient reaches them; with joint_constant_statistics
         none reaches the batch's statistics either)."""
-        if self.recipe.discriminator_batches == "joint_constant_statistics":
-            with nets.constant_statistics(self.discriminator):
-                return self.discriminate(tf.stop_gradient(real_inputs), fake_inputs)[1]
-        if self.recipe.discriminator_batches == "joint":
+        if self.recipe.discriminator_batches == "separate":
+            return self.discriminator(fake_inputs, training=True)
+        held = self.recipe.discriminator_batches == "joint_constant_statistics"
+        with nets.constant_statistics(self.discriminator) if held else contextlib.nullcontext():
             return self.discriminate(tf.stop_gradient(real_inputs), fake_inputs)[1]
-        return self.discriminator(fake_inputs, training=True)
 
     def _discriminator_update(self, real_images, fake_images, replicas, augment):
         """One discriminator update on real faces and (already drawn) fakes; returns its loss (without R1) and the
