@@ -93,17 +93,33 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def _normalise_by_constant_statistics(self, inputs):
         """The batch normalised by its own mean and variance (the whole global batch's under a synchronized
         strategy of several replicas), taken as constants: no gradient flows through them, and the moving
-        statistics stay as they were."""
-        values = tf.cast(inputs, tf.float32)
-        axes = [axis for axis in range(inputs.shape.rank) if axis != self.axis % inputs.shape.rank]
-        mean, mean_square = tf.reduce_mean(values, axes), tf.reduce_mean(tf.square(values), axes)
-        if self.across_replicas():  # every replica holds an equal share of the global batch
-            mean, mean_square = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN,
-                                                                               [mean, mean_square])
-        mean = tf.stop_gradient(mean)
-        variance = tf.stop_gradient(tf.maximum(mean_square - tf.square(mean), 0.0))
-        outputs = tf.nn.batch_normalization(values, mean, variance, tf.cast(self.beta, tf.float32),
-                                            tf.cast(self.gamma, tf.float32), self.epsilon)
+        statistics stay as they were. On NHWC maps both passes are the fused kernel's: one in training mode for the
+        moments, one in inference mode that normalises by them (its gradient reaches each input through its own
+        value only)."""
+        scale, offset = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        fused = inputs.shape.rank == 4 and self.axis in (-1, 3)
+        if fused and not self.across_replicas():
+            _, mean, sample_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=scale, offset=offset, mean=tf.zeros_like(scale), variance=tf.zeros_like(scale),
+                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+            count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
+            variance = sample_variance * (count - 1.0) / count
+        else:
+            values = tf.cast(inputs, tf.float32)
+            axes = [axis for axis in range(inputs.shape.rank) if axis != self.axis % inputs.shape.rank]
+            mean, mean_square = tf.reduce_mean(values, axes), tf.reduce_mean(tf.square(values), axes)
+            if self.across_replicas():  # every replica holds an equal share of the global batch
+                mean, mean_square = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN,
+                                                                                   [mean, mean_square])
+            variance = tf.maximum(mean_square - tf.square(mean), 0.0)
+        mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
+        if fused:
+            outputs, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=scale, offset=offset, mean=mean, variance=variance, epsilon=self.epsilon,
+                data_format="NHWC", is_training=False)
+        else:
+            outputs = tf.nn.batch_normalization(tf.cast(inputs, tf.float32), mean, variance, offset, scale,
+                                                self.epsilon)
         return tf.cast(outputs, self.compute_dtype)
 
 

@@ -476,6 +476,30 @@ def test_the_generators_step_of_joint_constant_statistics_holds_the_statistics_c
     assert gradients["joint"] > 0 and gradients["joint_constant_statistics"] == 0
 
 
+@pytest.mark.parametrize("shape", [(6, 5, 5, 8), (12, 8)], ids=["maps, fused kernel", "features, unfused"])
+def test_held_statistics_normalise_by_the_batchs_moments_and_pass_the_gradient_by_gamma_over_its_deviation(shape):
+    """The held path against its closed form: y = gamma (x - mean) / sqrt(variance + epsilon) + beta with the
+    batch's population moments, and dL/dx = dL/dy gamma / sqrt(variance + epsilon), nothing through the moments."""
+    model = keras.Sequential([keras.Input(shape[1:]), networks.FusedBatchNormalization(epsilon=1e-3)])
+    norm = model.layers[0]
+    norm.gamma.assign(tf.random.stateless_uniform(shape[-1:], (3, 1), 0.5, 1.5))
+    norm.beta.assign(tf.random.stateless_normal(shape[-1:], (3, 2)))
+    inputs = tf.random.stateless_normal(shape, (3, 3), 1.0, 2.0)
+    weights = tf.random.stateless_normal(shape, (3, 4))
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        with networks.constant_statistics(model):
+            outputs = model(inputs, training=True)
+        loss = tf.reduce_sum(outputs * weights)
+    axes = tuple(range(len(shape) - 1))
+    mean, variance = np.mean(inputs.numpy(), axes), np.var(inputs.numpy(), axes)
+    deviation = np.sqrt(variance + 1e-3)
+    np.testing.assert_allclose(outputs.numpy(), norm.gamma.numpy() * (inputs.numpy() - mean) / deviation
+                               + norm.beta.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(tape.gradient(loss, inputs).numpy(), weights.numpy() * norm.gamma.numpy() / deviation,
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_constant_statistics_last_only_while_open_and_leave_the_moving_statistics_alone():
     keras.utils.set_random_seed(2)
     gan = DCGAN.from_config(Config(**TINY))
