@@ -23,60 +23,20 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence
 
-from experiments import ablation, long_run, records
+from experiments import ablation, long_run, recipes, records
 from facegan.images import atomic_write
 from facegan.settings_text import add_arguments
 
-# Each candidate as the settings it changes from the defaults (facegan/config.py).
-CANDIDATES: Dict[str, dict] = {
-    "defaults": {},
-    "minibatch_stddev": dict(minibatch_stddev=4),  # Karras et al. 2018: the discriminator sees each group's spread
-    "spectral_norm": dict(discriminator_norm="spectral"),  # Miyato et al. 2018, no batch norm in the discriminator
-    "translation_only": dict(diff_augment=["translation"]),  # DiffAugment without its cutout
-    "no_augment": dict(diff_augment=[]),  # no DiffAugment: does the augmentation drop the men?
-    # StyleGAN2-ADA's average (its "auto" ema_kimg at batch 32: 10,000 images, ramped up), against decay 0.999 per
-    # step of 100 faces (a half-life of 69,300 images). It does not change training: the trained generator is
-    # the defaults', and only how it is averaged differs
-    "ema_half_life": dict(ema_half_life=10_000),
-    "ttur": dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4),  # Heusel et al. 2017
-    "batch_64": dict(batch_size=64),  # more updates for the same images
-    # Mescheder et al. 2018's zero-centred penalty on real faces, lazily (StyleGAN2): γ = 1 (screened: far too
-    # strong for this discriminator), and about StyleGAN2-ADA's heuristic for 64 pixels at batch 100 (0.008)
-    "r1_gamma1": dict(r1_gamma=1.0),
-    "r1_gamma0.01": dict(r1_gamma=0.01),
-    "lr_decay": dict(learning_rate_decay=0.5),  # both learning rates fall linearly to 0 over the run's second half
-    # one batch of real and fake faces in the discriminator: batch norm's statistics shared, so that a batch of fakes
-    # with too few men or too little variety is no longer normalised to look like the real batch
-    "joint_batches": dict(discriminator_batches="joint"),
-    # joint, with the generator's step unable to move the shared statistics (joint drew too many extreme faces)
-    "joint_constant_statistics": dict(discriminator_batches="joint_constant_statistics"),
-}
 CHECKPOINT_IMAGES = 50_000  # a checkpoint, and a coverage point, every this many images
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-long-recipe")
 SETTLED_IMAGES = 100_000  # the table's mean is over the checkpoints from here on: the first drop happens before
-
-
-def candidate_settings(candidate: str) -> dict:
-    """The settings a candidate changes from the defaults: one of CANDIDATES, or several joined by "+"
-    ("translation_only+ttur": both changes at once)."""
-    values: dict = {}
-    for part in candidate.split("+"):
-        if part not in CANDIDATES:
-            raise ValueError(f"Unknown candidate {part!r}: choose among {', '.join(CANDIDATES)}, or join several "
-                             "with '+'")
-        clashing = [name for name, value in CANDIDATES[part].items() if values.get(name, value) != value]
-        if clashing:
-            raise ValueError(f"Candidate {candidate!r} sets {', '.join(clashing)} twice, differently: join "
-                             "candidates that change different settings")
-        values.update(CANDIDATES[part])
-    return values
 
 
 def run_config(candidate: str, celeba: str, runs_dir: str, budget: int, seed: int = 0,
                cache_dir: Optional[str] = None, checkpoint_images: int = CHECKPOINT_IMAGES, **settings):
     """The defaults with the candidate's change (or changes, joined by "+"), from `seed`, toward `budget` images in
     RUNS/<run name>/ (`settings` change others: the tests' tiny networks)."""
-    values = {**candidate_settings(candidate), **settings}
+    values = {**recipes.long_candidate_settings(candidate), **settings}
     batch_size = values.pop("batch_size", 100)
     return long_run.run_config(celeba, os.path.join(runs_dir, records.run_name(candidate, seed)),
                                steps=math.ceil(budget / batch_size), cache_dir=cache_dir,
@@ -196,13 +156,13 @@ def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_
 
 def screened(out_dir: str) -> List[tuple]:
     """(candidate, seed) of every run with records in OUT, whichever screen measured it: single candidates in
-    CANDIDATES' order, then joined ones, seeds rising."""
+    recipes.LONG_CANDIDATES' order, then joined ones, seeds rising."""
     found = []
     for name in os.listdir(out_dir) if os.path.isdir(out_dir) else []:
         run = records.parse_run_name(name)
-        if run and all(part in CANDIDATES for part in run[0].split("+")):
+        if run and all(part in recipes.LONG_CANDIDATES for part in run[0].split("+")):
             found.append(run)
-    order = list(CANDIDATES)
+    order = list(recipes.LONG_CANDIDATES)
     return sorted(found, key=lambda run: (run[0].count("+"), [order.index(part) for part in run[0].split("+")],
                                           run[1]))
 
@@ -221,8 +181,9 @@ def main(argv=None):
     parser.add_argument("--celeba", required=True, help="the folder holding img_align_celeba/")
     parser.add_argument("--classifier", required=True, help="the attribute classifier's folder (python -m "
                         "facegan.attributes … --out FOLDER)")
-    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="which, comma-separated (default all); "
-                        "join changes with '+' to measure them together (translation_only+ttur)")
+    parser.add_argument("--candidates", default=",".join(recipes.LONG_CANDIDATES),
+                        help="which, comma-separated (default all); join changes with '+' to measure them "
+                        "together (translation_only+ttur)")
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
     parser.add_argument("--budget", type=int, default=150_000, help="images each run sees (default 150,000)")
     parser.add_argument("--fid", action="store_true", help="also score each run's last checkpoint (FID, KID, SWD, "
@@ -238,7 +199,7 @@ def main(argv=None):
     candidates = [name for name in arguments.candidates.split(",") if name]
     for name in candidates:
         try:
-            candidate_settings(name)
+            recipes.long_candidate_settings(name)
         except ValueError as error:
             parser.error(str(error))
     seeds = [int(seed) for seed in arguments.seeds.split(",") if seed]

@@ -57,3 +57,46 @@ def images_seen_by(config: Config, steps: Optional[int] = None) -> int:
     """The real faces a run's discriminator has seen after `steps` (default: all of the run's steps): the budget
     by which runs are compared."""
     return (config.training.steps if steps is None else steps) * config.training.batch_size
+
+
+# The long budget's candidates (experiments/long_recipe.py, experiments/time_to_fid.py --recipe): each as the
+# settings it changes from today's defaults (facegan/config.py), not from the plain recipe as SETTINGS above.
+LONG_CANDIDATES: Dict[str, dict] = {
+    "defaults": {},
+    "minibatch_stddev": dict(minibatch_stddev=4),  # Karras et al. 2018: the discriminator sees each group's spread
+    "spectral_norm": SETTINGS["spectral_norm"],  # no batch norm in the discriminator
+    "translation_only": dict(diff_augment=["translation"]),  # DiffAugment without its cutout
+    "no_augment": dict(diff_augment=[]),  # no DiffAugment: does the augmentation drop the men?
+    # StyleGAN2-ADA's average (its "auto" ema_kimg at batch 32: 10,000 images, ramped up), against decay 0.999 per
+    # step of 100 faces (a half-life of 69,300 images). It does not change training: the trained generator is
+    # the defaults', and only how it is averaged differs
+    "ema_half_life": dict(ema_half_life=10_000),
+    "ttur": SETTINGS["ttur"],
+    "batch_64": dict(batch_size=64),  # more updates for the same images
+    # Mescheder et al. 2018's zero-centred penalty on real faces, lazily (StyleGAN2): γ = 1 (screened: far too
+    # strong for this discriminator), and about StyleGAN2-ADA's heuristic for 64 pixels at batch 100 (0.008)
+    "r1_gamma1": dict(r1_gamma=1.0),
+    "r1_gamma0.01": dict(r1_gamma=0.01),
+    "lr_decay": dict(learning_rate_decay=0.5),  # both learning rates fall linearly to 0 over the run's second half
+    # one batch of real and fake faces in the discriminator: batch norm's statistics shared, so that a batch of fakes
+    # with too few men or too little variety is no longer normalised to look like the real batch
+    "joint_batches": dict(discriminator_batches="joint"),
+    # joint, with the generator's step unable to move the shared statistics (joint drew too many extreme faces)
+    "joint_constant_statistics": dict(discriminator_batches="joint_constant_statistics"),
+}
+
+
+def long_candidate_settings(candidate: str) -> dict:
+    """The settings a candidate changes from the defaults: one of LONG_CANDIDATES, or several joined by "+"
+    ("translation_only+ttur": both changes at once)."""
+    values: dict = {}
+    for part in candidate.split("+"):
+        if part not in LONG_CANDIDATES:
+            raise ValueError(f"Unknown candidate {part!r}: choose among {', '.join(LONG_CANDIDATES)}, or join several "
+                             "with '+'")
+        clashing = [name for name, value in LONG_CANDIDATES[part].items() if values.get(name, value) != value]
+        if clashing:
+            raise ValueError(f"Candidate {candidate!r} sets {', '.join(clashing)} twice, differently: join "
+                             "candidates that change different settings")
+        values.update(LONG_CANDIDATES[part])
+    return values

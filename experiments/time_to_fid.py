@@ -5,10 +5,11 @@ sitting on one machine. Prints the figures and writes OUT/time-to-fid.json and O
 
 Three parts, run one after another (--part all), each in its own process so that neither framework's threads
 slow the other; a part already done is not run again:
-1. "defaults": train Config's defaults as a user gets them (grids every 100 steps, checkpoints every 500)
-   for --budget images; every --every images, draw the judge's 2,048 faces from the trained generator and from
-   the moving average. The seconds counted run from the call to training.train, loading the cached faces and
-   compiling included, less the time spent drawing these faces.
+1. "defaults": train Config's defaults as a user gets them (grids every 100 steps, checkpoints every 500), or
+   with --recipe a long-budget candidate of experiments/recipes.py (into RUNS/<recipe>/), for --budget images;
+   every --every images, draw the judge's 2,048 faces from the trained generator and from the moving average.
+   The seconds counted run from the call to training.train, loading the cached faces and compiling included,
+   less the time spent drawing these faces.
 2. "peer": the pytorch/examples DCGAN (github.com/pytorch/examples, dcgan/main.py, as a script run with batch
    64, the celeba108 crop and no untimed warm-up; --peer names it) for as many images, drawing its 2,048 faces
    the way it draws them (batch statistics) every --every images, timed by the same rule.
@@ -33,7 +34,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from experiments import records
+from experiments import recipes, records
 from facegan.images import atomic_write
 from facegan.settings_text import add_arguments
 
@@ -41,6 +42,12 @@ PARTS = ("defaults", "peer")
 SAMPLES = records.SAMPLES  # the ablation's judge: 2,048 generated faces against as many training faces
 PEER_BATCH = 64  # the peer's batch, as its README runs it
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-time-to-fid")
+
+
+def recipe_part(recipe: str = "defaults") -> str:
+    """The folder in RUNS of the project's side: "defaults", or the long-budget candidate's name."""
+    recipes.long_candidate_settings(recipe)  # a known candidate, or ValueError naming the choices
+    return recipe
 
 
 def points_file(runs_dir: str, part: str) -> str:
@@ -84,9 +91,10 @@ def save_faces(path: str, faces: dict):
 # --------------------------------------------------------------------------------------------- part 1: the defaults
 
 def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 0, cache_dir: Optional[str] = None,
-                 samples: int = SAMPLES, **settings) -> dict:
-    """Train the defaults (with `settings` changed: the tests' tiny networks) for `budget` images, drawing the
-    judge's faces every `every` images (see the module)."""
+                 samples: int = SAMPLES, recipe: str = "defaults", **settings) -> dict:
+    """Train the defaults, or the long-budget candidate `recipe` (recipes.LONG_CANDIDATES, e.g.
+    "joint_constant_statistics"), with `settings` changed (the tests' tiny networks), for `budget` images into
+    RUNS/<recipe>/, drawing the judge's faces every `every` images (see the module)."""
     import keras
 
     from facegan.config import Config, Training
@@ -94,7 +102,10 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
     from facegan import callbacks, drawing
     from facegan import training
 
-    folder = os.path.join(runs_dir, "defaults")
+    part = recipe_part(recipe)
+    overrides = recipes.long_candidate_settings(recipe)
+    settings = {**overrides, **settings}
+    folder = os.path.join(runs_dir, part)
     batch_size = settings.get("batch_size", Training.batch_size)
     config = Config(image_path=data, cache_dir=cache_dir, seed=seed, fresh=True, steps=-(-budget // batch_size),
                           checkpoint_dir=os.path.join(folder, "my_net"), sample_dir=os.path.join(folder, "imgs"),
@@ -120,15 +131,16 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
                 path = os.path.join(folder, f"faces-{images:06d}.npz")
                 save_faces(path, faces)
             points.append(dict(images=images, seconds=round(watch.seconds(), 2), faces=os.path.basename(path)))
-            print(f"defaults: {images:,} images in {points[-1]['seconds']:.0f} s of training", flush=True)
+            print(f"{recipe}: {images:,} images in {points[-1]['seconds']:.0f} s of training", flush=True)
 
     os.makedirs(folder, exist_ok=True)
     watch = Stopwatch()
     training.train(config, show=False, callbacks=[DrawFaces()])
-    record = dict(part="defaults", budget=budget, every=every, batch_size=config.training.batch_size, seed=seed,
+    record = dict(part="defaults", recipe=recipe, overrides=overrides, budget=budget, every=every,
+                  batch_size=config.training.batch_size, seed=seed,
                   precision=devices.resolve_precision(config.networks.precision)[0], machine=devices.machine(),
                   date=time.strftime("%Y-%m-%d %H:%M"), points=points)
-    write_points(runs_dir, "defaults", record)
+    write_points(runs_dir, part, record)
     return record
 
 
@@ -256,11 +268,12 @@ class Scorer:
     """Scores the points of both curves by the ablation's judge on demand, each saved as soon as it is measured
     (a score of 2,048 faces takes minutes on a CPU: Inception runs on all of them)."""
 
-    def __init__(self, data: str, runs_dir: str, cache_dir: Optional[str] = None):
+    def __init__(self, data: str, runs_dir: str, cache_dir: Optional[str] = None, recipe: str = "defaults"):
         import celeba_utils
         from facegan.metrics import maths
 
-        self.records = {part: read_points(runs_dir, part) for part in PARTS}
+        self.folders = dict(defaults=recipe_part(recipe), peer="peer")  # the project's side: the recipe's folder
+        self.records = {part: read_points(runs_dir, folder) for part, folder in self.folders.items()}
         self.runs_dir, self.cache_dir, self.seed = runs_dir, cache_dir, records.JUDGE_SEED
         self.points("peer")  # no peer curve: say so before loading the faces
         faces = celeba_utils.load_faces(data, cache_dir=cache_dir, progress=False).images
@@ -268,7 +281,7 @@ class Scorer:
 
     def points(self, part: str) -> List[dict]:
         if self.records[part] is None:
-            raise ValueError(f"No {part} curve in {self.runs_dir}: run --part {part} first")
+            raise ValueError(f"No {self.folders[part]} curve in {self.runs_dir}: run --part {part} first")
         return self.records[part]["points"]
 
     def fid(self, part: str, index: int, generator: str = "average") -> float:
@@ -279,11 +292,11 @@ class Scorer:
         point = self.points(part)[index]
         key = f"fid_{generator}"
         if key not in point:
-            with np.load(os.path.join(self.runs_dir, part, point["faces"])) as faces:
+            with np.load(os.path.join(self.runs_dir, self.folders[part], point["faces"])) as faces:
                 point[key] = round(registry.evaluate(faces[generator], self.real, ["fid"], self.cache_dir,
                                                     self.seed)["fid"], 3)
-            write_points(self.runs_dir, part, self.records[part])
-            print(f"{part} {generator}, {point['images']:,} images: FID {point[key]:.2f}", flush=True)
+            write_points(self.runs_dir, self.folders[part], self.records[part])
+            print(f"{self.folders[part]} {generator}, {point['images']:,} images: FID {point[key]:.2f}", flush=True)
         return point[key]
 
     def first_below(self, part: str, generator: str, target: float) -> Optional[int]:
@@ -307,17 +320,18 @@ def curve(points: Sequence[dict], generator: str) -> List[dict]:
 
 
 def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = None, fill: bool = False,
-          generators: Sequence[str] = ("average", "trained")) -> dict:
+          generators: Sequence[str] = ("average", "trained"), recipe: str = "defaults") -> dict:
     """The peer's FID after its whole budget, the seconds each of the defaults' `generators` took to first reach
     it, and the ratio, in OUT/time-to-fid.json with the plot; the points needed for that are scored first (points
     scored before are kept and drawn), the rest with `fill`."""
 
-    scorer = Scorer(data, runs_dir, cache_dir)
+    scorer = Scorer(data, runs_dir, cache_dir, recipe)
     peer_points = scorer.points("peer")
     target = scorer.fid("peer", len(peer_points) - 1)
     if scorer.records["defaults"] is None:
         raise ValueError(f"The peer's FID after {peer_points[-1]['images']:,} images is {target:.2f}; there is no "
-                         f"defaults curve in {runs_dir} yet: run --part defaults, with a --budget that reaches it")
+                         f"{recipe} curve in {runs_dir} yet: run --part defaults --recipe {recipe}, with a --budget "
+                         "that reaches it")
     for generator in generators:
         scorer.first_below("defaults", generator, target)
     if fill:
@@ -325,7 +339,8 @@ def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = Non
     defaults, peer = scorer.records["defaults"], scorer.records["peer"]
     curves = dict(defaults_average=curve(defaults["points"], "average"),
                   defaults_trained=curve(defaults["points"], "trained"), peer=curve(peer["points"], "trained"))
-    summary = dict(target_fid=target, budget=peer_points[-1]["images"], machine=defaults["machine"],
+    summary = dict(target_fid=target, budget=peer_points[-1]["images"], recipe=recipe,
+                   overrides=defaults.get("overrides", {}), machine=defaults["machine"],
                    peer_precision=peer["precision"], data=data, seed=defaults["seed"],
                    defaults_precision=defaults["precision"], defaults_date=defaults["date"], peer_date=peer["date"],
                    peer_seconds=first_reaching(curves["peer"], target),
@@ -339,6 +354,11 @@ def score(data: str, runs_dir: str, out_dir: str, cache_dir: Optional[str] = Non
     return summary
 
 
+def recipe_label(summary: dict) -> str:
+    recipe = summary.get("recipe", "defaults")
+    return "the defaults" if recipe == "defaults" else recipe
+
+
 def plot(summary: dict, path: str):
     """FID against training seconds: the defaults (the moving average, and the trained generator) and the peer."""
     import matplotlib
@@ -348,9 +368,10 @@ def plot(summary: dict, path: str):
 
 
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
-    styles = dict(defaults_average=("o-", "tab:blue", 1.0, f"the defaults ({summary['defaults_precision']}), "
+    side = recipe_label(summary)
+    styles = dict(defaults_average=("o-", "tab:blue", 1.0, f"{side} ({summary['defaults_precision']}), "
                                     "moving average (how they draw)"),
-                  defaults_trained=("o--", "tab:blue", 0.5, "the defaults, trained generator"),
+                  defaults_trained=("o--", "tab:blue", 0.5, f"{side}, trained generator"),
                   peer=("s-", "tab:orange", 1.0, f"the peer (pytorch/examples DCGAN, {summary['peer_precision']}, "
                         "batch 64)"))
     for name, (style, color, alpha, label) in styles.items():
@@ -375,8 +396,9 @@ def report(summary: dict) -> str:
     lines = [f"machine: {summary['machine']}",
              f"the peer ({summary['peer_precision']})'s FID after {summary['budget']:,} images: "
              f"{summary['target_fid']:.1f}, reached in {summary['peer_seconds']:.0f} s"]
-    for name, key, curve_name in (("the defaults (moving average)", "defaults_seconds", "defaults_average"),
-                                  ("the defaults' trained generator", "defaults_trained_seconds", "defaults_trained")):
+    side = recipe_label(summary)
+    for name, key, curve_name in ((f"{side} (moving average)", "defaults_seconds", "defaults_average"),
+                                  (f"{side}, trained generator", "defaults_trained_seconds", "defaults_trained")):
         seconds = summary[key]
         scored = bool(summary["curves"][curve_name])
         lines.append(f"{name}: " + (f"{seconds:.0f} s, {summary['peer_seconds'] / seconds:.2f}× sooner" if seconds
@@ -398,24 +420,30 @@ def main(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--out", required=True, help="where time-to-fid.json and .png go (docs/speed for the "
                         "published ones)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--recipe", default="defaults", help="the project's side: the defaults, or a long-budget "
+                        "candidate of experiments/recipes.py (joint_constant_statistics), trained into RUNS/<recipe>")
     parser.add_argument("--fill", action="store_true", help="score every point, not only those the answer needs")
     parser.add_argument("--generators", default="average,trained",
                         help="the defaults' generators whose time to the peer's FID is searched for (scored first)")
     add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args(argv)
+    try:
+        recipe_part(arguments.recipe)
+    except ValueError as error:
+        parser.error(str(error))
     common = dict(runs_dir=arguments.runs, budget=arguments.budget, every=arguments.every, seed=arguments.seed)
     if arguments.part == "defaults":
-        run_defaults(arguments.data, cache_dir=arguments.cache_dir, **common)
+        run_defaults(arguments.data, cache_dir=arguments.cache_dir, recipe=arguments.recipe, **common)
     elif arguments.part == "peer":
         if not arguments.peer:
             raise SystemExit("--peer: the peer's training script is needed for its part")
         run_peer(arguments.peer, arguments.data, tuned=arguments.peer_bf16, seconds=arguments.peer_seconds, **common)
     elif arguments.part == "all":
         for part in PARTS:  # each in a process of its own; a part already done is kept
-            if read_points(arguments.runs, part) is None:
+            if read_points(arguments.runs, "peer" if part == "peer" else recipe_part(arguments.recipe)) is None:
                 command = [sys.executable, os.path.abspath(__file__), "--part", part, "--data", arguments.data,
                            "--budget", str(arguments.budget), "--every", str(arguments.every), "--runs",
-                           arguments.runs, "--seed", str(arguments.seed)]
+                           arguments.runs, "--seed", str(arguments.seed), "--recipe", arguments.recipe]
                 command += ["--peer", arguments.peer] if arguments.peer else []
                 command += ["--peer-bf16"] if arguments.peer_bf16 else []
                 command += ["--peer-seconds", str(arguments.peer_seconds)] if arguments.peer_seconds else []
@@ -423,7 +451,7 @@ def main(argv: Optional[Sequence[str]] = None):
                 subprocess.run(command, check=True)
     if arguments.part in ("all", "score"):
         print(report(score(arguments.data, arguments.runs, arguments.out, arguments.cache_dir, arguments.fill,
-                           arguments.generators.split(","))))
+                           arguments.generators.split(","), arguments.recipe)))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from experiments import long_recipe, long_run
+from experiments import long_recipe, long_run, recipes
 from conftest import EDIT_NAMES, TINY, made_celeba
 
 
@@ -102,11 +102,11 @@ def test_candidates_joined_by_plus_change_every_setting_of_each(tmp_path):
     assert both.recipe.diff_augment == ["translation"]
     assert (both.training.generator_learning_rate, both.training.discriminator_learning_rate) == (1e-4, 4e-4)
     assert both.outputs.checkpoint_dir == str(tmp_path / "translation_only+ttur-seed2" / "my_net")
-    assert long_recipe.candidate_settings("defaults+batch_64") == {"batch_size": 64}
+    assert recipes.long_candidate_settings("defaults+batch_64") == {"batch_size": 64}
     with pytest.raises(ValueError, match="Unknown candidate 'r2'"):
-        long_recipe.candidate_settings("ttur+r2")
+        recipes.long_candidate_settings("ttur+r2")
     with pytest.raises(ValueError, match="sets r1_gamma twice"):
-        long_recipe.candidate_settings("r1_gamma1+r1_gamma0.01")
+        recipes.long_candidate_settings("r1_gamma1+r1_gamma0.01")
     with pytest.raises(SystemExit):
         long_recipe.main(["--celeba", "c", "--classifier", "j", "--out", "o", "--candidates", "ttur+r2"])
 

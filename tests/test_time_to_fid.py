@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from experiments import time_to_fid
+from facegan import runs
 from conftest import TINY
 
 CURVE = [dict(seconds=10, fid=300.0), dict(seconds=20, fid=200.0), dict(seconds=30, fid=100.0),
@@ -71,6 +72,20 @@ def test_the_defaults_draw_the_judges_faces_along_a_real_run(tmp_path, made_face
         assert faces["average"].shape == (20, 64, 64, 3) and faces["average"].dtype == np.uint8
     assert time_to_fid.read_points(str(tmp_path), "defaults") == json.loads(json.dumps(record))
     assert record["machine"] and record["precision"] == "float32"
+
+
+@pytest.mark.slow
+def test_a_long_budget_candidate_trains_its_own_settings_into_its_own_folder(tmp_path, made_faces, cache_dir):
+    record = time_to_fid.run_defaults(str(made_faces / "img_align_celeba"), str(tmp_path), budget=32, every=16,
+                                      cache_dir=cache_dir, samples=10, recipe="joint_constant_statistics",
+                                      **{**TINY, "sample_every": 100})
+    assert record["recipe"] == "joint_constant_statistics"
+    assert record["overrides"] == {"discriminator_batches": "joint_constant_statistics"}
+    assert runs.read_config(str(tmp_path / "joint_constant_statistics" / "my_net")).recipe.discriminator_batches \
+        == "joint_constant_statistics"
+    assert [point["images"] for point in record["points"]] == [16, 32]
+    assert time_to_fid.read_points(str(tmp_path), "joint_constant_statistics") == json.loads(json.dumps(record))
+    assert time_to_fid.read_points(str(tmp_path), "defaults") is None
 
 
 FAKE_PEER = '''
@@ -160,3 +175,29 @@ def test_scoring_the_peer_alone_names_its_fid_and_the_part_still_to_run(tmp_path
     with pytest.raises(ValueError, match="No peer curve"):
         time_to_fid.score(str(made_faces / "img_align_celeba"), str(tmp_path / "empty"), str(tmp_path / "out"),
                           cache_dir)
+
+
+def test_the_time_to_the_peers_fid_is_read_from_the_recipes_own_curve(tmp_path, made_faces, cache_dir):
+    """Points scored before are kept: with every point scored, nothing is drawn or measured again."""
+    time_to_fid.write_points(str(tmp_path), "peer", dict(part="peer", budget=128, precision="bfloat16 autocast",
+                                                          date="d", points=[
+        dict(images=64, seconds=100.0, faces="f", fid_trained=90.0),
+        dict(images=128, seconds=200.0, faces="f", fid_trained=60.0)]))
+    curve = dict(part="defaults", recipe="joint_constant_statistics", seed=0, precision="mixed_bfloat16",
+                 machine="CPU", date="d", overrides={"discriminator_batches": "joint_constant_statistics"})
+    points = [dict(images=32, seconds=20.0, faces="f", fid_average=80.0, fid_trained=85.0),
+              dict(images=64, seconds=40.0, faces="f", fid_average=50.0, fid_trained=55.0)]
+    time_to_fid.write_points(str(tmp_path), "joint_constant_statistics", dict(curve, points=points))
+    time_to_fid.write_points(str(tmp_path), "defaults", dict(curve, recipe="defaults", overrides={}, points=[
+        dict(point, fid_average=point["fid_average"] + 5, fid_trained=point["fid_trained"] + 5)
+        for point in points]))
+    data, out = str(made_faces / "img_align_celeba"), str(tmp_path / "out")
+    summary = time_to_fid.score(data, str(tmp_path), out, cache_dir, recipe="joint_constant_statistics")
+    assert summary["recipe"] == "joint_constant_statistics" and summary["target_fid"] == 60.0
+    assert summary["defaults_seconds"] == pytest.approx(20.0 + 20.0 * 20.0 / 30.0)  # 80 → 50 crosses 60
+    assert summary["ratio"] == pytest.approx(200.0 / summary["defaults_seconds"], abs=0.01)
+    assert "joint_constant_statistics (moving average)" in time_to_fid.report(summary)
+    defaults = time_to_fid.score(data, str(tmp_path), out, cache_dir)  # the defaults' curve: 85 → 55
+    assert defaults["recipe"] == "defaults" and defaults["defaults_seconds"] == pytest.approx(20.0 + 20.0 * 25 / 30)
+    with pytest.raises(ValueError, match="Unknown candidate 'joint'"):
+        time_to_fid.score(data, str(tmp_path), out, cache_dir, recipe="joint")
