@@ -17,6 +17,7 @@ import itertools
 import math
 import threading
 import weakref
+from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -93,34 +94,75 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def _normalise_by_constant_statistics(self, inputs):
         """The batch normalised by its own mean and variance (the whole global batch's under a synchronized
         strategy of several replicas), taken as constants: no gradient flows through them, and the moving
-        statistics stay as they were. On NHWC maps both passes are the fused kernel's: one in training mode for the
-        moments, one in inference mode that normalises by them (its gradient reaches each input through its own
-        value only)."""
+        statistics stay as they were."""
+        return self.normalise_by_held_statistics([inputs])[0]
+
+    def normalise_by_held_statistics(self, parts: Sequence) -> list:
+        """Each of `parts` (batches of one kind of feature) normalised by the mean and variance of all of them
+        together, as one batch would be (under a synchronized strategy of several replicas, of every replica's
+        parts), taken as constants: no gradient flows through them, and the moving statistics stay as they were.
+        On NHWC maps the moments and the normalising are TensorFlow's fused kernel's (FusedBatchNormV3 in training
+        mode for each part's moments, in inference mode to normalise; its gradient reaches each input through its
+        own value only)."""
         scale, offset = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
-        fused = inputs.shape.rank == 4 and self.axis in (-1, 3)
-        if fused and not self.across_replicas():
-            _, mean, sample_variance, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=scale, offset=offset, mean=tf.zeros_like(scale), variance=tf.zeros_like(scale),
-                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
-            count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
-            variance = sample_variance * (count - 1.0) / count
-        else:
-            values = tf.cast(inputs, tf.float32)
-            axes = [axis for axis in range(inputs.shape.rank) if axis != self.axis % inputs.shape.rank]
-            mean, mean_square = tf.reduce_mean(values, axes), tf.reduce_mean(tf.square(values), axes)
-            if self.across_replicas():  # every replica holds an equal share of the global batch
-                mean, mean_square = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN,
-                                                                                   [mean, mean_square])
-            variance = tf.maximum(mean_square - tf.square(mean), 0.0)
-        mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
+        rank = parts[0].shape.rank
+        fused = rank == 4 and self.axis in (-1, 3)
+        counts, means, mean_squares = [], [], []
+        for part in parts:
+            counts.append(tf.cast(tf.size(part) // tf.shape(part)[self.axis], tf.float32))  # values per feature
+            if fused:
+                _, mean, sample_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                    x=part, scale=scale, offset=offset, mean=tf.zeros_like(scale), variance=tf.zeros_like(scale),
+                    epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+                means.append(mean)
+                mean_squares.append(sample_variance * (counts[-1] - 1.0) / counts[-1] + tf.square(mean))
+            else:
+                values = tf.cast(part, tf.float32)
+                axes = [axis for axis in range(rank) if axis != self.axis % rank]
+                means.append(tf.reduce_mean(values, axes))
+                mean_squares.append(tf.reduce_mean(tf.square(values), axes))
+        total = tf.add_n(counts)
+        mean = tf.add_n([count * value for count, value in zip(counts, means)]) / total
+        mean_square = tf.add_n([count * value for count, value in zip(counts, mean_squares)]) / total
+        if self.across_replicas():  # every replica holds an equal share of the global batch
+            mean, mean_square = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN,
+                                                                               [mean, mean_square])
+        mean = tf.stop_gradient(mean)
+        variance = tf.stop_gradient(tf.maximum(mean_square - tf.square(mean), 0.0))
         if fused:
-            outputs, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=scale, offset=offset, mean=mean, variance=variance, epsilon=self.epsilon,
-                data_format="NHWC", is_training=False)
+            return [tf.cast(tf.raw_ops.FusedBatchNormV3(
+                x=part, scale=scale, offset=offset, mean=mean, variance=variance, epsilon=self.epsilon,
+                data_format="NHWC", is_training=False)[0], self.compute_dtype) for part in parts]
+        return [tf.cast(tf.nn.batch_normalization(tf.cast(part, tf.float32), mean, variance, offset, scale,
+                                                  self.epsilon), self.compute_dtype) for part in parts]
+
+
+def held_statistics_logits(discriminator: keras.Model, real_inputs, fake_inputs):
+    """The discriminator's logits of the fakes in training mode, in a joint batch with the real faces whose batch
+    norms normalise by the joint batch's statistics held constant: what discriminator(concat([real, fakes])) gives
+    inside constant_statistics(discriminator), the fakes' half. But the two halves go through each layer
+    separately, meeting only in batch norm's statistics, so the real half (to which no gradient flows) has no
+    backward pass, and is not taken past the last batch norm: the generator's step of
+    discriminator_batches="joint_constant_statistics" with a third less of the discriminator's work. A network
+    that is not a chain of the layers build_discriminator uses is called on the joint batch as it is."""
+    layers = [layer for layer in discriminator.layers if not isinstance(layer, keras.layers.InputLayer)]
+    chained = bool(layers) and layers[0].input is discriminator.inputs[0] and all(
+        layer.input is before.output for before, layer in zip(layers, layers[1:]))
+    if not chained or not all(type(layer) in _HALF_BY_HALF for layer in layers):
+        count = tf.shape(real_inputs)[0]
+        with constant_statistics(discriminator):
+            joint = tf.concat([tf.stop_gradient(real_inputs), tf.cast(fake_inputs, real_inputs.dtype)], 0)
+            return discriminator(joint, training=True)[count:]
+    norms = [index for index, layer in enumerate(layers) if isinstance(layer, FusedBatchNormalization)]
+    real, fake = tf.stop_gradient(real_inputs), tf.cast(fake_inputs, real_inputs.dtype)
+    for index, layer in enumerate(layers):
+        if isinstance(layer, FusedBatchNormalization):
+            real, fake = layer.normalise_by_held_statistics([real, fake])
         else:
-            outputs = tf.nn.batch_normalization(tf.cast(inputs, tf.float32), mean, variance, offset, scale,
-                                                self.epsilon)
-        return tf.cast(outputs, self.compute_dtype)
+            if norms and index < norms[-1]:
+                real = layer(real, training=True)
+            fake = layer(fake, training=True)
+    return fake
 
 
 # The layers (by id) whose statistics are held constant, per thread: tf.distribute's mirrored strategy traces each
@@ -272,6 +314,12 @@ class MinibatchStddev(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "group_size": self.group_size}
+
+
+# The layers held_statistics_logits takes half by half: each maps a face to its output alone, but for batch norm,
+# whose statistics it joins (not MinibatchStddev, whose groups span the batch, nor spectral norm's layers, which
+# would take two power iterations a call).
+_HALF_BY_HALF = (convolutions.Conv2D, FusedBatchNormalization, LeakyReLU, keras.layers.Flatten, keras.layers.Dense)
 
 
 def build_discriminator(networks: Networks, seed=None) -> keras.Model:

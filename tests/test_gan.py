@@ -500,6 +500,66 @@ def test_held_statistics_normalise_by_the_batchs_moments_and_pass_the_gradient_b
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("norm", ["batch", "spectral"])
+def test_the_halves_taken_apart_give_the_joint_batchs_logits_and_gradients_with_held_statistics(precision, norm):
+    """held_statistics_logits (the real half without a backward pass) against the joint call inside
+    constant_statistics: the same fake logits, the same gradient to the fakes and to the discriminator's weights'
+    inputs, none to the real faces; a spectrally normalised discriminator (not taken half by half) too."""
+    real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 7), -1, 1)
+    fakes = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (2, 7), -1, 1)
+    keras.utils.set_random_seed(2)
+    gan = DCGAN.from_config(Config(**{**TINY, "precision": precision}, discriminator_norm=norm,
+                                   discriminator_batches="joint_constant_statistics"))
+    real, fakes = (tf.cast(faces, gan.discriminator.compute_dtype) for faces in (real, fakes))
+    results, weights = [], gan.discriminator.get_weights()  # spectral norm's power iteration moves `u` a call
+    for halves in (False, True):
+        gan.discriminator.set_weights(weights)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([real, fakes])
+            if halves:
+                logits = networks.held_statistics_logits(gan.discriminator, real, fakes)
+            else:
+                with networks.constant_statistics(gan.discriminator):
+                    logits = gan.discriminate(real, fakes)[1]
+            loss = tf.reduce_sum(tf.cast(logits, tf.float32) * tf.linspace(-1.0, 1.0, TINY["batch_size"])[:, None])
+        to_real = tape.gradient(loss, real)
+        results.append(dict(logits=tf.cast(logits, tf.float32).numpy(),
+                            to_fakes=tf.cast(tape.gradient(loss, fakes), tf.float32).numpy(),
+                            to_real=0.0 if to_real is None else float(tf.reduce_max(tf.abs(to_real)))))
+    joint, halves = results
+    tolerance = 1e-5 if precision == "float32" else 0.03
+    np.testing.assert_allclose(halves["logits"], joint["logits"], atol=tolerance * np.abs(joint["logits"]).max())
+    np.testing.assert_allclose(halves["to_fakes"], joint["to_fakes"],
+                               atol=tolerance * np.abs(joint["to_fakes"]).max())
+    assert np.abs(joint["to_fakes"]).max() > 0 and halves["to_real"] == joint["to_real"] == 0
+
+
+def test_the_halves_leave_the_real_faces_out_of_the_backward_pass():
+    """In the traced generator step, no convolution, forward or backward, runs on the joint batch (16 faces):
+    the discriminator takes the halves apart, and only the fakes' half is differentiated."""
+    keras.utils.set_random_seed(2)
+    gan = DCGAN.from_config(Config(**TINY, discriminator_batches="joint_constant_statistics"))
+    real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 8), -1, 1)
+    z = tf.random.stateless_normal((TINY["batch_size"], TINY["z_dim"]), (2, 8))
+
+    @tf.function
+    def generator_gradient(z):
+        with tf.GradientTape() as tape:
+            loss = networks.generator_loss(gan._generator_logits(real, gan.generator(z, training=True)))
+        return tape.gradient(loss, gan.generator.trainable_variables)
+
+    graph = generator_gradient.get_concrete_function(z).graph
+    convolutions = [op for op in graph.get_operations()
+                    if op.type in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")]
+    maps = dict(Conv2D=lambda op: [op.inputs[0], op.outputs[0]],  # (the others: filters, sizes)
+                Conv2DBackpropInput=lambda op: [op.inputs[2], op.outputs[0]],
+                Conv2DBackpropFilter=lambda op: [op.inputs[0], op.inputs[2]])
+    batches = {int(tensor.shape[0]) for op in convolutions for tensor in maps[op.type](op)}
+    assert any(op.type == "Conv2DBackpropFilter" for op in convolutions)  # the generator's own weights' gradient
+    assert batches == {TINY["batch_size"]}  # never the joint batch of both halves, forward or backward
+
+
 def test_constant_statistics_last_only_while_open_and_leave_the_moving_statistics_alone():
     keras.utils.set_random_seed(2)
     gan = DCGAN.from_config(Config(**TINY))
