@@ -176,9 +176,10 @@ def constant_statistics(model: keras.Model):
     constant: the outputs are the same, but a gradient reaches each input through its own value only, never through
     the mean and variance it shares with the rest of the batch. Read when a call is traced, so open it around the
     call inside a tf.function (each thread holds its own). The generator's step of
-    discriminator_batches="joint_constant_statistics" uses it: with live statistics the generator can move the real
-    faces' normalised features by moving the shared statistics (a few extreme fakes widen the variance and draw
-    every face toward the batch's mean)."""
+    discriminator_batches="joint_constant_statistics" computes this (held_statistics_logits, which takes the real
+    and fake halves apart): with live statistics the generator can move the real faces' normalised features by
+    moving the shared statistics (a few extreme fakes widen the variance and draw every face toward the batch's
+    mean)."""
     before = getattr(_CONSTANT_STATISTICS, "layers", frozenset())
     _CONSTANT_STATISTICS.layers = before | {id(layer) for layer in model.layers
                                             if isinstance(layer, FusedBatchNormalization)}
