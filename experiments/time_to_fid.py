@@ -417,8 +417,8 @@ def main(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--budget", type=int, default=96_000, help="images each side trains on (default 96,000)")
     parser.add_argument("--every", type=int, default=8_000, help="draw the judge's faces every this many images")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where both sides train and keep their faces")
-    parser.add_argument("--out", required=True, help="where time-to-fid.json and .png go (docs/speed for the "
-                        "published ones)")
+    parser.add_argument("--out", help="where time-to-fid.json and .png go (docs/speed for the published ones; "
+                        "needed by --part score and all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recipe", default="defaults", help="the project's side: the defaults, or a long-budget "
                         "candidate of experiments/recipes.py (joint_constant_statistics), trained into RUNS/<recipe>")
@@ -431,6 +431,8 @@ def main(argv: Optional[Sequence[str]] = None):
         recipe_part(arguments.recipe)
     except ValueError as error:
         parser.error(str(error))
+    if arguments.part in ("all", "score") and not arguments.out:
+        parser.error(f"--part {arguments.part} writes time-to-fid.json: give --out")
     common = dict(runs_dir=arguments.runs, budget=arguments.budget, every=arguments.every, seed=arguments.seed)
     if arguments.part == "defaults":
         run_defaults(arguments.data, cache_dir=arguments.cache_dir, recipe=arguments.recipe, **common)

@@ -201,3 +201,11 @@ def test_the_time_to_the_peers_fid_is_read_from_the_recipes_own_curve(tmp_path, 
     assert defaults["recipe"] == "defaults" and defaults["defaults_seconds"] == pytest.approx(20.0 + 20.0 * 25 / 30)
     with pytest.raises(ValueError, match="Unknown candidate 'joint'"):
         time_to_fid.score(data, str(tmp_path), out, cache_dir, recipe="joint")
+
+
+def test_the_command_line_refuses_an_unknown_recipe_and_a_score_without_out(capsys):
+    for argv, message in ((["--data", "d", "--part", "score"], "give --out"),
+                          (["--data", "d", "--out", "o", "--recipe", "joint"], "Unknown candidate 'joint'")):
+        with pytest.raises(SystemExit):
+            time_to_fid.main(argv)
+        assert message in capsys.readouterr().err
