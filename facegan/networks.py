@@ -143,7 +143,7 @@ def held_statistics_logits(discriminator: keras.Model, real_inputs, fake_inputs)
     inside constant_statistics(discriminator), the fakes' half. But the two halves go through each layer
     separately, meeting only in batch norm's statistics, so the real half (to which no gradient flows) has no
     backward pass, and is not taken past the last batch norm: the generator's step of
-    discriminator_batches="joint_constant_statistics" with a third less of the discriminator's work. A network
+    discriminator_batches="joint_constant_statistics" without the backward pass of half its batch. A network
     that is not a chain of the layers build_discriminator uses is called on the joint batch as it is."""
     layers = [layer for layer in discriminator.layers if not isinstance(layer, keras.layers.InputLayer)]
     chained = bool(layers) and layers[0].input is discriminator.inputs[0] and all(
