@@ -44,12 +44,6 @@ PEER_BATCH = 64  # the peer's batch, as its README runs it
 DEFAULT_RUNS = os.path.join(os.path.expanduser("~"), "dcgan-time-to-fid")
 
 
-def recipe_part(recipe: str = "defaults") -> str:
-    """The folder in RUNS of the project's side: "defaults", or the long-budget candidate's name."""
-    recipes.long_candidate_settings(recipe)  # a known candidate, or ValueError naming the choices
-    return recipe
-
-
 def points_file(runs_dir: str, part: str) -> str:
     return os.path.join(runs_dir, part, "points.json")
 
@@ -102,10 +96,9 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
     from facegan import callbacks, drawing
     from facegan import training
 
-    part = recipe_part(recipe)
-    overrides = recipes.long_candidate_settings(recipe)
+    overrides = recipes.long_candidate_settings(recipe)  # a known candidate, or ValueError naming the choices
     settings = {**overrides, **settings}
-    folder = os.path.join(runs_dir, part)
+    folder = os.path.join(runs_dir, recipe)
     batch_size = settings.get("batch_size", Training.batch_size)
     config = Config(image_path=data, cache_dir=cache_dir, seed=seed, fresh=True, steps=-(-budget // batch_size),
                           checkpoint_dir=os.path.join(folder, "my_net"), sample_dir=os.path.join(folder, "imgs"),
@@ -140,7 +133,7 @@ def run_defaults(data: str, runs_dir: str, budget: int, every: int, seed: int = 
                   batch_size=config.training.batch_size, seed=seed,
                   precision=devices.resolve_precision(config.networks.precision)[0], machine=devices.machine(),
                   date=time.strftime("%Y-%m-%d %H:%M"), points=points)
-    write_points(runs_dir, part, record)
+    write_points(runs_dir, recipe, record)
     return record
 
 
@@ -272,7 +265,8 @@ class Scorer:
         import celeba_utils
         from facegan.metrics import maths
 
-        self.folders = dict(defaults=recipe_part(recipe), peer="peer")  # the project's side: the recipe's folder
+        recipes.long_candidate_settings(recipe)  # a known candidate, or ValueError naming the choices
+        self.folders = dict(defaults=recipe, peer="peer")  # the project's side: the recipe's folder
         self.records = {part: read_points(runs_dir, folder) for part, folder in self.folders.items()}
         self.runs_dir, self.cache_dir, self.seed = runs_dir, cache_dir, records.JUDGE_SEED
         self.points("peer")  # no peer curve: say so before loading the faces
@@ -428,7 +422,7 @@ def main(argv: Optional[Sequence[str]] = None):
     add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args(argv)
     try:
-        recipe_part(arguments.recipe)
+        recipes.long_candidate_settings(arguments.recipe)
     except ValueError as error:
         parser.error(str(error))
     if arguments.part in ("all", "score") and not arguments.out:
@@ -442,7 +436,7 @@ def main(argv: Optional[Sequence[str]] = None):
         run_peer(arguments.peer, arguments.data, tuned=arguments.peer_bf16, seconds=arguments.peer_seconds, **common)
     elif arguments.part == "all":
         for part in PARTS:  # each in a process of its own; a part already done is kept
-            if read_points(arguments.runs, "peer" if part == "peer" else recipe_part(arguments.recipe)) is None:
+            if read_points(arguments.runs, "peer" if part == "peer" else arguments.recipe) is None:
                 command = [sys.executable, os.path.abspath(__file__), "--part", part, "--data", arguments.data,
                            "--budget", str(arguments.budget), "--every", str(arguments.every), "--runs",
                            arguments.runs, "--seed", str(arguments.seed), "--recipe", arguments.recipe]
