@@ -4,6 +4,7 @@
     gan.compile(); gan.fit(dataset)
 """
 
+import contextlib
 from typing import Optional
 
 import keras
@@ -213,9 +214,11 @@ class DCGAN(keras.Model):
         none reaches the batch's statistics either)."""
         if self.recipe.discriminator_batches == "separate":
             return self.discriminator(fake_inputs, training=True)
-        if self.recipe.discriminator_batches == "joint_constant_statistics":  # the real half without a backward pass
+        held = self.recipe.discriminator_batches == "joint_constant_statistics"
+        if held and nets.takes_halves_apart(self.discriminator):  # the real half without a backward pass
             return nets.held_statistics_logits(self.discriminator, real_inputs, fake_inputs)
-        return self.discriminate(tf.stop_gradient(real_inputs), fake_inputs)[1]
+        with nets.constant_statistics(self.discriminator) if held else contextlib.nullcontext():
+            return self.discriminate(tf.stop_gradient(real_inputs), fake_inputs)[1]
 
     def _discriminator_update(self, real_images, fake_images, replicas, augment):
         """One discriminator update on real faces and (already drawn) fakes; returns its loss (without R1) and the

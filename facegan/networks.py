@@ -71,7 +71,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         if training and self.trainable and self.constant_statistics:
-            return self._normalise_by_constant_statistics(inputs)
+            return self.normalise_by_held_statistics([inputs])[0]
         if (mask is not None or self.renorm or inputs.shape.rank != 4 or self.axis not in (-1, 3)
                 or (training and self.across_replicas())):
             return super().call(inputs, training=training, mask=mask)
@@ -90,12 +90,6 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon, data_format="NHWC",
                 is_training=False)
         return tf.cast(outputs, self.compute_dtype)
-
-    def _normalise_by_constant_statistics(self, inputs):
-        """The batch normalised by its own mean and variance (the whole global batch's under a synchronized
-        strategy of several replicas), taken as constants: no gradient flows through them, and the moving
-        statistics stay as they were."""
-        return self.normalise_by_held_statistics([inputs])[0]
 
     def normalise_by_held_statistics(self, parts: Sequence) -> list:
         """Each of `parts` (batches of one kind of feature) normalised by the mean and variance of all of them
@@ -137,22 +131,27 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                                                   self.epsilon), self.compute_dtype) for part in parts]
 
 
+def takes_halves_apart(discriminator: keras.Model) -> bool:
+    """Whether held_statistics_logits can take this network's halves apart: a chain of the layers
+    build_discriminator uses with batch norm (not spectral norm's, nor MinibatchStddev)."""
+    layers = [layer for layer in discriminator.layers if not isinstance(layer, keras.layers.InputLayer)]
+    return bool(layers) and layers[0].input is discriminator.inputs[0] and all(
+        layer.input is before.output for before, layer in zip(layers, layers[1:])) and all(
+        type(layer) in _HALF_BY_HALF for layer in layers)
+
+
 def held_statistics_logits(discriminator: keras.Model, real_inputs, fake_inputs):
     """The discriminator's logits of the fakes in training mode, in a joint batch with the real faces whose batch
     norms normalise by the joint batch's statistics held constant: what discriminator(concat([real, fakes])) gives
     inside constant_statistics(discriminator), the fakes' half. But the two halves go through each layer
     separately, meeting only in batch norm's statistics, so the real half (to which no gradient flows) has no
     backward pass, and is not taken past the last batch norm: the generator's step of
-    discriminator_batches="joint_constant_statistics" without the backward pass of half its batch. A network
-    that is not a chain of the layers build_discriminator uses is called on the joint batch as it is."""
+    discriminator_batches="joint_constant_statistics" without the backward pass of half its batch. Only for a
+    network that takes_halves_apart."""
+    if not takes_halves_apart(discriminator):
+        raise ValueError(f"{discriminator.name} is not a chain of the layers held_statistics_logits takes half by "
+                         "half: call it on the joint batch inside constant_statistics(discriminator) instead")
     layers = [layer for layer in discriminator.layers if not isinstance(layer, keras.layers.InputLayer)]
-    chained = bool(layers) and layers[0].input is discriminator.inputs[0] and all(
-        layer.input is before.output for before, layer in zip(layers, layers[1:]))
-    if not chained or not all(type(layer) in _HALF_BY_HALF for layer in layers):
-        count = tf.shape(real_inputs)[0]
-        with constant_statistics(discriminator):
-            joint = tf.concat([tf.stop_gradient(real_inputs), tf.cast(fake_inputs, real_inputs.dtype)], 0)
-            return discriminator(joint, training=True)[count:]
     norms = [index for index, layer in enumerate(layers) if isinstance(layer, FusedBatchNormalization)]
     real, fake = tf.stop_gradient(real_inputs), tf.cast(fake_inputs, real_inputs.dtype)
     for index, layer in enumerate(layers):

@@ -503,9 +503,11 @@ def test_held_statistics_normalise_by_the_batchs_moments_and_pass_the_gradient_b
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("norm", ["batch", "spectral"])
 def test_the_halves_taken_apart_give_the_joint_batchs_logits_and_gradients_with_held_statistics(precision, norm):
-    """held_statistics_logits (the real half without a backward pass) against the joint call inside
-    constant_statistics: the same fake logits, the same gradient to the fakes and to the discriminator's weights'
-    inputs, none to the real faces; a spectrally normalised discriminator (not taken half by half) too."""
+    """The generator's step's logits (held_statistics_logits: the real half without a backward pass) against the
+    joint call inside constant_statistics: the same fake logits, the same gradient to the fakes, none to the real
+    faces; a spectrally normalised discriminator (not taken half by half: the joint call itself) too."""
+    assert networks.takes_halves_apart(DCGAN.from_config(Config(**TINY, discriminator_norm=norm)).discriminator) \
+        == (norm == "batch")
     real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 7), -1, 1)
     fakes = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (2, 7), -1, 1)
     keras.utils.set_random_seed(2)
@@ -517,8 +519,8 @@ def test_the_halves_taken_apart_give_the_joint_batchs_logits_and_gradients_with_
         gan.discriminator.set_weights(weights)
         with tf.GradientTape(persistent=True) as tape:
             tape.watch([real, fakes])
-            if halves:
-                logits = networks.held_statistics_logits(gan.discriminator, real, fakes)
+            if halves:  # the generator's step: the halves apart where the network allows it
+                logits = gan._generator_logits(real, fakes)
             else:
                 with networks.constant_statistics(gan.discriminator):
                     logits = gan.discriminate(real, fakes)[1]
@@ -537,6 +539,9 @@ def test_the_halves_taken_apart_give_the_joint_batchs_logits_and_gradients_with_
     np.testing.assert_allclose(halves["to_fakes"], joint["to_fakes"],
                                atol=tolerance * np.abs(joint["to_fakes"]).max())
     assert np.abs(joint["to_fakes"]).max() > 0 and halves["to_real"] == joint["to_real"] == 0
+    if norm == "spectral":
+        with pytest.raises(ValueError, match="not a chain of the layers"):
+            networks.held_statistics_logits(gan.discriminator, real, fakes)
 
 
 def test_the_halves_leave_the_real_faces_out_of_the_backward_pass():
