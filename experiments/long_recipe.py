@@ -10,7 +10,8 @@ Each run trains into RUNS/<candidate>[-seedN]/ (default ~/dcgan-long-recipe: tra
 out of the project) and resumes when stopped; its coverage goes to OUT/<candidate>[-seedN]/coverage.json
 (experiments/long_run.cover, which skips what is measured), and OUT/table.md compares the runs on one attribute
 (--attribute, default Male: the generator's most dropped kind of face) and, where --fid scored them, judges each
-candidate against the defaults by the ablation's rule (two seeds screen, three adopt). Changes joined by "+"
+candidate against the defaults by the ablation's rule (two seeds screen, three adopt; a join also against
+each of its parts). Changes joined by "+"
 (translation_only+ttur) are measured together, as one candidate. Train the classifier once
 (on partly blurred faces by default, so that it judges softer generated faces fairly): python -m facegan.attributes
 --data … --out FOLDER.
@@ -102,19 +103,23 @@ def settled_share(rows: Sequence[dict], attribute: str, settled: int = SETTLED_I
 
 def verdicts(rows: Sequence[dict], generator: str = long_run.GENERATOR) -> List[ablation.Comparison]:
     """Each candidate against the defaults by the ablation's rule (ablation.Comparison): the FID of `generator`
-    at each budget where both were scored, one score per seed."""
+    at each budget where both were scored, one score per seed. A join ("a+b") is judged against each of its parts
+    scored at that budget too: a join adopted must beat the change it adds to, not only the defaults."""
     scores: Dict[int, Dict[str, Dict[int, float]]] = {}  # images seen → candidate → seed → FID
     for row in rows:
         if row.get("fid") is not None and row["generator"] == generator:
             scores.setdefault(row["images_seen"], {}).setdefault(row["candidate"], {})[row["seed"]] = row["fid"]
     found = []
     for images_seen in sorted(scores):
-        incumbent = scores[images_seen].get("defaults")
-        for candidate, by_seed in scores[images_seen].items():
-            if candidate != "defaults" and incumbent:
-                found.append(ablation.Comparison(
-                    f"{candidate} at {images_seen:,} images", "defaults", "quality",
-                    [by_seed[seed] for seed in sorted(by_seed)], [incumbent[seed] for seed in sorted(incumbent)]))
+        scored = scores[images_seen]
+        for candidate, by_seed in scored.items():
+            parts = candidate.split("+") if "+" in candidate else []
+            for incumbent in ["defaults"] + [part for part in parts if part != "defaults"]:
+                if candidate != incumbent and scored.get(incumbent):
+                    found.append(ablation.Comparison(
+                        f"{candidate} at {images_seen:,} images", incumbent, "quality",
+                        [by_seed[seed] for seed in sorted(by_seed)],
+                        [scored[incumbent][seed] for seed in sorted(scored[incumbent])]))
     return found
 
 

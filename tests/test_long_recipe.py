@@ -154,3 +154,20 @@ def test_each_candidate_is_judged_against_the_defaults_by_the_ablations_rule_per
     assert late_verdict() == "keep the incumbent"
     text = long_recipe.table(rows, "Male")
     assert "- ttur at 800,000 images (quality): 37.5 ± 15.0 (n=4) against defaults 35.0 ± 1.0 (n=3)" in text
+
+
+def test_a_join_is_judged_against_the_defaults_and_against_each_of_its_parts_scored():
+    average = long_run.GENERATOR
+    rows = [row("defaults", seed, average, 800_000, 0.05, fid=fid) for seed, fid in ((0, 36.0), (1, 39.0), (2, 37.0))]
+    rows += [row("joint_constant_statistics", seed, average, 800_000, 0.1, fid=fid)
+             for seed, fid in ((0, 29.0), (1, 28.4), (2, 30.0))]
+    rows += [row("joint_constant_statistics+translation_only", seed, average, 800_000, 0.1, fid=fid)
+             for seed, fid in ((0, 24.0), (1, 25.0), (2, 24.5))]
+    judged = [(c.challenger, c.incumbent, c.verdict) for c in long_recipe.verdicts(rows)]
+    join = "joint_constant_statistics+translation_only at 800,000 images"
+    assert judged == [("joint_constant_statistics at 800,000 images", "defaults", "adopt"),
+                      (join, "defaults", "adopt"), (join, "joint_constant_statistics", "adopt")]  # translation_only unscored
+    rows += [row("joint_constant_statistics+translation_only", 3, average, 800_000, 0.1, fid=40.0)]
+    judged = {c.incumbent: c.verdict for c in long_recipe.verdicts(rows) if c.challenger == join}
+    assert judged == {"defaults": "adopt", "joint_constant_statistics": "keep the incumbent"}
+
