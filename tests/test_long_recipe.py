@@ -166,7 +166,8 @@ def test_a_join_is_judged_against_the_defaults_and_against_each_of_its_parts_sco
     judged = [(c.challenger, c.incumbent, c.verdict) for c in long_recipe.verdicts(rows)]
     join = "joint_constant_statistics+translation_only at 800,000 images"
     assert judged == [("joint_constant_statistics at 800,000 images", "defaults", "adopt"),
-                      (join, "defaults", "adopt"), (join, "joint_constant_statistics", "adopt")]  # translation_only unscored
+                      (join, "defaults", "adopt"),
+                      (join, "joint_constant_statistics", "adopt")]  # not translation_only: it was not scored
     rows += [row("joint_constant_statistics+translation_only", 3, average, 800_000, 0.1, fid=40.0)]
     judged = {c.incumbent: c.verdict for c in long_recipe.verdicts(rows) if c.challenger == join}
     assert judged == {"defaults": "adopt", "joint_constant_statistics": "keep the incumbent"}
