@@ -83,6 +83,9 @@ LONG_CANDIDATES: Dict[str, dict] = {
     "joint_batches": dict(discriminator_batches="joint"),
     # joint, with the generator's step unable to move the shared statistics (joint drew too many extreme faces)
     "joint_constant_statistics": dict(discriminator_batches="joint_constant_statistics"),
+    # the same, the real half's statistics in the generator's step those the discriminator's step measured (one
+    # update older): no real face goes through the discriminator twice (faster by the real half's forward pass)
+    "joint_reused_statistics": dict(discriminator_batches="joint_reused_statistics"),
 }
 
 

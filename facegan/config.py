@@ -22,7 +22,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 DISCRIMINATOR_NORMS = ("batch", "spectral")
 SMALL_MAP_CONVOLUTIONS = ("auto", "framework", "matmul")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
-DISCRIMINATOR_BATCHES = ("separate", "joint", "joint_constant_statistics")
+DISCRIMINATOR_BATCHES = ("separate", "joint", "joint_constant_statistics", "joint_reused_statistics")
 HIGHER_IS_BETTER = ("pr",)  # precision and recall: they cannot choose the best network by its lowest value
 
 
@@ -156,7 +156,9 @@ class Recipe:
                                          '"joint_constant_statistics": joint, and in the generator\'s step the '
                                          "statistics are constants, so that the generator cannot move the real "
                                          "faces' features through them (joint drew too many very dark and very light "
-                                         "faces)")
+                                         'faces); "joint_reused_statistics": the same, but the real half\'s '
+                                         "statistics are those the discriminator's step measured, one update "
+                                         "older, so that no real face goes through the discriminator twice")
     r1_gamma: float = setting(0.0, "weight γ of the zero-centred gradient penalty on the real faces the "
                               "discriminator sees, γ/2·E‖∇D(x)‖² (R1, Mescheder et al. 2018), applied every "
                               "16 steps ×16 (StyleGAN2's lazy regularisation); 0: off")

@@ -208,30 +208,36 @@ class DCGAN(keras.Model):
             return logits[:count], logits[count:]
         return self.discriminator(real_inputs, training=True), self.discriminator(fake_inputs, training=True)
 
-    def _generator_logits(self, real_inputs, fake_inputs):
+    def _generator_logits(self, real_inputs, fake_inputs, real_statistics=None):
         """The discriminator's logits of the fakes in the generator's update, in the batch the discriminator step
         used (a joint batch holds the same real faces; no gradient reaches them; with joint_constant_statistics
-        none reaches the batch's statistics either)."""
+        none reaches the batch's statistics either; with joint_reused_statistics the real half's statistics are
+        `real_statistics`, recorded by the discriminator's step)."""
         if self.recipe.discriminator_batches == "separate":
             return self.discriminator(fake_inputs, training=True)
-        held = self.recipe.discriminator_batches == "joint_constant_statistics"
+        held = self.recipe.discriminator_batches in ("joint_constant_statistics", "joint_reused_statistics")
         if held and nets.takes_halves_apart(self.discriminator):  # the real half without a backward pass
-            return nets.held_statistics_logits(self.discriminator, real_inputs, fake_inputs)
+            return nets.held_statistics_logits(self.discriminator, real_inputs, fake_inputs, real_statistics)
         with nets.constant_statistics(self.discriminator) if held else contextlib.nullcontext():
             return self.discriminate(tf.stop_gradient(real_inputs), fake_inputs)[1]
 
     def _discriminator_update(self, real_images, fake_images, replicas, augment):
-        """One discriminator update on real faces and (already drawn) fakes; returns its loss (without R1) and the
-        real faces as it saw them."""
+        """One discriminator update on real faces and (already drawn) fakes; returns its loss (without R1), the
+        real faces as it saw them, and with joint_reused_statistics its batch norms' statistics of them (else
+        None)."""
+        reuse = (self.recipe.discriminator_batches == "joint_reused_statistics"
+                 and nets.takes_halves_apart(self.discriminator))
         with tf.GradientTape() as tape:
             real_inputs = augment(real_images)
-            real_logits, fake_logits = self.discriminate(real_inputs, augment(fake_images))
+            with (nets.recording_statistics(self.discriminator, tf.shape(real_inputs)[0]) if reuse
+                  else contextlib.nullcontext()) as real_statistics:
+                real_logits, fake_logits = self.discriminate(real_inputs, augment(fake_images))
             d_loss = nets.discriminator_loss(real_logits, fake_logits, self.recipe.label_smoothing)
             total = d_loss + self.r1_penalty(real_inputs) if self.recipe.r1_gamma else d_loss
             scaled = self.discriminator_optimizer.scale_loss(total / replicas)
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.discriminator_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
-        return d_loss, real_inputs
+        return d_loss, real_inputs, real_statistics
 
     def _generator_update(self, tape, scaled_loss):
         gradients = tape.gradient(scaled_loss, self.generator.trainable_variables)
@@ -246,12 +252,12 @@ class DCGAN(keras.Model):
         one z, then the generator from the updated discriminator's verdict on fakes of a new z (two generator
         forward passes per step)."""
         z = noise.normal((batch_size, self.networks.z_dim))
-        d_loss, real_inputs = self._discriminator_update(real_images, self.generator(z, training=True), replicas,
-                                                         augment)
+        d_loss, real_inputs, real_statistics = self._discriminator_update(
+            real_images, self.generator(z, training=True), replicas, augment)
         z = noise.normal((batch_size, self.networks.z_dim))
         with tf.GradientTape() as tape:
-            g_loss = nets.generator_loss(self._generator_logits(real_inputs,
-                                                                augment(self.generator(z, training=True))))
+            g_loss = nets.generator_loss(self._generator_logits(
+                real_inputs, augment(self.generator(z, training=True)), real_statistics))
             scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
         self._generator_update(tape, scaled)
         return d_loss, g_loss
@@ -264,9 +270,9 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_images = self.generator(z, training=True)
             with tape.stop_recording():
-                d_loss, real_inputs = self._discriminator_update(real_images, tf.stop_gradient(fake_images), replicas,
-                                                                 augment)
-            g_loss = nets.generator_loss(self._generator_logits(real_inputs, augment(fake_images)))
+                d_loss, real_inputs, real_statistics = self._discriminator_update(
+                    real_images, tf.stop_gradient(fake_images), replicas, augment)
+            g_loss = nets.generator_loss(self._generator_logits(real_inputs, augment(fake_images), real_statistics))
             scaled = self.generator_optimizer.scale_loss(g_loss / replicas)
         self._generator_update(tape, scaled)
         return d_loss, g_loss

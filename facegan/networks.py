@@ -17,7 +17,7 @@ import itertools
 import math
 import threading
 import weakref
-from typing import Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -70,6 +70,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return self.synchronized and context is not None and context.num_replicas_in_sync > 1
 
     def call(self, inputs, training=None, mask=None):
+        recording = getattr(_RECORDED_STATISTICS, "layers", {}).get(id(self))
+        if training and self.trainable and recording is not None:
+            count, recorded = recording  # the moments of the batch's first `count` faces, for a later step
+            recorded[self.name] = self.moments(tf.stop_gradient(inputs[:count]))
         if training and self.trainable and self.constant_statistics:
             return self.normalise_by_held_statistics([inputs])[0]
         if (mask is not None or self.renorm or inputs.shape.rank != 4 or self.axis not in (-1, 3)
@@ -91,30 +95,32 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 is_training=False)
         return tf.cast(outputs, self.compute_dtype)
 
-    def normalise_by_held_statistics(self, parts: Sequence) -> list:
+    def moments(self, part) -> Tuple:
+        """(values per feature, mean, mean square) of a batch of features, in float32: on NHWC maps FusedBatchNormV3's
+        moments (training mode)."""
+        count = tf.cast(tf.size(part) // tf.shape(part)[self.axis], tf.float32)
+        rank = part.shape.rank
+        if rank == 4 and self.axis in (-1, 3):
+            ones = tf.ones_like(self.gamma, tf.float32)
+            _, mean, sample_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=part, scale=ones, offset=tf.zeros_like(ones), mean=tf.zeros_like(ones), variance=tf.zeros_like(ones),
+                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+            return count, mean, sample_variance * (count - 1.0) / count + tf.square(mean)
+        values = tf.cast(part, tf.float32)
+        axes = [axis for axis in range(rank) if axis != self.axis % rank]
+        return count, tf.reduce_mean(values, axes), tf.reduce_mean(tf.square(values), axes)
+
+    def normalise_by_held_statistics(self, parts: Sequence, recorded: Sequence[Tuple] = ()) -> list:
         """Each of `parts` (batches of one kind of feature) normalised by the mean and variance of all of them
         together, as one batch would be (under a synchronized strategy of several replicas, of every replica's
         parts), taken as constants: no gradient flows through them, and the moving statistics stay as they were.
-        On NHWC maps the moments and the normalising are TensorFlow's fused kernel's (FusedBatchNormV3 in training
-        mode for each part's moments, in inference mode to normalise; its gradient reaches each input through its
-        own value only)."""
+        `recorded`: the moments (self.moments) of batches measured earlier, counted in as parts not given. On NHWC
+        maps the moments and the normalising are TensorFlow's fused kernel's (FusedBatchNormV3 in training mode for
+        each part's moments, in inference mode to normalise; its gradient reaches each input through its own value
+        only)."""
         scale, offset = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
-        rank = parts[0].shape.rank
-        fused = rank == 4 and self.axis in (-1, 3)
-        counts, means, mean_squares = [], [], []
-        for part in parts:
-            counts.append(tf.cast(tf.size(part) // tf.shape(part)[self.axis], tf.float32))  # values per feature
-            if fused:
-                _, mean, sample_variance, *_ = tf.raw_ops.FusedBatchNormV3(
-                    x=part, scale=scale, offset=offset, mean=tf.zeros_like(scale), variance=tf.zeros_like(scale),
-                    epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
-                means.append(mean)
-                mean_squares.append(sample_variance * (counts[-1] - 1.0) / counts[-1] + tf.square(mean))
-            else:
-                values = tf.cast(part, tf.float32)
-                axes = [axis for axis in range(rank) if axis != self.axis % rank]
-                means.append(tf.reduce_mean(values, axes))
-                mean_squares.append(tf.reduce_mean(tf.square(values), axes))
+        fused = parts[0].shape.rank == 4 and self.axis in (-1, 3)
+        counts, means, mean_squares = zip(*([self.moments(part) for part in parts] + list(recorded)))
         total = tf.add_n(counts)
         mean = tf.add_n([count * value for count, value in zip(counts, means)]) / total
         mean_square = tf.add_n([count * value for count, value in zip(counts, mean_squares)]) / total
@@ -140,19 +146,32 @@ def takes_halves_apart(discriminator: keras.Model) -> bool:
         type(layer) in _HALF_BY_HALF for layer in layers)
 
 
-def held_statistics_logits(discriminator: keras.Model, real_inputs, fake_inputs):
+def held_statistics_logits(discriminator: keras.Model, real_inputs, fake_inputs,
+                           real_statistics: Optional[Dict[str, Tuple]] = None):
     """The discriminator's logits of the fakes in training mode, in a joint batch with the real faces whose batch
     norms normalise by the joint batch's statistics held constant: what discriminator(concat([real, fakes])) gives
     inside constant_statistics(discriminator), the fakes' half. But the two halves go through each layer
     separately, meeting only in batch norm's statistics, so the real half (to which no gradient flows) has no
     backward pass, and is not taken past the last batch norm: the generator's step of
-    discriminator_batches="joint_constant_statistics" without the backward pass of half its batch. Only for a
-    network that takes_halves_apart."""
+    discriminator_batches="joint_constant_statistics" without the backward pass of half its batch. With
+    `real_statistics` (recording_statistics's, by layer name) the real half is not taken through at all: its
+    moments are those recorded (discriminator_batches="joint_reused_statistics"), and real_inputs is not read. Only
+    for a network that takes_halves_apart."""
     if not takes_halves_apart(discriminator):
         raise ValueError(f"{discriminator.name} is not a chain of the layers held_statistics_logits takes half by "
                          "half: call it on the joint batch inside constant_statistics(discriminator) instead")
     layers = [layer for layer in discriminator.layers if not isinstance(layer, keras.layers.InputLayer)]
     norms = [index for index, layer in enumerate(layers) if isinstance(layer, FusedBatchNormalization)]
+    if real_statistics is not None:
+        missing = [layers[index].name for index in norms if layers[index].name not in real_statistics]
+        if missing:
+            raise ValueError(f"No recorded statistics of {', '.join(missing)}: record them with "
+                             "recording_statistics(discriminator, …) around a training call of the joint batch")
+        fake = fake_inputs
+        for layer in layers:
+            fake = (layer.normalise_by_held_statistics([fake], [real_statistics[layer.name]])[0]
+                    if isinstance(layer, FusedBatchNormalization) else layer(fake, training=True))
+        return fake
     real, fake = tf.stop_gradient(real_inputs), tf.cast(fake_inputs, real_inputs.dtype)
     for index, layer in enumerate(layers):
         if isinstance(layer, FusedBatchNormalization):
@@ -162,6 +181,28 @@ def held_statistics_logits(discriminator: keras.Model, real_inputs, fake_inputs)
                 real = layer(real, training=True)
             fake = layer(fake, training=True)
     return fake
+
+
+# The layers (by id) recording the statistics of their batch's real half, per thread (as _CONSTANT_STATISTICS)
+_RECORDED_STATISTICS = threading.local()
+
+
+@contextlib.contextmanager
+def recording_statistics(model: keras.Model, count):
+    """Inside, each batch-norm layer of `model` called in training mode records the moments of the first `count`
+    faces of its batch (a joint batch's real half), held constant, into the dict yielded: layer name →
+    (values per feature, mean, mean square), for held_statistics_logits's real_statistics. The discriminator's step
+    of discriminator_batches="joint_reused_statistics" records them, so that the generator's step need not take
+    the real faces through the discriminator again; the layers compute as they would without it. Read when a
+    call is traced, as constant_statistics."""
+    recorded: Dict[str, Tuple] = {}
+    before = getattr(_RECORDED_STATISTICS, "layers", {})
+    _RECORDED_STATISTICS.layers = {**before, **{id(layer): (count, recorded) for layer in model.layers
+                                                if isinstance(layer, FusedBatchNormalization)}}
+    try:
+        yield recorded
+    finally:
+        _RECORDED_STATISTICS.layers = before
 
 
 # The layers (by id) whose statistics are held constant, per thread: tf.distribute's mirrored strategy traces each

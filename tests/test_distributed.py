@@ -154,6 +154,7 @@ from facegan import runs, training
 settings, folder = json.loads(sys.argv[1]), sys.argv[2]
 results = {}
 JOINT = "joint_constant_statistics"  # joint batches, with the generator's step's statistics all-reduced constants
+REUSED = "joint_reused_statistics"  # the same, the real half's statistics recorded by the discriminator's step
 
 class SaveState(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
@@ -165,7 +166,9 @@ class SaveState(keras.callbacks.Callback):
 for name, extra in [("one device", dict(strategy="default")), ("two devices", dict(strategy="mirrored")),
                     ("two devices, streamed", dict(strategy="mirrored", resident_data=False)),
                     ("one device, joint", dict(strategy="default", discriminator_batches=JOINT)),
-                    ("two devices, joint", dict(strategy="mirrored", discriminator_batches=JOINT))]:
+                    ("two devices, joint", dict(strategy="mirrored", discriminator_batches=JOINT)),
+                    ("one device, reused", dict(strategy="default", discriminator_batches=REUSED)),
+                    ("two devices, reused", dict(strategy="mirrored", discriminator_batches=REUSED))]:
     keras.utils.set_random_seed(1)  # the same initial weights in each run
     state = SaveState()
     where = dict(checkpoint_dir=f"{folder}/{name}/my_net", sample_dir=f"{folder}/{name}/imgs")
@@ -190,7 +193,8 @@ def test_two_logical_devices_train_the_same_step_as_one_device_at_the_same_globa
     """strategy="mirrored" on the CPU split in two: the moving average, DiffAugment and mirrored faces on, the
     faces kept on the devices (each replica gathers its own share) or streamed; the losses and every weight
     (batch norm's statistics and the average's too) match one device's, within float32 round-off; and so with
-    joint batches whose statistics the generator's step holds constant. The runs share one process, as a
+    joint batches whose statistics the generator's step holds constant, measured there or recorded by the
+    discriminator's step. The runs share one process, as a
     notebook re-running training with other settings does: the joint runs' step differs from the first ones'."""
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, sample_every=100, flip_faces=True)
     assert config.recipe.uses_ema and config.recipe.diff_augment
@@ -203,7 +207,7 @@ def test_two_logical_devices_train_the_same_step_as_one_device_at_the_same_globa
     one = results["one device"]
     assert one["replicas"] == 1 and len(one["losses"]) == 3
     for name, alone in (("two devices", "one device"), ("two devices, streamed", "one device"),
-                        ("two devices, joint", "one device, joint")):
+                        ("two devices, joint", "one device, joint"), ("two devices, reused", "one device, reused")):
         assert results[name]["replicas"] == 2
         one = results[alone]
         np.testing.assert_allclose(results[name]["losses"], one["losses"], rtol=1e-4, err_msg=name)

@@ -208,7 +208,8 @@ def test_the_discriminators_activation_gradients_read_the_activations_outputs_so
     (dict(minibatch_stddev=3, batch_size=8),
      r"batch_size \(8\) must be a whole number of minibatch_stddev's groups of 3"),
     (dict(discriminator_batches="mixed"),
-     "discriminator_batches must be one of separate, joint, joint_constant_statistics, got 'mixed'"),
+     "discriminator_batches must be one of separate, joint, joint_constant_statistics, joint_reused_statistics, "
+     "got 'mixed'"),
     (dict(discriminator_batches="joint_constant_statistics", minibatch_stddev=4),
      "minibatch_stddev's groups would mix real and fake faces in a joint batch"),
     (dict(discriminator_batches="joint", minibatch_stddev=4),
@@ -379,7 +380,10 @@ CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-
               dict(learning_rate_decay=0.5, steps=4), dict(discriminator_batches="joint"),
               dict(discriminator_batches="joint", reuse_fakes=True, precision="mixed_bfloat16", r1_gamma=0.5),
               dict(discriminator_batches="joint_constant_statistics"),
-              dict(discriminator_batches="joint_constant_statistics", reuse_fakes=True, precision="mixed_bfloat16")]
+              dict(discriminator_batches="joint_constant_statistics", reuse_fakes=True, precision="mixed_bfloat16"),
+              dict(discriminator_batches="joint_reused_statistics", reuse_fakes=False),
+              dict(discriminator_batches="joint_reused_statistics", reuse_fakes=True, precision="mixed_bfloat16"),
+              dict(discriminator_batches="joint_reused_statistics", discriminator_norm="spectral")]
 
 
 @pytest.mark.parametrize("setting", CANDIDATES, ids=lambda setting: ",".join(setting))
@@ -544,18 +548,71 @@ def test_the_halves_taken_apart_give_the_joint_batchs_logits_and_gradients_with_
             networks.held_statistics_logits(gan.discriminator, real, fakes)
 
 
-def test_the_halves_leave_the_real_faces_out_of_the_backward_pass():
-    """In the traced generator step, no convolution, forward or backward, runs on the joint batch (16 faces):
-    the discriminator takes the halves apart, and only the fakes' half is differentiated."""
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_statistics_recorded_by_the_joint_call_give_the_generators_step_the_halves_logits(precision):
+    """joint_reused_statistics: the real half's moments recorded in a training call of the joint batch (the
+    discriminator's step), given to held_statistics_logits in place of the real faces, give the fakes the logits
+    and gradients that taking the real half through again gives, while the weights are the same; the recording
+    changes nothing the call computes, and a missing layer's statistics are refused by name."""
+    real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 9), -1, 1)
+    fakes = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (2, 9), -1, 1)
     keras.utils.set_random_seed(2)
-    gan = DCGAN.from_config(Config(**TINY, discriminator_batches="joint_constant_statistics"))
+    gan = DCGAN.from_config(Config(**{**TINY, "precision": precision}, discriminator_batches="joint_reused_statistics"))
+    real, fakes = (tf.cast(faces, gan.discriminator.compute_dtype) for faces in (real, fakes))
+    plain = gan.discriminate(real, fakes)
+    with networks.recording_statistics(gan.discriminator, TINY["batch_size"]) as recorded:
+        recording = gan.discriminate(real, fakes)
+    for before, after in zip(plain, recording):
+        np.testing.assert_array_equal(tf.cast(after, tf.float32).numpy(), tf.cast(before, tf.float32).numpy())
+    norms = [layer.name for layer in gan.discriminator.layers if isinstance(layer, networks.FusedBatchNormalization)]
+    assert norms and sorted(recorded) == sorted(norms)
+    results = []
+    for statistics in (None, recorded):
+        with tf.GradientTape() as tape:
+            tape.watch(fakes)
+            logits = tf.cast(networks.held_statistics_logits(gan.discriminator, real, fakes, statistics), tf.float32)
+            loss = tf.reduce_sum(logits * tf.linspace(-1.0, 1.0, TINY["batch_size"])[:, None])
+        results.append((logits.numpy(), tf.cast(tape.gradient(loss, fakes), tf.float32).numpy()))
+    (logits, to_fakes), (reused_logits, reused_to_fakes) = results
+    tolerance = 1e-5 if precision == "float32" else 0.03
+    np.testing.assert_allclose(reused_logits, logits, atol=tolerance * np.abs(logits).max())
+    np.testing.assert_allclose(reused_to_fakes, to_fakes, atol=tolerance * np.abs(to_fakes).max())
+    assert np.abs(to_fakes).max() > 0
+    with pytest.raises(ValueError, match=f"No recorded statistics of {norms[0]}"):
+        networks.held_statistics_logits(gan.discriminator, None, fakes, {})
+
+
+def test_the_training_step_of_reused_statistics_runs_fewer_convolutions_than_measuring_them_again():
+    """The whole traced train_step: with the statistics recorded by the discriminator's step, the generator's step
+    takes no real face through the discriminator, so fewer convolutions run than with joint_constant_statistics
+    (the halves apart), whatever the precision."""
+    faces = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 10), -1, 1)
+    forward = {}
+    for batches in ("joint_constant_statistics", "joint_reused_statistics"):
+        keras.utils.set_random_seed(2)
+        gan = DCGAN.from_config(Config(**TINY, discriminator_batches=batches))
+        graph = tf.function(gan.train_step).get_concrete_function(faces).graph
+        forward[batches] = sum(op.type in ("Conv2D", "MatMul") for op in graph.get_operations())
+    assert forward["joint_reused_statistics"] < forward["joint_constant_statistics"]
+
+
+@pytest.mark.parametrize("batches", ["joint_constant_statistics", "joint_reused_statistics"])
+def test_the_halves_leave_the_real_faces_out_of_the_backward_pass(batches):
+    """In the traced generator step, no convolution, forward or backward, runs on the joint batch (16 faces):
+    the discriminator takes the halves apart, and only the fakes' half is differentiated; with the real half's
+    statistics reused from the discriminator's step, no convolution runs on the real faces at all."""
+    keras.utils.set_random_seed(2)
+    gan = DCGAN.from_config(Config(**TINY, discriminator_batches=batches))
     real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (1, 8), -1, 1)
     z = tf.random.stateless_normal((TINY["batch_size"], TINY["z_dim"]), (2, 8))
+    with networks.recording_statistics(gan.discriminator, TINY["batch_size"]) as recorded:
+        gan.discriminate(real, real)  # the discriminator's step records the real half's statistics
+    reused = recorded if batches == "joint_reused_statistics" else None
 
     @tf.function
     def generator_gradient(z):
         with tf.GradientTape() as tape:
-            loss = networks.generator_loss(gan._generator_logits(real, gan.generator(z, training=True)))
+            loss = networks.generator_loss(gan._generator_logits(real, gan.generator(z, training=True), reused))
         return tape.gradient(loss, gan.generator.trainable_variables)
 
     graph = generator_gradient.get_concrete_function(z).graph
@@ -564,9 +621,11 @@ def test_the_halves_leave_the_real_faces_out_of_the_backward_pass():
     maps = dict(Conv2D=lambda op: [op.inputs[0], op.outputs[0]],  # (the others: filters, sizes)
                 Conv2DBackpropInput=lambda op: [op.inputs[2], op.outputs[0]],
                 Conv2DBackpropFilter=lambda op: [op.inputs[0], op.inputs[2]])
-    batches = {int(tensor.shape[0]) for op in convolutions for tensor in maps[op.type](op)}
+    sizes = {int(tensor.shape[0]) for op in convolutions for tensor in maps[op.type](op)}
     assert any(op.type == "Conv2DBackpropFilter" for op in convolutions)  # the generator's own weights' gradient
-    assert batches == {TINY["batch_size"]}  # never the joint batch of both halves, forward or backward
+    assert sizes == {TINY["batch_size"]}  # never the joint batch of both halves, forward or backward
+    read = [internal.consumers() for external, internal in graph.captures if external is real]
+    assert bool(read and read[0]) == (batches == "joint_constant_statistics")  # reused: the real faces not read
 
 
 def test_constant_statistics_last_only_while_open_and_leave_the_moving_statistics_alone():
