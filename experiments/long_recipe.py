@@ -112,8 +112,7 @@ def verdicts(rows: Sequence[dict], generator: str = long_run.GENERATOR) -> List[
     for images_seen in sorted(scores):
         scored = scores[images_seen]
         for candidate, by_seed in scored.items():
-            parts = candidate.split("+") if "+" in candidate else []
-            for incumbent in ["defaults"] + [part for part in parts if part != "defaults"]:
+            for incumbent in dict.fromkeys(["defaults", *candidate.split("+")]):  # a lone candidate: itself, skipped
                 if candidate != incumbent and scored.get(incumbent):
                     found.append(ablation.Comparison(
                         f"{candidate} at {images_seen:,} images", incumbent, "quality",
