@@ -63,15 +63,19 @@ def screen(candidates: Sequence[str], seeds: Sequence[int], celeba: str, runs_di
                 write_table(out_dir, attribute)
                 return collect(out_dir, candidates, seeds)
             name = records.run_name(candidate, seed)
+            extra_averages = [f"average_{half_life}" for half_life in config.recipe.extra_averages]
             long_run.cover(celeba, os.path.join(runs_dir, name), os.path.join(out_dir, name), cache_dir,
-                           config.training.steps, show, samples, classifier_dir)
+                           config.training.steps, show, samples, classifier_dir,
+                           generators=[long_run.GENERATOR, "trained", *extra_averages])
             if fid:
                 if real is None:  # the same faces for every candidate: loaded once
                     real = long_run.load_references(config, celeba, runs_dir, ["training"])["training"].images
                 for step in fid_steps(config, [step for step, _ in runs.list_checkpoints(
                         config.outputs.checkpoint_dir)], fid_every):
-                    long_run.score_step(config, step, [long_run.GENERATOR], {"training": real},
-                                        os.path.join(out_dir, name), show, samples=samples)
+                    # the extra averages at the last step only: each is minutes of scoring
+                    generators = [long_run.GENERATOR] + (extra_averages if step == config.training.steps else [])
+                    long_run.score_step(config, step, generators, {"training": real}, os.path.join(out_dir, name),
+                                        show, samples=samples)
     write_table(out_dir, attribute)
     return collect(out_dir, candidates, seeds)
 
@@ -197,7 +201,7 @@ def main(argv=None):
     parser.add_argument("--attribute", default="Male", help="the attribute OUT/table.md compares (default Male)")
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="where the runs train (default ~/dcgan-long-recipe)")
     parser.add_argument("--out", required=True, help="where the coverage records and table.md go")
-    add_arguments(parser, ("cache_dir",))
+    add_arguments(parser, ("cache_dir", "extra_averages"))
     arguments = parser.parse_args(argv)
     candidates = [name for name in arguments.candidates.split(",") if name]
     for name in candidates:
@@ -208,7 +212,8 @@ def main(argv=None):
     seeds = [int(seed) for seed in arguments.seeds.split(",") if seed]
     screen(candidates, seeds, arguments.celeba, arguments.runs, arguments.out, arguments.budget,
            arguments.classifier, arguments.cache_dir, attribute=arguments.attribute, fid=arguments.fid,
-           fid_every=arguments.fid_every)
+           fid_every=arguments.fid_every,
+           **(dict(extra_averages=arguments.extra_averages) if arguments.extra_averages else {}))
 
 
 if __name__ == "__main__":

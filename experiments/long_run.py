@@ -121,7 +121,7 @@ def score_step(config: Config, step: int, generators: Sequence[str], references:
             sample = maths.real_sample(references[reference], samples, records.JUDGE_SEED)
             scores = registry.evaluate(faces, sample, metrics, config.data.cache_dir, records.JUDGE_SEED)
             record = dict(step=step, images_seen=step * config.training.batch_size, generator=generator,
-                          drawing_mode=records.DRAWING_MODES[generator], reference=reference,
+                          drawing_mode=records.drawing_mode_text(generator), reference=reference,
                           **{name: round(float(value), 4) for name, value in scores.items()},
                           **seconds_at(losses, step, config.training.batch_size),
                           arithmetic=devices.resolve_precision(config.networks.precision)[0],
@@ -496,11 +496,17 @@ def main(argv=None):
                         help="score the trained generator too at multiples of this step")
     parser.add_argument("--wait", action="store_true", help="score: keep scoring checkpoints as they land")
     parser.add_argument("--generators", default=f"{GENERATOR},trained", help="coverage: which generators "
-                        f"({', '.join(records.GENERATORS)}), comma-separated (default {GENERATOR},trained)")
+                        f"({', '.join(records.GENERATORS)}, or average_<half-life> for one of the run's "
+                        f"extra_averages), comma-separated (default {GENERATOR},trained)")
     parser.add_argument("--classifier", help="coverage: the attribute classifier's folder (default RUNS/my_net/"
                         "attributes), e.g. one trained with python -m facegan.attributes --soften 0.5")
     add_arguments(parser, ("cache_dir",))
     arguments = parser.parse_args(argv)
+    for generator in arguments.generators.split(","):
+        try:
+            records.check_generator(generator)
+        except ValueError as error:
+            parser.error(str(error))
     if arguments.part in ("train", "all"):
         from facegan import training
 

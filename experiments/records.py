@@ -6,6 +6,7 @@ that draws or reads a run is called, so a process that only reads records (time_
 import datetime
 import json
 import os
+import re
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
@@ -88,15 +89,40 @@ def save_part(out_dir: str, key: str, value) -> dict:
 
 # --------------------------------------------------------------------------------------------- the judge
 
+def extra_average_half_life(generator: str) -> Optional[int]:
+    """The half-life in images of a generator named "average_<half-life>" (one of a run's extra_averages), else
+    None."""
+    match = re.fullmatch(r"average_([1-9][0-9]*)", generator)
+    return int(match.group(1)) if match else None
+
+
+def check_generator(generator: str) -> str:
+    """The name, if it is one of GENERATORS or an extra average's "average_<half-life>"; else a ValueError."""
+    if generator not in GENERATORS and extra_average_half_life(generator) is None:
+        raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}, or "
+                         "average_<half-life> for one of the run's extra_averages (e.g. average_20000)")
+    return generator
+
+
+def drawing_mode_text(generator: str) -> str:
+    """How a generator draws its faces, in words: a record says it beside its scores."""
+    half_life = extra_average_half_life(check_generator(generator))
+    if half_life is None:
+        return DRAWING_MODES[generator]
+    return (f"a further moving average, half-life {half_life:,} images (extra_averages), batch-norm statistics of "
+            "its own faces")
+
+
 def pick_generator(gan: "DCGAN", generator: str) -> "ReadyGenerator":
     """One of GENERATORS, ready to draw (drawing.ready_generator): "trained" (and "trained_batch_statistics",
     the same network drawn in mode "pad": drawing_mode_of), "average" with the trained generator's batch-norm
     statistics (how every average drew before standing statistics), "average_precise_bn" with its own (the
-    default now)."""
+    default now); or "average_<half-life>", one of the run's extra_averages, with its own."""
     from facegan import drawing
 
-    if generator not in GENERATORS:
-        raise ValueError(f"Unknown generator {generator!r}: choose among {', '.join(GENERATORS)}")
+    half_life = extra_average_half_life(check_generator(generator))
+    if half_life is not None:
+        return drawing.ready_generator(gan, statistics_batches=STANDING_STATISTICS_BATCHES, half_life=half_life)
     statistics_batches = 0 if generator == "average" else STANDING_STATISTICS_BATCHES
     return drawing.ready_generator(gan, use_average=not generator.startswith("trained"),
                                    statistics_batches=statistics_batches)
@@ -129,7 +155,7 @@ def run_fields(config: "Config", overrides: dict, generator: str, steps: int) ->
 
     losses = runs.read_losses(config.outputs.checkpoint_dir)
     return dict(generator=generator, seed=config.training.seed, overrides=overrides,
-                drawing_mode=DRAWING_MODES[generator], images_seen=steps * config.training.batch_size, steps=steps,
+                drawing_mode=drawing_mode_text(generator), images_seen=steps * config.training.batch_size, steps=steps,
                 batch_size=config.training.batch_size,
                 train_seconds=training_seconds(losses, steps, config.training.batch_size),
                 images_per_second=median_speed(losses),

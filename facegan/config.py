@@ -169,6 +169,10 @@ class Recipe:
                                  "its ema_rampup 0.05); 0: ema_decay per step instead. Used when ema_decay > 0")
     ema_statistics_batches: int = setting(10, "the average's batch-norm statistics are measured on this many "
                                           "batches of 100 of its own faces (0: copied from the trained generator)")
+    extra_averages: Sequence[int] = setting((), "half-lives in images of further moving averages of the generator, "
+                                            "kept beside the one that draws (each ramped up as ema_half_life) to "
+                                            "compare averages within one run: they never change training; "
+                                            'experiments draw them as generators "average_<half-life>"')
 
     def __post_init__(self):
         self.diff_augment = [self.diff_augment] if isinstance(self.diff_augment, str) else list(self.diff_augment or [])
@@ -190,6 +194,12 @@ class Recipe:
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {self.ema_decay!r}")
         _check_whole(self, "ema_statistics_batches", "ema_half_life", minimum=0)
+        self.extra_averages = [self.extra_averages] if isinstance(self.extra_averages, int) else list(
+            self.extra_averages or [])
+        if (any(isinstance(value, bool) or not isinstance(value, int) or value < 1 for value in self.extra_averages)
+                or len(set(self.extra_averages)) != len(self.extra_averages)):
+            raise ValueError("extra_averages must list half-lives in images, whole numbers of at least 1, each at "
+                             f"most once ([] for none), got {self.extra_averages!r}")
 
     @property
     def uses_ema(self) -> bool:

@@ -45,12 +45,24 @@ class ReadyGenerator:
         return int(self.network.input_shape[-1])
 
 
-def ready_generator(gan: DCGAN, use_average: bool = True, statistics_batches: Optional[int] = None) -> ReadyGenerator:
+def ready_generator(gan: DCGAN, use_average: bool = True, statistics_batches: Optional[int] = None,
+                    half_life: Optional[int] = None) -> ReadyGenerator:
     """The network of a GAN that draws, ready: the moving average (use_average and the run keeps one) with
     batch-norm statistics measured on `statistics_batches` batches of its own faces (default: the recipe's
     ema_statistics_batches; 0 copies the trained generator's, how averages drew before), else the trained
-    generator, whose moving statistics training keeps."""
+    generator, whose moving statistics training keeps. `half_life` picks one of the run's extra averages
+    (recipe.extra_averages) instead, made ready the same way."""
     grid_latents = gan.grid_latents.numpy()
+    if half_life is not None:
+        if half_life not in gan.extra_averages:
+            kept = ", ".join(map(str, gan.extra_averages)) or "none"
+            raise ValueError(f"This run keeps no average of half-life {half_life} images (its extra_averages: "
+                             f"{kept}); set extra_averages when the run starts or resumes")
+        if half_life in gan.unrestored_averages:
+            raise ValueError(f"The checkpoint restored holds no average of half-life {half_life} images: the run "
+                             "began keeping it at a later step; draw it from a later checkpoint")
+        gan.refresh_average_statistics(statistics_batches, half_life)
+        return ReadyGenerator(gan.extra_averages[half_life], grid_latents, f"average_{half_life}")
     if use_average and gan.ema_generator is not None:
         gan.refresh_average_statistics(statistics_batches)
         return ReadyGenerator(gan.ema_generator, grid_latents, "average")

@@ -5,7 +5,7 @@
 """
 
 import contextlib
-from typing import Optional
+from typing import Dict, List, Optional
 
 import keras
 import numpy as np
@@ -86,6 +86,13 @@ class DCGAN(keras.Model):
         if recipe.uses_ema:
             self.ema_generator = nets.build_generator(networks)
             self.ema_generator.set_weights(self.generator.get_weights())
+        # further averages by half-life in images (recipe.extra_averages), to compare averages within one run:
+        # built last and from no seed, so that what trains is the same with them or without
+        self.extra_averages: Dict[int, keras.Model] = {}
+        self.unrestored_averages: set = set()  # extra averages a restored checkpoint lacked (restore_extra_averages)
+        for half_life in recipe.extra_averages:
+            self.extra_averages[half_life] = nets.build_generator(networks)
+            self.extra_averages[half_life].set_weights(self.generator.get_weights())
         self.built = True  # both networks are built; fit() must not build the GAN by calling it on images
 
     @classmethod
@@ -93,49 +100,77 @@ class DCGAN(keras.Model):
         """The GAN of a run's settings: each part gets its own group (networks, training, recipe)."""
         return cls(config.networks, config.training, config.recipe)
 
-    def checkpoint(self) -> tf.train.Checkpoint:
+    def checkpoint(self, with_extra_averages: bool = True) -> tf.train.Checkpoint:
+        """What a checkpoint holds. runs.restore reads the extra averages on their own (restore_extra_averages), so
+        that a run can begin keeping one when it resumes."""
         parts = dict(generator=self.generator, discriminator=self.discriminator,
                      generator_optimizer=self.generator_optimizer,
                      discriminator_optimizer=self.discriminator_optimizer,
                      step=self.step, grid_latents=self.grid_latents)
         if self.ema_generator is not None:
             parts["ema_generator"] = self.ema_generator
+        if with_extra_averages and self.extra_averages:
+            parts["extra_averages"] = self._extra_averages_checkpoint(self.extra_averages)
         return tf.train.Checkpoint(**parts)
 
-    def ema_decay_at(self, step):
+    @staticmethod
+    def _extra_averages_checkpoint(averages: Dict[int, keras.Model]) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(**{f"half_life_{half_life}": network for half_life, network in averages.items()})
+
+    def restore_extra_averages(self, path: str) -> List[int]:
+        """Read the extra averages from the checkpoint at `path`; those it lacks (the run began keeping them on
+        resuming) start from the trained generator's weights now. Returns their half-lives."""
+        saved = {name.split("/")[1] for name, _ in tf.train.list_variables(path) if name.startswith("extra_averages/")}
+        found = {half_life: network for half_life, network in self.extra_averages.items()
+                 if f"half_life_{half_life}" in saved}
+        if found:
+            status = tf.train.Checkpoint(extra_averages=self._extra_averages_checkpoint(found)).restore(path)
+            status.assert_existing_objects_matched().expect_partial()
+        missing = [half_life for half_life in self.extra_averages if half_life not in found]
+        for half_life in missing:
+            self.extra_averages[half_life].set_weights(self.generator.get_weights())
+        self.unrestored_averages = set(missing)  # drawing.ready_generator will not draw these as if restored
+        return missing
+
+    def ema_decay_at(self, step, half_life: Optional[int] = None):
         """The decay of the update after `step` steps. By default ramped up early as tf.train.ExponentialMovingAverage
         does, min(ema_decay, (1 + step) / (10 + step)), so the average does not lag behind the first steps. With
-        ema_half_life (images), as StyleGAN2-ADA: 0.5 ** (batch / half-life), the half-life ramped up as
-        min(ema_half_life, EMA_RAMP × images seen)."""
+        ema_half_life (images), or for the extra average of `half_life`, as StyleGAN2-ADA: 0.5 ** (batch /
+        half-life), the half-life ramped up as min(half-life, EMA_RAMP × images seen)."""
         step = tf.cast(step, tf.float32)
-        if self.recipe.ema_half_life:
+        half_life = half_life or self.recipe.ema_half_life
+        if half_life:
             batch = float(self.training.batch_size)
-            half_life = tf.minimum(float(self.recipe.ema_half_life), EMA_RAMP * (step + 1.0) * batch)
+            half_life = tf.minimum(float(half_life), EMA_RAMP * (step + 1.0) * batch)
             return tf.pow(0.5, batch / half_life)
         return tf.minimum(self.recipe.ema_decay, (1.0 + step) / (10.0 + step))
 
     def update_ema(self):
-        """Move the average's weights toward the generator's. Its batch-norm statistics are not averaged: they
-        belong to the weights that use them, and refresh_average_statistics() measures them before it draws."""
+        """Move each average's weights toward the generator's. Their batch-norm statistics are not averaged: they
+        belong to the weights that use them, and refresh_average_statistics() measures them before one draws."""
         with tf.name_scope("moving_average"):  # names the profile's rows (experiments/profile.py)
-            decay = self.ema_decay_at(self.step)
-            for average, weight in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
-                average.assign(decay * average + (1.0 - decay) * weight)
+            averages = [(self.ema_generator, self.ema_decay_at(self.step))] if self.ema_generator is not None else []
+            averages += [(network, self.ema_decay_at(self.step, half_life))
+                         for half_life, network in self.extra_averages.items()]
+            for network, decay in averages:
+                for average, weight in zip(network.trainable_weights, self.generator.trainable_weights):
+                    average.assign(decay * average + (1.0 - decay) * weight)
 
-    def refresh_average_statistics(self, batches: Optional[int] = None):
-        """Give the moving average batch-norm statistics of its own weights before it draws faces ("standing
-        statistics", Brock et al. 2019, BigGAN; precise BN): measured in training mode on `batches` batches of 100
-        of its own faces (default recipe.ema_statistics_batches), the same z each time. With 0, copy the trained
-        generator's statistics instead, which belong to other weights: how the average drew before, and worse in
-        every metric of the ablation (README). Training never reads them. drawing.ready_generator calls this."""
-        if self.ema_generator is None:
+    def refresh_average_statistics(self, batches: Optional[int] = None, half_life: Optional[int] = None):
+        """Give the moving average (or the extra average of `half_life`) batch-norm statistics of its own weights
+        before it draws faces ("standing statistics", Brock et al. 2019, BigGAN; precise BN): measured in training
+        mode on `batches` batches of 100 of its own faces (default recipe.ema_statistics_batches), the same z each
+        time. With 0, copy the trained generator's statistics instead, which belong to other weights: how the
+        average drew before, and worse in every metric of the ablation (README). Training never reads them.
+        drawing.ready_generator calls this."""
+        network = self.ema_generator if half_life is None else self.extra_averages[half_life]
+        if network is None:
             return
         batches = self.recipe.ema_statistics_batches if batches is None else batches
         if batches:
-            nets.recompute_batch_norm_statistics(self.ema_generator, batch_size=100, batches=batches,
-                                                 seed=self.training.seed)
+            nets.recompute_batch_norm_statistics(network, batch_size=100, batches=batches, seed=self.training.seed)
             return
-        for average, weight in zip(self.ema_generator.non_trainable_weights, self.generator.non_trainable_weights):
+        for average, weight in zip(network.non_trainable_weights, self.generator.non_trainable_weights):
             average.assign(weight)
 
     def keep_on_device(self, images: np.ndarray) -> bool:
@@ -294,7 +329,7 @@ class DCGAN(keras.Model):
         self._set_learning_rates()  # from the settings every step: a checkpoint's saved rates do not linger
         train = self._train_networks_reusing_fakes if self.recipe.reuse_fakes else self._train_networks
         d_loss, g_loss = train(real_images, batch_size, replicas, augment, noise)
-        if self.ema_generator is not None:
+        if self.ema_generator is not None or self.extra_averages:
             self.update_ema()
         self.step.assign_add(1)
         logs = {"discriminator_loss": global_mean(d_loss), "generator_loss": global_mean(g_loss), "step": self.step}

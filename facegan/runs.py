@@ -123,7 +123,12 @@ def restore(gan: DCGAN, checkpoint_dir: str, step: Optional[int] = None) -> Opti
         candidates = [(step, dict(candidates)[step])]
     for _, path in reversed(candidates):
         try:
-            gan.checkpoint().restore(path).assert_existing_objects_matched()
+            gan.checkpoint(with_extra_averages=False).restore(path).assert_existing_objects_matched().expect_partial()
+            missing = gan.restore_extra_averages(path)
+            if missing and step is None:
+                warnings.warn(f"The checkpoint {path} holds no average of half-life {', '.join(map(str, missing))} "
+                              "images (extra_averages): a run resumed from it keeps them from this step on, "
+                              "starting from the trained generator's weights.", stacklevel=2)
             return path
         except Exception as error:  # TensorFlow raises OpError, IndexError, ValueError … for damaged files
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -52,6 +52,8 @@ def _argument_type(field):
     def parse(text: str):
         if field.type in (Sequence[str],):
             return [part for part in text.split(",") if part]
+        if field.type in (Sequence[int],):
+            return [int(part) for part in text.split(",") if part]
         if text.lower() in ("none", "auto") and field.default is None:
             return None
         if field.type in (bool, Optional[bool]):

@@ -136,8 +136,9 @@ def _build(config: Config, show: bool, faces: celeba_utils.Faces, strategy: tf.d
         if restored is None:  # true moving statistics from the start: grids in inference mode are right at step 1
             networks.recompute_batch_norm_statistics(gan.generator, config.training.batch_size, batches=1,
                                                      seed=config.training.seed)
-            if gan.ema_generator is not None:  # the average starts as a copy of the generator
-                gan.ema_generator.set_weights(gan.generator.get_weights())
+            for average in [gan.ema_generator, *gan.extra_averages.values()]:  # averages start as copies of it
+                if average is not None:
+                    average.set_weights(gan.generator.get_weights())
         if wants_resident_data(config) and not gan.keep_on_device(faces.images) and show:
             print(f"the {len(faces.images)} faces do not fit on the device: streaming them from memory instead")
     runs.write_config(config)

@@ -361,6 +361,35 @@ def test_the_average_draws_with_batch_norm_statistics_of_its_own_weights():
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, without.generator.weights))
 
 
+def test_extra_averages_move_by_their_own_half_life_and_leave_training_and_the_average_unchanged():
+    kept, kept_weights = trained_weights(steps=3, extra_averages=[400, 10_000])
+    alone, alone_weights = trained_weights(steps=3)
+    for a, b in zip(kept_weights, alone_weights):  # what trains is the same with them or without
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(kept.ema_generator.trainable_weights, alone.ema_generator.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert sorted(kept.extra_averages) == [400, 10_000]
+    kept.step.assign(10 ** 6)  # past the ramp: each moves by 1 − 0.5 ** (batch / half-life) toward the weights
+    before = {half_life: [w.numpy().copy() for w in network.trainable_weights]
+              for half_life, network in kept.extra_averages.items()}
+    kept.train_step(tf.random.uniform((TINY["batch_size"], 64, 64, 3), -1, 1, seed=4))
+    for half_life, network in kept.extra_averages.items():
+        keep = 0.5 ** (TINY["batch_size"] / half_life)
+        for average, old, new in zip(network.trainable_weights, before[half_life], kept.generator.trainable_weights):
+            np.testing.assert_allclose(average.numpy(), keep * old + (1 - keep) * new.numpy(), rtol=1e-5, atol=1e-7)
+    short, long = (kept.extra_averages[half_life].trainable_weights[0].numpy() for half_life in (400, 10_000))
+    trained = kept.generator.trainable_weights[0].numpy()
+    assert np.abs(short - trained).mean() < np.abs(long - trained).mean()  # the shorter follows closer
+    assert not hasattr(kept.checkpoint(with_extra_averages=False), "extra_averages")
+    assert hasattr(kept.checkpoint(), "extra_averages") and not hasattr(alone.checkpoint(), "extra_averages")
+
+
+@pytest.mark.parametrize("value", [[0], [100, 100], [1.5], [True]])
+def test_extra_averages_must_be_distinct_whole_half_lives(value):
+    with pytest.raises(ValueError, match="extra_averages must list half-lives in images"):
+        Config(extra_averages=value)
+
+
 def test_without_a_moving_average_there_is_no_average_to_save():
     gan = DCGAN.from_config(Config(ema_decay=0, **TINY))
     assert gan.ema_generator is None

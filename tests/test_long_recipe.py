@@ -87,6 +87,26 @@ def test_each_candidate_trains_once_and_each_checkpoint_is_covered_once(tmp_path
         (4, "average_precise_bn"), (2, "average_precise_bn")] and rescored[0] == scored[0]
 
 
+def test_a_runs_extra_averages_are_covered_at_each_checkpoint_and_scored_at_its_last(tmp_path, cache_dir,
+                                                                                    classifier, monkeypatch):
+    celeba = made_celeba(tmp_path / "celeba")
+    monkeypatch.setattr(long_run, "_classifier", lambda config, folder=None: (classifier, EDIT_NAMES))
+    rows = long_recipe.screen(["defaults"], [0], str(celeba), str(tmp_path / "runs"), str(tmp_path / "out"),
+                              budget=4 * TINY["batch_size"], classifier_dir="judge", cache_dir=cache_dir, show=False,
+                              samples=16, checkpoint_images=2 * TINY["batch_size"], fid=True,
+                              fid_every=2 * TINY["batch_size"], attribute="Smiling", sample_every=2,
+                              extra_averages=[200], **TINY)
+    assert sorted((row["step"], row["generator"]) for row in rows) == [
+        (step, generator) for step in (2, 4) for generator in ("average_200", "average_precise_bn", "trained")]
+    scored = json.loads((tmp_path / "out" / "defaults" / "results.json").read_text())
+    assert sorted((record["step"], record["generator"]) for record in scored) == [
+        (2, "average_precise_bn"), (4, "average_200"), (4, "average_precise_bn")]  # the extra at the last step
+    extra = next(record for record in scored if record["generator"] == "average_200")
+    assert "half-life 200 images" in extra["drawing_mode"] and extra["fid"] > 0
+    average = next(record for record in scored if record["generator"] == "average_precise_bn" and record["step"] == 4)
+    assert extra["fid"] != average["fid"]  # another network drew them
+
+
 def test_fid_is_scored_at_the_last_step_and_each_kept_multiple_of_fid_every(tmp_path):
     config = long_recipe.run_config("defaults", "celeba", str(tmp_path), budget=800_000)  # 8,000 steps of 100
     kept = list(range(500, 8_001, 500))

@@ -3,6 +3,8 @@ TensorFlow until a function that draws or reads a run asks for it."""
 
 import json
 
+import pytest
+
 from experiments import records
 from facegan import devices
 
@@ -48,3 +50,14 @@ def test_a_run_name_reads_back_as_its_setting_and_seed():
     for setting, seed in (("defaults", 0), ("ttur", 1), ("r1_gamma0.01", 12), ("translation_only+ttur", 2)):
         assert records.parse_run_name(records.run_name(setting, seed)) == (setting, seed)
     assert records.parse_run_name("defaults-seedx") is None
+
+
+def test_a_generator_is_one_of_the_four_or_an_extra_average_named_by_its_half_life():
+    assert records.extra_average_half_life("average_20000") == 20000
+    assert [records.extra_average_half_life(name) for name in ("average", "average_precise_bn", "average_0",
+                                                               "trained")] == [None] * 4
+    assert records.drawing_mode_text("trained") == records.DRAWING_MODES["trained"]
+    assert "half-life 20,000 images" in records.drawing_mode_text("average_20000")
+    for wrong in ("average_0", "average_x", "best"):
+        with pytest.raises(ValueError, match="Unknown generator .*average_<half-life>"):
+            records.check_generator(wrong)

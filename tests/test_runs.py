@@ -12,6 +12,7 @@ import pytest
 from facegan.config import Config, PLAIN_RECIPE, flatten
 from facegan import devices, runs
 from facegan import training
+from facegan.gan import DCGAN
 from conftest import tiny_config
 
 
@@ -58,6 +59,34 @@ def test_a_damaged_newest_checkpoint_falls_back_to_an_older_one(tmp_path, made_f
     with pytest.raises(ValueError, match=r"No checkpoint in .*my_net could be read .*damaged, or config.json"), \
             pytest.warns(UserWarning):
         runs.load_gan(config.outputs.checkpoint_dir)
+
+
+@pytest.mark.slow
+def test_extra_averages_are_saved_and_restored_and_one_begun_on_resuming_starts_from_the_trained_weights(
+        tmp_path, made_faces, cache_dir):
+    from facegan import drawing
+
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=2, checkpoint_every=1, extra_averages=[500])
+    training.train(config, show=False)
+    gan, _ = runs.load_gan(config.outputs.checkpoint_dir)
+    fresh = DCGAN.from_config(config)
+    assert not np.array_equal(gan.extra_averages[500].trainable_weights[0].numpy(),
+                              fresh.extra_averages[500].trainable_weights[0].numpy())  # restored, not new
+    assert not np.array_equal(gan.extra_averages[500].trainable_weights[0].numpy(),
+                              gan.generator.trainable_weights[0].numpy())
+    # a second average begun on resuming: a warning, and it starts from the trained generator's weights
+    with pytest.warns(UserWarning, match="holds no average of half-life 2000 images"):
+        run = training.train(config.replace(extra_averages=[500, 2000]), show=False, steps=3)
+    assert run.step == 3
+    latest, _ = runs.load_gan(config.outputs.checkpoint_dir)
+    assert sorted(latest.extra_averages) == [500, 2000]
+    assert drawing.ready_generator(latest, half_life=2000).name == "average_2000"
+    old, _ = runs.load_gan(config.outputs.checkpoint_dir, step=2)  # from before it was kept: it will not draw
+    with pytest.raises(ValueError, match="holds no average of half-life 2000 images: the run began keeping it"):
+        drawing.ready_generator(old, half_life=2000)
+    with pytest.raises(ValueError, match="keeps no average of half-life 7 images \\(its extra_averages: 500, 2000"):
+        drawing.ready_generator(latest, half_life=7)
+    assert drawing.ready_generator(old, half_life=500).network is old.extra_averages[500]
 
 
 @pytest.mark.slow

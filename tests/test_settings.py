@@ -67,12 +67,12 @@ def test_every_setting_is_a_flag_of_bench_with_the_same_default_and_help():
         assert field.metadata["help"] in flags[field.name].help.replace("%%", "%")
     arguments = parser.parse_args(["--diff-augment", "color,cutout", "--jit-compile", "true", "--resident-data",
                                    "none", "--precision", "auto", "--kernel-size", "5", "--reuse-fakes", "off",
-                                   "--partition", "train", "--ema-decay", "0"])
+                                   "--partition", "train", "--ema-decay", "0", "--extra-averages", "20000,200000"])
     config = config_from_arguments(arguments)
     settings = config.settings()
     assert [settings[name] for name in ("diff_augment", "jit_compile", "resident_data", "precision", "kernel_size",
-                                        "reuse_fakes", "partition", "ema_decay")] == [
-        ["color", "cutout"], True, None, "auto", 5, False, "train", 0.0]
+                                        "reuse_fakes", "partition", "ema_decay", "extra_averages")] == [
+        ["color", "cutout"], True, None, "auto", 5, False, "train", 0.0, [20000, 200000]]
     with pytest.raises(SystemExit):
         parser.parse_args(["--flip-faces", "maybe"])
 
