@@ -161,7 +161,7 @@ class SaveState(keras.callbacks.Callback):
         gan = self.model
         self.replicas = gan.distribute_strategy.num_replicas_in_sync
         self.weights = [w.numpy().tolist() for w in gan.generator.weights + gan.discriminator.weights
-                        + gan.ema_generator.weights]
+                        + gan.ema_generator.weights + gan.extra_averages[50].weights]
 
 for name, extra in [("one device", dict(strategy="default")), ("two devices", dict(strategy="mirrored")),
                     ("two devices, streamed", dict(strategy="mirrored", resident_data=False)),
@@ -192,14 +192,15 @@ def test_two_logical_devices_train_the_same_step_as_one_device_at_the_same_globa
                                                                                        cache_dir):
     """strategy="mirrored" on the CPU split in two: the moving average, DiffAugment and mirrored faces on, the
     faces kept on the devices (each replica gathers its own share) or streamed; the losses and every weight
-    (batch norm's statistics and the average's too) match one device's, within float32 round-off; and so with
+    (batch norm's statistics, the average's and an extra average's too) match one device's, within float32 round-off; and so with
     joint batches whose statistics the generator's step holds constant, measured there or recorded by the
     discriminator's step. The runs share one process, as a
     notebook re-running training with other settings does: the joint runs' step differs from the first ones'."""
-    config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, sample_every=100, flip_faces=True)
+    config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, sample_every=100, flip_faces=True,
+                         extra_averages=[50])
     assert config.recipe.uses_ema and config.recipe.diff_augment
     settings = {name: config.settings()[name] for name in ("image_path", "cache_dir", "steps", "sample_every",
-                                                         "flip_faces", *TINY)}
+                                                         "flip_faces", "extra_averages", *TINY)}
     finished = subprocess.run([sys.executable, "-c", LOGICAL_DEVICES, json.dumps(settings), str(tmp_path)],
                               capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
