@@ -146,9 +146,14 @@ def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_
         fids = [f"{row['fid']:.1f} ({row['images_seen']:,})" for row in run if row.get("fid") is not None]
         lines.append(f"| {candidate} | {seed} | {generator} | {cells} | "
                      f"{'' if mean is None else f'{100 * mean:.1f}%'} | {', '.join(fids)} |")
-    if rows:
-        lines.append(f"| the training faces | | | {100 * rows[-1]['attributes'][attribute]['real']:.1f}% |"
-                     + " |" * (len(seen) + 1))
+    judged: Dict[float, List[str]] = {}  # the real faces' share → the runs judged by a classifier that gives it
+    for row in rows:
+        runs_judged = judged.setdefault(round(row["attributes"][attribute]["real"], 4), [])
+        if f"{row['candidate']} {row['seed']}" not in runs_judged:
+            runs_judged.append(f"{row['candidate']} {row['seed']}")
+    for real, runs_judged in judged.items():  # one line unless the runs were judged by different classifiers
+        judge = f", as the classifier of {', '.join(runs_judged)} calls them" if len(judged) > 1 else ""
+        lines.append(f"| the training faces{judge} | | | {100 * real:.1f}% |" + " |" * (len(seen) + 1))
     machines = sorted({row["machine"] for row in rows if "machine" in row})
     arithmetic = sorted({row["arithmetic"] for row in rows if "arithmetic" in row})
     where = (f"\nMeasured on: {'; '.join(machines)}; data: {', '.join(sorted({row['data'] for row in rows}))}"

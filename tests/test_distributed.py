@@ -192,10 +192,10 @@ def test_two_logical_devices_train_the_same_step_as_one_device_at_the_same_globa
                                                                                        cache_dir):
     """strategy="mirrored" on the CPU split in two: the moving average, DiffAugment and mirrored faces on, the
     faces kept on the devices (each replica gathers its own share) or streamed; the losses and every weight
-    (batch norm's statistics, the average's and an extra average's too) match one device's, within float32 round-off; and so with
-    joint batches whose statistics the generator's step holds constant, measured there or recorded by the
-    discriminator's step. The runs share one process, as a
-    notebook re-running training with other settings does: the joint runs' step differs from the first ones'."""
+    (batch norm's statistics, the average's and an extra average's too) match one device's, within float32
+    round-off; and so with joint batches whose statistics the generator's step holds constant, measured there or
+    recorded by the discriminator's step. The runs share one process, as a notebook re-running training with
+    other settings does: the joint runs' step differs from the first ones'."""
     config = tiny_config(tmp_path, made_faces, cache_dir, steps=3, sample_every=100, flip_faces=True,
                          extra_averages=[50])
     assert config.recipe.uses_ema and config.recipe.diff_augment

@@ -49,6 +49,11 @@ def test_the_table_shows_each_runs_share_per_checkpoint_and_its_mean_once_settle
     assert long_recipe.table(recorded, "Male").splitlines()[-1].endswith("; arithmetic: mixed_bfloat16")
     with pytest.raises(ValueError, match="does not judge 'Bald'"):
         long_recipe.table(rows, "Bald")
+    # runs judged by two classifiers (one retrained): each one's share of the same real faces, with its runs
+    rejudged = long_recipe.table(rows + [row("ttur", 1, "average", 100_000, 0.1, real=0.295)], "Male").splitlines()
+    assert rejudged[-2:] == [
+        "| the training faces, as the classifier of defaults 0, minibatch_stddev 0 calls them | | | 30.0% | | | | |",
+        "| the training faces, as the classifier of ttur 1 calls them | | | 29.5% | | | | |"]
 
 
 @pytest.mark.slow
