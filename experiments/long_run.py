@@ -121,7 +121,8 @@ def score_step(config: Config, step: int, generators: Sequence[str], references:
             sample = maths.real_sample(references[reference], samples, records.JUDGE_SEED)
             scores = registry.evaluate(faces, sample, metrics, config.data.cache_dir, records.JUDGE_SEED)
             record = dict(step=step, images_seen=step * config.training.batch_size, generator=generator,
-                          drawing_mode=records.drawing_mode_text(generator), reference=reference,
+                          drawing_mode=records.drawing_mode_text(generator, step * config.training.batch_size),
+                          reference=reference,
                           **{name: round(float(value), 4) for name, value in scores.items()},
                           **seconds_at(losses, step, config.training.batch_size),
                           arithmetic=devices.resolve_precision(config.networks.precision)[0],

@@ -23,6 +23,7 @@ DISCRIMINATOR_NORMS = ("batch", "spectral")
 SMALL_MAP_CONVOLUTIONS = ("auto", "framework", "matmul")
 DIFF_AUGMENTATIONS = ("color", "translation", "cutout")
 DISCRIMINATOR_BATCHES = ("separate", "joint", "joint_constant_statistics", "joint_reused_statistics")
+EMA_RAMP = 0.05  # an average's half-life in images is at most this share of the images seen (StyleGAN2-ADA)
 HIGHER_IS_BETTER = ("pr",)  # precision and recall: they cannot choose the best network by its lowest value
 
 
@@ -165,12 +166,12 @@ class Recipe:
     ema_decay: float = setting(0.999, "grids, metrics and GIFs draw with an exponential moving average of the "
                                "generator's weights (0: off, the plain DCGAN recipe)")
     ema_half_life: int = setting(0, "images over which the average forgets half of what it held (StyleGAN2-ADA's "
-                                 "ema_kimg × 1,000, ramped up over the first 5% of the images seen, as "
-                                 "its ema_rampup 0.05); 0: ema_decay per step instead. Used when ema_decay > 0")
+                                 "ema_kimg × 1,000), ramped up: at most 5% of the images seen so far (its "
+                                 "ema_rampup 0.05); 0: ema_decay per step instead. Used when ema_decay > 0")
     ema_statistics_batches: int = setting(10, "the average's batch-norm statistics are measured on this many "
                                           "batches of 100 of its own faces (0: copied from the trained generator)")
     extra_averages: Sequence[int] = setting((), "half-lives in images of further moving averages of the generator, "
-                                            "kept beside the one that draws (each ramped up as ema_half_life) to "
+                                            "kept beside the one that draws (each ramped up as ema_half_life is) to "
                                             "compare averages within one run: they never change training; "
                                             'experiments draw them as generators "average_<half-life>"')
 
@@ -367,3 +368,9 @@ def checkpoint_shape(config: Config) -> dict:
                 discriminator_width=networks.discriminator_width, kernel_size=networks.kernel_size,
                 discriminator_norm=networks.discriminator_norm, minibatch_stddev=networks.minibatch_stddev,
                 uses_ema=config.recipe.uses_ema)
+
+
+def ramped_half_life(half_life: int, images_seen: int) -> float:
+    """The half-life in images that an average of `half_life` (ema_half_life, extra_averages) has after
+    `images_seen` images: ramped up as StyleGAN2-ADA's, at most EMA_RAMP of the images seen."""
+    return min(float(half_life), EMA_RAMP * images_seen)

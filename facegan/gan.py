@@ -16,7 +16,7 @@ from facegan.images import to_float
 from facegan import networks as nets
 from facegan.augment import diff_augment, mirror_randomly
 from facegan.noise import StepNoise
-from facegan.config import Config, Networks, Recipe, Training
+from facegan.config import EMA_RAMP, Config, Networks, Recipe, Training
 
 
 class FusedAdam(keras.optimizers.Adam):
@@ -53,7 +53,6 @@ def global_mean(value):
     return context.all_reduce("MEAN", value)
 
 
-EMA_RAMP = 0.05  # with ema_half_life: the half-life is at most this share of the images seen (StyleGAN2-ADA)
 R1_INTERVAL = 16  # with r1_gamma: the penalty every this many steps, weighted by it (StyleGAN2's lazy R1)
 
 
@@ -136,12 +135,12 @@ class DCGAN(keras.Model):
         """The decay of the update after `step` steps. By default ramped up early as tf.train.ExponentialMovingAverage
         does, min(ema_decay, (1 + step) / (10 + step)), so the average does not lag behind the first steps. With
         ema_half_life (images), or for the extra average of `half_life`, as StyleGAN2-ADA: 0.5 ** (batch /
-        half-life), the half-life ramped up as min(half-life, EMA_RAMP × images seen)."""
+        half-life), the half-life ramped up as config.ramped_half_life: min(half-life, 5% of the images seen)."""
         step = tf.cast(step, tf.float32)
         half_life = half_life or self.recipe.ema_half_life
         if half_life:
             batch = float(self.training.batch_size)
-            half_life = tf.minimum(float(half_life), EMA_RAMP * (step + 1.0) * batch)
+            half_life = tf.minimum(float(half_life), EMA_RAMP * (step + 1.0) * batch)  # config.ramped_half_life
             return tf.pow(0.5, batch / half_life)
         return tf.minimum(self.recipe.ema_decay, (1.0 + step) / (10.0 + step))
 

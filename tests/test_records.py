@@ -57,7 +57,10 @@ def test_a_generator_is_one_of_the_four_or_an_extra_average_named_by_its_half_li
     assert [records.extra_average_half_life(name) for name in ("average", "average_precise_bn", "average_0",
                                                                "trained")] == [None] * 4
     assert records.drawing_mode_text("trained") == records.DRAWING_MODES["trained"]
-    assert "half-life 20,000 images" in records.drawing_mode_text("average_20000")
+    assert "half-life 20,000 images (extra_averages)" in records.drawing_mode_text("average_20000")
+    assert "half-life 20,000 images (extra_averages)" in records.drawing_mode_text("average_20000", 800_000)
+    assert "half-life 200,000 images (extra_averages; 40,000 after these 800,000 images seen, the ramp" in \
+        records.drawing_mode_text("average_200000", 800_000)
     for wrong in ("average_0", "average_x", "best"):
         with pytest.raises(ValueError, match="Unknown generator .*average_<half-life>"):
             records.check_generator(wrong)
