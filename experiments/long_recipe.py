@@ -11,7 +11,9 @@ out of the project) and resumes when stopped; its coverage goes to OUT/<candidat
 (experiments/long_run.cover, which skips what is measured), and OUT/table.md compares the runs on one attribute
 (--attribute, default Male: the generator's most dropped kind of face) and, where --fid scored them, judges each
 candidate against the defaults by the ablation's rule (two seeds screen, three adopt; a join also against
-each of its parts). Changes joined by "+" (translation_only+ttur) are measured together, as one candidate. Train
+each of its parts). Changes joined by "+" (translation_only+ttur) are measured together, as one candidate.
+--extra-averages 10000,30000 keeps further moving averages in each run (they change no training), covered at
+every checkpoint and scored at the last as generators average_10000, average_30000. Train
 the classifier once (on partly blurred faces by default, so that it judges softer generated faces fairly):
 python -m facegan.attributes --data … --out FOLDER.
 """
