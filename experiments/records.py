@@ -107,13 +107,13 @@ def check_generator(generator: str) -> str:
 def drawing_mode_text(generator: str, images_seen: Optional[int] = None) -> str:
     """How a generator draws its faces, in words: a record says it beside its scores (an extra average's half-life
     as ramped up after `images_seen`, when the ramp still holds it below its own)."""
-    from facegan.config import ramped_half_life
+    from facegan.config import EMA_RAMP, ramped_half_life
 
     half_life = extra_average_half_life(check_generator(generator))
     if half_life is None:
         return DRAWING_MODES[generator]
     ramped = ramped_half_life(half_life, images_seen) if images_seen else half_life
-    held = (f"; {ramped:,.0f} after these {images_seen:,} images seen, the ramp holding it to 5% of them"
+    held = (f"; {ramped:,.0f} after these {images_seen:,} images seen, the ramp holding it to {EMA_RAMP:.0%} of them"
             if ramped < half_life else "")
     return (f"a further moving average, half-life {half_life:,} images (extra_averages{held}), batch-norm "
             "statistics of its own faces")
