@@ -86,6 +86,10 @@ LONG_CANDIDATES: Dict[str, dict] = {
     # the same, the real half's statistics in the generator's step those the discriminator's step measured (one
     # update older): no real face goes through the discriminator twice (faster by the real half's forward pass)
     "joint_reused_statistics": dict(discriminator_batches="joint_reused_statistics"),
+    # capacity: the generator 1.5× as wide (768-384-192-96; about 2.25× its work, a step about 1.4× as long). The
+    # discriminator at 800,000 images rejects most generated faces and calls training and held-out faces alike
+    # (docs/long-run): is the generator what limits the faces late?
+    "wide_generator": dict(generator_width=96),
 }
 
 

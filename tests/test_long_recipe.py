@@ -24,6 +24,9 @@ def test_a_candidate_is_the_defaults_with_its_one_change_and_checkpoints_every_s
     assert plain.recipe.diff_augment == ["translation", "cutout"]
     decay = long_recipe.run_config("lr_decay", "celeba", str(tmp_path), budget=150_000)
     assert (decay.training.learning_rate_decay, decay.training.steps) == (0.5, 1500)  # the decay ends at the budget
+    wide = long_recipe.run_config("joint_reused_statistics+wide_generator", "celeba", str(tmp_path), budget=1000)
+    assert (wide.networks.generator_width, wide.networks.discriminator_width) == (96, plain.networks.discriminator_width)
+    assert wide.recipe.discriminator_batches == "joint_reused_statistics"
 
 
 def row(candidate, seed, generator, images, share, real=0.3, fid=None):
