@@ -11,7 +11,9 @@ out of the project) and resumes when stopped; its coverage goes to OUT/<candidat
 (experiments/long_run.cover, which skips what is measured), and OUT/table.md compares the runs on one attribute
 (--attribute, default Male: the generator's most dropped kind of face) and, where --fid scored them, judges each
 candidate against the defaults by the ablation's rule (two seeds screen, three adopt; a join also against
-each of its parts). Changes joined by "+" (translation_only+ttur) are measured together, as one candidate.
+each of its parts). Changes joined by "+" (translation_only+ttur) are measured together, as one candidate. The
+change the rule adopts at 800,000 images (`adopted`) is part of the defaults: tests/test_ablation.py checks
+facegan/config.py against docs/long-recipe/800k.
 --extra-averages 10000,30000 keeps further moving averages in each run (they change no training), covered at
 every checkpoint and scored at the last as generators average_10000, average_30000. Train
 the classifier once (on partly blurred faces by default, so that it judges softer generated faces fairly):
@@ -106,25 +108,41 @@ def settled_share(rows: Sequence[dict], attribute: str, settled: int = SETTLED_I
     return sum(shares) / len(shares) if shares else None
 
 
+def _scores(rows: Sequence[dict], generator: str) -> Dict[int, Dict[str, Dict[int, float]]]:
+    """images seen → candidate → seed → the FID of `generator` there."""
+    scores: Dict[int, Dict[str, Dict[int, float]]] = {}
+    for row in rows:
+        if row.get("fid") is not None and row["generator"] == generator:
+            scores.setdefault(row["images_seen"], {}).setdefault(row["candidate"], {})[row["seed"]] = row["fid"]
+    return scores
+
+
+def _comparisons(scored: Dict[str, Dict[int, float]], candidate: str, label: str) -> List[ablation.Comparison]:
+    """The candidate against the defaults and against each of its parts ("a+b": a and b) scored at one budget."""
+    by_seed = scored[candidate]
+    return [ablation.Comparison(label, incumbent, "quality", [by_seed[seed] for seed in sorted(by_seed)],
+                                [scored[incumbent][seed] for seed in sorted(scored[incumbent])])
+            for incumbent in dict.fromkeys(["defaults", *candidate.split("+")])  # a lone candidate: itself, skipped
+            if candidate != incumbent and scored.get(incumbent)]
+
+
 def verdicts(rows: Sequence[dict], generator: str = long_run.GENERATOR) -> List[ablation.Comparison]:
     """Each candidate against the defaults by the ablation's rule (ablation.Comparison): the FID of `generator`
     at each budget where both were scored, one score per seed. A join ("a+b") is judged against each of its parts
     scored at that budget too: a join adopted must beat the change it adds to, not only the defaults."""
-    scores: Dict[int, Dict[str, Dict[int, float]]] = {}  # images seen → candidate → seed → FID
-    for row in rows:
-        if row.get("fid") is not None and row["generator"] == generator:
-            scores.setdefault(row["images_seen"], {}).setdefault(row["candidate"], {})[row["seed"]] = row["fid"]
-    found = []
-    for images_seen in sorted(scores):
-        scored = scores[images_seen]
-        for candidate, by_seed in scored.items():
-            for incumbent in dict.fromkeys(["defaults", *candidate.split("+")]):  # a lone candidate: itself, skipped
-                if candidate != incumbent and scored.get(incumbent):
-                    found.append(ablation.Comparison(
-                        f"{candidate} at {images_seen:,} images", incumbent, "quality",
-                        [by_seed[seed] for seed in sorted(by_seed)],
-                        [scored[incumbent][seed] for seed in sorted(scored[incumbent])]))
-    return found
+    scores = _scores(rows, generator)
+    return [comparison for images_seen in sorted(scores) for candidate in scores[images_seen]
+            for comparison in _comparisons(scores[images_seen], candidate, f"{candidate} at {images_seen:,} images")]
+
+
+def adopted(rows: Sequence[dict], images_seen: int, generator: str = long_run.GENERATOR) -> Optional[str]:
+    """The change the rule adopts at `images_seen` images: of the candidates it adopts there against the defaults
+    and against each of their parts (verdicts), the one of the lowest mean FID; None when it adopts none."""
+    scored = _scores(rows, generator).get(images_seen, {})
+    winners = [candidate for candidate in scored if candidate != "defaults"
+               and any(comparison.incumbent == "defaults" for comparison in _comparisons(scored, candidate, candidate))
+               and all(comparison.verdict == "adopt" for comparison in _comparisons(scored, candidate, candidate))]
+    return min(winners, key=lambda candidate: sum(scored[candidate].values()) / len(scored[candidate]), default=None)
 
 
 def table(rows: Sequence[dict], attribute: str = "Male", settled: int = SETTLED_IMAGES) -> str:
@@ -181,9 +199,14 @@ def screened(out_dir: str) -> List[tuple]:
                                           run[1]))
 
 
+def read_rows(out_dir: str) -> List[dict]:
+    """Every run's coverage rows in OUT, whichever screen measured it (collect)."""
+    return [row for candidate, seed in screened(out_dir) for row in collect(out_dir, [candidate], [seed])]
+
+
 def write_table(out_dir: str, attribute: str = "Male"):
     """OUT/table.md: every run screened into OUT, not only the last screen's."""
-    rows = [row for candidate, seed in screened(out_dir) for row in collect(out_dir, [candidate], [seed])]
+    rows = read_rows(out_dir)
     if rows:
         os.makedirs(out_dir, exist_ok=True)
         with atomic_write(os.path.join(out_dir, "table.md"), "w") as handle:

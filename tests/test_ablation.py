@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import ablation, recipes, records
+from experiments import ablation, long_recipe, recipes, records
 from facegan import drawing
 from facegan.config import Config, PLAIN_RECIPE
 from facegan import runs
@@ -211,9 +211,12 @@ def test_the_dcgan_defaults_are_what_the_published_results_make_the_defaults():
     results = records.read_results(str(ROOT / "docs" / "ablation"))  # what the README publishes
     chosen = ablation.chosen_defaults(results, 96_000)
     measured = recipes.run_config(chosen, "faces", budget=96_000, runs_dir="runs")
+    # then the change the rule adopts at the long budget, if any (docs/long-recipe/800k)
+    late = long_recipe.adopted(long_recipe.read_rows(str(ROOT / "docs" / "long-recipe" / "800k")), 800_000)
+    changed = recipes.long_candidate_settings(late) if late else {}
     defaults = Config()
-    assert {name: defaults.settings()[name] for name in PLAIN_RECIPE} == {
-        name: measured.settings()[name] for name in PLAIN_RECIPE}
+    assert {name: defaults.settings()[name] for name in [*PLAIN_RECIPE, *changed]} == {
+        **{name: measured.settings()[name] for name in PLAIN_RECIPE}, **changed}
     # where "auto" is float32, the same recipe in float32
     in_float32 = recipes.run_config(ablation.chosen_defaults(results, 96_000, ablation.float32_ladder()), "faces",
                                      budget=96_000, runs_dir="runs")

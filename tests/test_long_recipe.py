@@ -25,7 +25,7 @@ def test_a_candidate_is_the_defaults_with_its_one_change_and_checkpoints_every_s
     decay = long_recipe.run_config("lr_decay", "celeba", str(tmp_path), budget=150_000)
     assert (decay.training.learning_rate_decay, decay.training.steps) == (0.5, 1500)  # the decay ends at the budget
     wide = long_recipe.run_config("joint_reused_statistics+wide_generator", "celeba", str(tmp_path), budget=1000)
-    assert (wide.networks.generator_width, wide.networks.discriminator_width) == (96, plain.networks.discriminator_width)
+    assert (wide.networks.generator_width, wide.networks.discriminator_width) == (96, 64)  # the discriminator as it was
     assert wide.recipe.discriminator_batches == "joint_reused_statistics"
 
 
@@ -199,4 +199,23 @@ def test_a_join_is_judged_against_the_defaults_and_against_each_of_its_parts_sco
     rows += [row("joint_constant_statistics+translation_only", 3, average, 800_000, 0.1, fid=40.0)]
     judged = {c.incumbent: c.verdict for c in long_recipe.verdicts(rows) if c.challenger == join}
     assert judged == {"defaults": "adopt", "joint_constant_statistics": "keep the incumbent"}
+
+
+def test_the_change_adopted_is_the_best_one_the_rule_adopts_against_the_defaults_and_its_parts():
+    average = long_run.GENERATOR
+    rows = [row("defaults", seed, average, 800_000, 0.05, fid=fid) for seed, fid in ((0, 36.0), (1, 39.0), (2, 37.0))]
+    rows += [row("translation_only", seed, average, 800_000, 0.1, fid=fid) for seed, fid in ((0, 30.0), (1, 34.0))]
+    rows += [row("defaults", 0, average, 200_000, 0.05, fid=60.0), row("ttur", 0, average, 200_000, 0.05, fid=40.0)]
+    assert long_recipe.adopted(rows, 800_000) is None  # two seeds screen: nothing is adopted
+    rows += [row("translation_only", 2, average, 800_000, 0.1, fid=32.0)]
+    assert long_recipe.adopted(rows, 800_000) == "translation_only"
+    assert long_recipe.adopted(rows, 200_000) is None  # another budget is judged on its own scores
+    rows += [row("joint_reused_statistics", seed, average, 800_000, 0.1, fid=fid)
+             for seed, fid in ((0, 28.0), (1, 29.0), (2, 28.5))]
+    assert long_recipe.adopted(rows, 800_000) == "joint_reused_statistics"  # both adopted: the lower mean
+    join = "joint_reused_statistics+ttur"  # better than the defaults, not than the change it adds to
+    rows += [row(join, seed, average, 800_000, 0.1, fid=fid) for seed, fid in ((0, 27.0), (1, 30.0), (2, 28.0))]
+    assert long_recipe.adopted(rows, 800_000) == "joint_reused_statistics"
+    rows = [dict(r, fid=r["fid"] - 2) if r["candidate"] == join else r for r in rows]
+    assert long_recipe.adopted(rows, 800_000) == join
 
