@@ -139,9 +139,10 @@ def adopted(rows: Sequence[dict], images_seen: int, generator: str = long_run.GE
     """The change the rule adopts at `images_seen` images: of the candidates it adopts there against the defaults
     and against each of their parts (verdicts), the one of the lowest mean FID; None when it adopts none."""
     scored = _scores(rows, generator).get(images_seen, {})
-    winners = [candidate for candidate in scored if candidate != "defaults"
-               and any(comparison.incumbent == "defaults" for comparison in _comparisons(scored, candidate, candidate))
-               and all(comparison.verdict == "adopt" for comparison in _comparisons(scored, candidate, candidate))]
+    judged = {candidate: _comparisons(scored, candidate, candidate) for candidate in scored if candidate != "defaults"}
+    winners = [candidate for candidate, comparisons in judged.items()
+               if any(comparison.incumbent == "defaults" for comparison in comparisons)
+               and all(comparison.verdict == "adopt" for comparison in comparisons)]
     return min(winners, key=lambda candidate: sum(scored[candidate].values()) / len(scored[candidate]), default=None)
 
 
