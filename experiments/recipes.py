@@ -59,8 +59,14 @@ def images_seen_by(config: Config, steps: Optional[int] = None) -> int:
     return (config.training.steps if steps is None else steps) * config.training.batch_size
 
 
+# What the long budget's candidates change from: the defaults before the rule adopted joint_reused_statistics at
+# 800,000 images. Every 800k and 150k record was measured from it, so "defaults" there names these settings (the
+# separate batches of ganhacks #4), not facegan/config.py's today.
+LONG_BASE = dict(discriminator_batches="separate")
+
 # The long budget's candidates (experiments/long_recipe.py, experiments/time_to_fid.py --recipe): each as the
-# settings it changes from today's defaults (facegan/config.py), not from the plain recipe as SETTINGS above.
+# settings it changes from LONG_BASE over today's defaults (facegan/config.py), not from the plain recipe as SETTINGS
+# above.
 LONG_CANDIDATES: Dict[str, dict] = {
     "defaults": {},
     "minibatch_stddev": dict(minibatch_stddev=4),  # Karras et al. 2018: the discriminator sees each group's spread
@@ -94,8 +100,8 @@ LONG_CANDIDATES: Dict[str, dict] = {
 
 
 def long_candidate_settings(candidate: str) -> dict:
-    """The settings a candidate changes from the defaults: one of LONG_CANDIDATES, or several joined by "+"
-    ("translation_only+ttur": both changes at once)."""
+    """The settings a candidate changes from today's defaults: LONG_BASE, then one of LONG_CANDIDATES, or several
+    joined by "+" ("translation_only+ttur": both changes at once)."""
     values: dict = {}
     for part in candidate.split("+"):
         if part not in LONG_CANDIDATES:
@@ -106,4 +112,4 @@ def long_candidate_settings(candidate: str) -> dict:
             raise ValueError(f"Candidate {candidate!r} sets {', '.join(clashing)} twice, differently: join "
                              "candidates that change different settings")
         values.update(LONG_CANDIDATES[part])
-    return values
+    return {**LONG_BASE, **values}

@@ -414,8 +414,9 @@ def main(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--out", help="where time-to-fid.json and .png go (docs/speed for the published ones; "
                         "needed by --part score and all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--recipe", default="defaults", help="the project's side: the defaults, or a long-budget "
-                        "candidate of experiments/recipes.py (joint_constant_statistics), trained into RUNS/<recipe>")
+    parser.add_argument("--recipe", default="defaults", help="the project's side: \"defaults\" (the defaults the long "
+                        "budget started from, recipes.LONG_BASE), or a long-budget candidate of experiments/recipes.py "
+                        "(joint_reused_statistics: today's defaults), trained into RUNS/<recipe>")
     parser.add_argument("--fill", action="store_true", help="score every point, not only those the answer needs")
     parser.add_argument("--generators", default="average,trained",
                         help="the defaults' generators whose time to the peer's FID is searched for (scored first)")

@@ -51,6 +51,7 @@ def test_the_json_record_holds_the_printed_figures_and_what_they_were_measured_o
     assert f"| {figures['step_images_per_second']:.1f} | {figures['end_to_end_images_per_second']:.1f} |" in row
     assert row.startswith("| [bench.json](") and "| float32 | as the project sets it | off | framework |" in row
     assert "small maps framework" in printed  # float32: TensorFlow's kernels on the small maps too
+    assert f"discriminator batches {record['settings']['recipe']['discriminator_batches']}," in printed
 
 
 def test_layers_measures_every_strided_convolution_both_ways(tmp_path, made_faces, cache_dir, capsys):

@@ -180,7 +180,8 @@ try:
 except ValueError as error:
     results["odd batch"] = str(error)
 try:  # 12 faces pass Config (three groups of 4) but give each device 6
-    training.train(show=False, **dict(settings, batch_size=12, minibatch_stddev=4, strategy="mirrored"))
+    training.train(show=False, **dict(settings, batch_size=12, minibatch_stddev=4, discriminator_batches="separate",
+                                      strategy="mirrored"))
 except ValueError as error:
     results["split groups"] = str(error)
 print("RESULTS", json.dumps(results))

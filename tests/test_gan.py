@@ -402,8 +402,10 @@ def test_without_a_moving_average_there_is_no_average_to_save():
 CANDIDATES = [dict(generator_learning_rate=1e-4, discriminator_learning_rate=4e-4), dict(label_smoothing=0.1),
               dict(discriminator_norm="spectral"), dict(flip_faces=True), dict(batchnorm_momentum=0.99),
               dict(diff_augment=["color", "translation", "cutout"]), dict(kernel_size=4),
-              dict(reuse_fakes=True), dict(reuse_fakes=True, precision="mixed_bfloat16"), dict(minibatch_stddev=4),
-              dict(minibatch_stddev=2, discriminator_norm="spectral", precision="mixed_bfloat16"),
+              dict(reuse_fakes=True), dict(reuse_fakes=True, precision="mixed_bfloat16"),
+              dict(minibatch_stddev=4, discriminator_batches="separate"),
+              dict(minibatch_stddev=2, discriminator_norm="spectral", precision="mixed_bfloat16",
+                   discriminator_batches="separate"),
               dict(r1_gamma=1.0), dict(r1_gamma=0.5, precision="mixed_bfloat16", reuse_fakes=True),
               dict(r1_gamma=0.5, precision="mixed_float16"),
               dict(learning_rate_decay=0.5, steps=4), dict(discriminator_batches="joint"),
@@ -782,7 +784,7 @@ def test_minibatch_stddev_gives_each_face_its_groups_spread_and_nothing_to_a_gro
 
 
 def test_the_minibatch_stddev_discriminator_sees_its_batch_and_is_a_different_network():
-    config = Config(**{**TINY, "minibatch_stddev": 2})
+    config = Config(**{**TINY, "minibatch_stddev": 2, "discriminator_batches": "separate"})
     discriminator = networks.build_discriminator(config.networks, seed=0)
     faces = tf.random.uniform((4, 64, 64, 3), -1, 1, seed=1)
     alone = discriminator(faces, training=False).numpy()
@@ -878,7 +880,8 @@ def test_the_discriminator_sees_the_real_faces_through_diff_augment_and_only_the
     gan.discriminator = SeenByDiscriminator(gan.discriminator)
     real = tf.random.stateless_uniform((TINY["batch_size"], 64, 64, 3), (3, 4), -1, 1)
     gan.train_step(real)
-    seen_real = gan.discriminator.seen[0]  # the discriminator update's first call: the real faces
+    # the discriminator update's first call: the real faces (in a joint batch, its first half)
+    seen_real = gan.discriminator.seen[0][:TINY["batch_size"]]
     if not policy:
         np.testing.assert_array_equal(seen_real, real.numpy())
         return

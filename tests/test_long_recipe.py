@@ -22,6 +22,11 @@ def test_a_candidate_is_the_defaults_with_its_one_change_and_checkpoints_every_s
         long_recipe.run_config("r2", "celeba", str(tmp_path), budget=1000)
     assert long_recipe.run_config("no_augment", "celeba", str(tmp_path), budget=1000).recipe.diff_augment == []
     assert plain.recipe.diff_augment == ["translation", "cutout"]
+    # the candidates keep the meaning their records were measured with: "defaults" is the base the long budget
+    # started from (separate batches), whatever facegan/config.py's defaults became by its rule
+    assert plain.recipe.discriminator_batches == "separate"
+    reused = long_recipe.run_config("joint_reused_statistics", "celeba", str(tmp_path), budget=1000)
+    assert reused.recipe.discriminator_batches == "joint_reused_statistics"
     decay = long_recipe.run_config("lr_decay", "celeba", str(tmp_path), budget=150_000)
     assert (decay.training.learning_rate_decay, decay.training.steps) == (0.5, 1500)  # the decay ends at the budget
     wide = long_recipe.run_config("joint_reused_statistics+wide_generator", "celeba", str(tmp_path), budget=1000)
@@ -130,7 +135,7 @@ def test_candidates_joined_by_plus_change_every_setting_of_each(tmp_path):
     assert both.recipe.diff_augment == ["translation"]
     assert (both.training.generator_learning_rate, both.training.discriminator_learning_rate) == (1e-4, 4e-4)
     assert both.outputs.checkpoint_dir == str(tmp_path / "translation_only+ttur-seed2" / "my_net")
-    assert recipes.long_candidate_settings("defaults+batch_64") == {"batch_size": 64}
+    assert recipes.long_candidate_settings("defaults+batch_64") == {**recipes.LONG_BASE, "batch_size": 64}
     with pytest.raises(ValueError, match="Unknown candidate 'r2'"):
         recipes.long_candidate_settings("ttur+r2")
     with pytest.raises(ValueError, match="sets r1_gamma twice"):
